@@ -94,7 +94,12 @@ def median_bandwidth(features: torch.Tensor, max_samples: int = 4096, seed: int 
     x = x.to(torch.float64)
     d2 = sq_distances(x, x)
     iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=x.device)
-    sigma = float(d2[iu[0], iu[1]].median().sqrt())
+    pairs = d2[iu[0], iu[1]]
+    k = pairs.numel()
+    # numpy's convention: the mean of the two middle values when the count is even.
+    lo = pairs.kthvalue((k + 1) // 2).values.sqrt()
+    hi = pairs.kthvalue(k // 2 + 1).values.sqrt()
+    sigma = float((lo + hi) / 2)
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(
             f"features has median pairwise distance {sigma}; the median heuristic needs "

@@ -210,6 +210,8 @@ class NystromReference:
         ``precision="tf32"`` lets CUDA float32 matmuls (k-means, mean embedding) use TF32;
         ``K_mm`` and its factorisation are always float64.
         """
+        if isinstance(bandwidth, str) and bandwidth != "median":
+            raise ValueError(f"bandwidth must be 'median' or a positive number, got {bandwidth!r}")
         return cls.build_multiscale(
             features,
             num_landmarks=num_landmarks,

@@ -7,6 +7,15 @@ from repmatch import gaussian_kernel, median_bandwidth, multiscale_bandwidths
 from repmatch.kernels import sq_distances
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _data(n, d, seed=0, offset=0.0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(n, d, generator=g, dtype=torch.float64) + offset).to(dtype)

@@ -5,6 +5,15 @@ from repmatch import NystromReference, gaussian_kernel, mmd_nystrom_loss
 from repmatch.nystrom import kmeans
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _mixture(n, d, seed=0, k=4, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     centres = 3.0 * torch.randn(k, d, generator=g, dtype=torch.float64)

@@ -67,7 +67,8 @@ def drifting_field(
     for r in radii:
         tau = r * scale
         logits = torch.cat([-d_pos / tau, (-d_neg / tau).masked_fill(self_mask, float("-inf"))], 1)
-        a = torch.sqrt(torch.softmax(logits, 1) * torch.softmax(logits, 0))
+        # sqrt(row · col) in log space: a plain sqrt has an infinite slope at the masked zeros.
+        a = torch.exp(0.5 * (torch.log_softmax(logits, 1) + torch.log_softmax(logits, 0)))
         a_pos, a_neg = a[:, :P], a[:, P:]
         w_pos = a_pos * a_neg.sum(1, keepdim=True)
         w_neg = a_neg * a_pos.sum(1, keepdim=True)

@@ -16,6 +16,11 @@ so the forward pass computes it row-chunk by row-chunk alongside the loss and ke
 ``(B, D)`` result for backward: no ``B × B`` or ``B × m`` intermediate outlives its chunk, and
 peak extra memory is about ``2 · chunk_size · max(B, m)`` kernel entries. Scales that share a
 point set share its ``g y^T`` matmul (and all scales share ``g g^T``).
+
+Memory traffic is what costs on a GPU, so each kernel block is one matmul on augmented
+operands ``[x, -|x|²/2, 1] · [y, 1, -|y|²/2]^T = -|x - y|²/2`` scaled by ``1/σ²`` followed by
+one in-place ``exp``; its row sums come out of the gradient matmul ``K @ [y, 1]``. (Rounding
+can make an exponent a hair above 0; that is harmless, so it is not clamped.)
 """
 
 from __future__ import annotations
@@ -38,62 +43,93 @@ class AttractionTerm:
     constant: float
 
 
-def _exp_kernel_(inner: torch.Tensor, row_sq: torch.Tensor, col_sq: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``exp(-(r_i + c_j - 2 inner_ij) / (2σ²))`` from centred inner products, as a new tensor."""
-    inv = 1.0 / (sigma * sigma)
-    e = torch.add(row_sq[:, None], col_sq[None, :]).mul_(-0.5 * inv)
-    e.add_(inner, alpha=inv)
-    return e.clamp_max_(0.0).exp_()
+def _augment(x: torch.Tensor, sq: torch.Tensor, left: bool) -> torch.Tensor:
+    """Append columns so one matmul gives ``x_i·y_j - |x_i|²/2 - |y_j|²/2`` (padded to 8 columns)."""
+    n, d = x.shape
+    out = x.new_zeros(n, (d + 2 + 7) // 8 * 8)
+    out[:, :d] = x
+    out[:, d] = -0.5 * sq if left else 1.0
+    out[:, d + 1] = 1.0 if left else -0.5 * sq
+    return out
+
+
+def _with_ones(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``[w ∘ x, w]`` (padded to 8 columns) so ``K @ it`` gives ``K (w ∘ x)`` and ``K w`` at once."""
+    n, d = x.shape
+    out = x.new_zeros(n, (d + 1 + 7) // 8 * 8)
+    if weights is None:
+        out[:, :d] = x
+        out[:, d] = 1.0
+    else:
+        out[:, :d] = weights[:, None] * x
+        out[:, d] = weights
+    return out
 
 
 class _MMDFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, g, repulsion_sigmas, terms, chunk_size, precision, need_grad):  # type: ignore[override]
-        B = g.shape[0]
+        B, D = g.shape
         dtype = g.dtype
         # A common centre keeps the ||x||²+||y||²-2x·y expansion well conditioned in float32.
         center = terms[0].points.to(dtype).mean(0) if terms else g.mean(0)
-        gc = (g.detach() - center)
-        gg = (gc * gc).sum(1)
-        sets: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        gc = g.detach() - center
+        g_left = _augment(gc, (gc * gc).sum(1), left=True)
+        g_right = _augment(gc, (gc * gc).sum(1), left=False)
+        g_ones = _with_ones(gc) if need_grad else None
+        # Point sets shared by several scales share one inner-product matmul per chunk.
+        sets: dict[int, torch.Tensor] = {}
+        uses: dict[int, int] = {}
         prepared = []
         for t in terms:
             key = id(t.points)
             if key not in sets:
                 yc = t.points.to(device=g.device, dtype=dtype) - center
-                sets[key] = (yc, (yc * yc).sum(1))
+                sets[key] = _augment(yc, (yc * yc).sum(1), left=False)
+            uses[key] = uses.get(key, 0) + 1
             w = t.weights.to(device=g.device, dtype=dtype)
-            wy = w[:, None] * sets[key][0] if need_grad else None
-            prepared.append((key, t.sigma, w, wy))
-        acc = torch.zeros(len(repulsion_sigmas) + len(terms), dtype=torch.float64, device=g.device)
+            yc = sets[key][:, :D]
+            prepared.append((key, t.sigma, w, _with_ones(yc, w) if need_grad else None))
+        nrep = len(repulsion_sigmas)
+        acc = torch.zeros(nrep + len(terms), dtype=torch.float64, device=g.device)
         grad = torch.zeros_like(gc) if need_grad else None
         step = B if chunk_size is None else int(chunk_size)
+
+        def kernel(left: torch.Tensor, right: torch.Tensor, inner: torch.Tensor | None, sigma: float) -> torch.Tensor:
+            inv = 1.0 / (sigma * sigma)
+            if inner is None:  # one scale on this set: fold 1/σ² into the small operand
+                return (left * inv) @ right.T
+            return torch.mul(inner, inv)
+
         with matmul_precision(precision):
             for r0 in range(0, B, step):
                 rows = slice(r0, min(B, r0 + step))
-                xr, xx = gc[rows], gg[rows]
-                if repulsion_sigmas:
-                    inner = xr @ gc.T
-                    for s, sigma in enumerate(repulsion_sigmas):
-                        K = _exp_kernel_(inner, xx, gg, sigma)
+                left, xr = g_left[rows], gc[rows]
+                inner = (left @ g_right.T) if nrep > 1 else None
+                for s, sigma in enumerate(repulsion_sigmas):
+                    K = kernel(left, g_right, inner, sigma).exp_()
+                    coef = 2.0 / (B * B * sigma * sigma)
+                    if need_grad:
+                        KG = K @ g_ones
+                        acc[s] += KG[:, D].sum(dtype=torch.float64)
+                        grad[rows] += coef * (KG[:, :D] - KG[:, D : D + 1] * xr)
+                    else:
                         acc[s] += K.sum(dtype=torch.float64)
-                        if need_grad:
-                            coef = 2.0 / (B * B * sigma * sigma)
-                            grad[rows] += coef * (K @ gc - K.sum(1)[:, None] * xr)
-                    del inner, K
+                    del K
                 inners: dict[int, torch.Tensor] = {}
                 for s, (key, sigma, w, wy) in enumerate(prepared):
-                    yc, yy = sets[key]
-                    if key not in inners:
-                        inners[key] = xr @ yc.T
-                    K = _exp_kernel_(inners[key], xx, yy, sigma)
-                    Kw = K @ w
-                    acc[len(repulsion_sigmas) + s] += Kw.sum(dtype=torch.float64)
+                    if uses[key] > 1 and key not in inners:
+                        inners[key] = left @ sets[key].T
+                    K = kernel(left, sets[key], inners.get(key), sigma).exp_()
                     if need_grad:
                         coef = 2.0 / (B * sigma * sigma)
-                        grad[rows] -= coef * (K @ wy - Kw[:, None] * xr)
-                del inners
-        nrep = len(repulsion_sigmas)
+                        KY = K @ wy
+                        acc[nrep + s] += KY[:, D].sum(dtype=torch.float64)
+                        grad[rows] -= coef * (KY[:, :D] - KY[:, D : D + 1] * xr)
+                    else:
+                        acc[nrep + s] += (K @ w).sum(dtype=torch.float64)
+                    del K
+                del inner, inners
         loss = acc[:nrep].sum() / (B * B) - 2.0 / B * acc[nrep:].sum()
         loss = loss + sum(t.constant for t in terms)
         if need_grad:

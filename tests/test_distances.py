@@ -242,3 +242,16 @@ def test_top_level_exports():
     for name in ("median_bandwidth", "NystromReference", "mmd_nystrom_loss", "MMDExact", "MMDRFF",
                  "Frechet", "SlicedWasserstein", "Drifting"):
         assert hasattr(repmatch, name)
+
+
+@pytest.mark.gpu
+def test_cuda_nystrom_tf32_gradient_close_to_float64():
+    pool = _data(4000, 64, 30, dtype=torch.float32).cuda()
+    ref = NystromReference.build(pool, num_landmarks=256, precision="tf32")
+    x = _data(512, 64, 31, shift=0.2, dtype=torch.float32).cuda().requires_grad_()
+    mmd_nystrom_loss(x, ref, precision="tf32", chunk_size=128).backward()
+    x64 = x.detach().double().requires_grad_()
+    ref64 = NystromReference(landmarks=ref.landmarks.double(), alpha=ref.alpha, bandwidth=ref.bandwidth,
+                             data_term=ref.data_term, pool_size=ref.pool_size)
+    mmd_nystrom_loss(x64, ref64).backward()
+    assert float((x.grad.double() - x64.grad).norm() / x64.grad.norm()) < 1e-2

@@ -21,8 +21,8 @@ __all__ = ["random_projections", "sliced_wasserstein_loss", "SlicedWasserstein"]
 
 
 def random_projections(dim: int, num_projections: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(D, L)`` matrix of unit-norm Gaussian directions (drawn on CPU for reproducibility)."""
-    theta = torch.randn(dim, num_projections, generator=generator, dtype=torch.float64)
+    """``(D, L)`` float32 unit-norm Gaussian directions (drawn on CPU: same on every device)."""
+    theta = torch.randn(dim, num_projections, generator=generator)
     return theta / theta.norm(dim=0, keepdim=True)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "median_bandwidth",
     "multiscale_bandwidths",
     "matmul_precision",
+    "augmented_operands",
     "PRECISIONS",
 ]
 
@@ -66,6 +67,22 @@ def sq_distances(x: torch.Tensor, y: torch.Tensor, center: torch.Tensor | None =
     return d.clamp_min(0.0)
 
 
+def augmented_operands(xc: torch.Tensor, left: bool) -> torch.Tensor:
+    """Centred ``xc`` ``(N, D)`` widened so that ``left(x) @ right(y).T = -||x - y||² / 2``.
+
+    ``left = [x, -|x|²/2, 1]``, ``right = [y, 1, -|y|²/2]``, zero-padded to a multiple of 8
+    columns (aligned rows for tensor-core matmuls). A kernel block is then one matmul (with
+    ``1/σ²`` folded into the smaller operand) and one in-place ``exp``.
+    """
+    n, d = xc.shape
+    half_sq = -0.5 * (xc * xc).sum(1)
+    out = xc.new_zeros(n, (d + 2 + 7) // 8 * 8)
+    out[:, :d] = xc
+    out[:, d] = half_sq if left else 1.0
+    out[:, d + 1] = 1.0 if left else half_sq
+    return out
+
+
 def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """Gaussian kernel matrix ``exp(-||x_i - y_j||² / (2 σ²))`` of shape ``(N, M)``.
 
@@ -79,7 +96,8 @@ def median_bandwidth(features: torch.Tensor, max_samples: int = 4096, seed: int 
     """Median-heuristic bandwidth: the median pairwise distance of ``features`` ``(N, D)``.
 
     Uses at most ``max_samples`` rows drawn without replacement with a generator seeded by
-    ``seed`` (so the value is reproducible), all distinct pairs ``i < j``, in float64.
+    ``seed`` (so the value is reproducible) and all distinct pairs ``i < j``; distances are
+    computed in the input dtype (centred), the median in float64.
     """
     check_features("features", features)
     check_positive("max_samples", max_samples, integer=True)
@@ -91,15 +109,17 @@ def median_bandwidth(features: torch.Tensor, max_samples: int = 4096, seed: int 
         gen = torch.Generator(device="cpu").manual_seed(seed)
         idx = torch.randperm(n, generator=gen)[:max_samples].to(x.device)
         x = x.index_select(0, idx)
-    x = x.to(torch.float64)
+    # Centred distances in the input dtype are ample for a heuristic; the median is float64.
     d2 = sq_distances(x, x)
-    iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=x.device)
-    pairs = d2[iu[0], iu[1]]
+    mask = torch.ones(d2.shape, dtype=torch.bool, device=d2.device).triu_(1)
+    pairs = d2[mask].to(torch.float64)
     k = pairs.numel()
     # numpy's convention: the mean of the two middle values when the count is even.
-    lo = pairs.kthvalue((k + 1) // 2).values.sqrt()
-    hi = pairs.kthvalue(k // 2 + 1).values.sqrt()
-    sigma = float((lo + hi) / 2)
+    lo = pairs.kthvalue((k + 1) // 2).values
+    hi = lo
+    if k % 2 == 0 and int((pairs <= lo).sum()) < k // 2 + 1:
+        hi = pairs[pairs > lo].min()
+    sigma = float((lo.sqrt() + hi.sqrt()) / 2)
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(
             f"features has median pairwise distance {sigma}; the median heuristic needs "

@@ -33,7 +33,7 @@ import torch
 
 from ._io import atomic_save_safetensors, atomic_write_json
 from ._validate import check_choice, check_features, check_positive
-from .kernels import PRECISIONS, matmul_precision, median_bandwidth, sq_distances
+from .kernels import PRECISIONS, augmented_operands, matmul_precision, median_bandwidth, sq_distances
 
 __all__ = ["NystromReference", "kmeans", "FeatureSource"]
 
@@ -332,18 +332,17 @@ class NystromReference:
         # Stage 4: kbar = mean_t k(r_t, L) over the whole pool, float64 accumulation.
         t0 = time.perf_counter()
         center = landmarks.mean(0)
-        lc = landmarks - center
-        ll = (lc * lc).sum(1)
+        right = augmented_operands(landmarks - center, left=False)
         sums = torch.zeros(len(sigmas), num_landmarks, dtype=torch.float64, device=dev)
         with matmul_precision(precision):
             for i, chunk in enumerate(_iter_chunks(features, chunk_size)):
                 if not isinstance(features, torch.Tensor):
                     check_features(f"features (chunk {i})", chunk, dim=dim)
-                xc = chunk.to(dev, landmarks.dtype) - center
-                d2 = torch.addmm(ll[None, :], xc, lc.T, alpha=-2.0)
-                d2.add_((xc * xc).sum(1)[:, None]).clamp_min_(0.0)
+                left = augmented_operands(chunk.to(dev, landmarks.dtype) - center, left=True)
                 for s, sigma in enumerate(sigmas):
-                    sums[s] += _gaussian_from_sq(d2, sigma).sum(0, dtype=torch.float64)
+                    # One matmul gives -||r - l||²/(2σ²); one in-place exp makes it k(r, l).
+                    block = torch.mm(left * (1.0 / (sigma * sigma)), right.T).exp_()
+                    sums[s] += block.sum(0, dtype=torch.float64)
         kbar = sums / n
         _sync(dev)
         timings["embed"] = time.perf_counter() - t0

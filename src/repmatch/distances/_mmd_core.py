@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..kernels import matmul_precision
+from ..kernels import augmented_operands, matmul_precision
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,16 +41,6 @@ class AttractionTerm:
     points: torch.Tensor
     weights: torch.Tensor
     constant: float
-
-
-def _augment(x: torch.Tensor, sq: torch.Tensor, left: bool) -> torch.Tensor:
-    """Append columns so one matmul gives ``x_i·y_j - |x_i|²/2 - |y_j|²/2`` (padded to 8 columns)."""
-    n, d = x.shape
-    out = x.new_zeros(n, (d + 2 + 7) // 8 * 8)
-    out[:, :d] = x
-    out[:, d] = -0.5 * sq if left else 1.0
-    out[:, d + 1] = 1.0 if left else -0.5 * sq
-    return out
 
 
 def _with_ones(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -74,8 +64,8 @@ class _MMDFunction(torch.autograd.Function):
         # A common centre keeps the ||x||²+||y||²-2x·y expansion well conditioned in float32.
         center = terms[0].points.to(dtype).mean(0) if terms else g.mean(0)
         gc = g.detach() - center
-        g_left = _augment(gc, (gc * gc).sum(1), left=True)
-        g_right = _augment(gc, (gc * gc).sum(1), left=False)
+        g_left = augmented_operands(gc, left=True)
+        g_right = augmented_operands(gc, left=False)
         g_ones = _with_ones(gc) if need_grad else None
         # Point sets shared by several scales share one inner-product matmul per chunk.
         sets: dict[int, torch.Tensor] = {}
@@ -85,7 +75,7 @@ class _MMDFunction(torch.autograd.Function):
             key = id(t.points)
             if key not in sets:
                 yc = t.points.to(device=g.device, dtype=dtype) - center
-                sets[key] = _augment(yc, (yc * yc).sum(1), left=False)
+                sets[key] = augmented_operands(yc, left=False)
             uses[key] = uses.get(key, 0) + 1
             w = t.weights.to(device=g.device, dtype=dtype)
             yc = sets[key][:, :D]

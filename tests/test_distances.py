@@ -152,6 +152,7 @@ def test_frechet_matches_scipy_sqrtm():
     cr, cg = np.cov(r, rowvar=False), np.cov(g, rowvar=False)
     expected = np.sum((g.mean(0) - r.mean(0)) ** 2) + np.trace(cg + cr - 2 * sqrtm(cg @ cr).real)
     assert float(dist(gen)) == pytest.approx(expected, rel=1e-9)
+    assert float(_fitted("frechet", ref, chunk_size=7)(gen)) == pytest.approx(expected, rel=1e-9)
     m = torch.from_numpy(cg)
     np.testing.assert_allclose(sqrtm_psd(m).numpy(), sqrtm(cg).real, rtol=1e-9, atol=1e-12)
 

@@ -21,8 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from repmatch import NystromReference, distances, median_bandwidth
-from repmatch.distances.frechet import sqrtm_psd
+from repmatch import NystromReference, distances
 from repmatch.distances.sliced_wasserstein import random_projections
 from repmatch.kernels import matmul_precision
 
@@ -118,12 +117,12 @@ def bench_distances(args, device: torch.device) -> None:
     gen = mixture(B, D, device, seed=1, spread=3.3)
     nys = NystromReference.build(pool, num_landmarks=m, seed=0, precision=args.precision)
     kw = {
-        "mmd_nystrom": dict(num_landmarks=m, precision=args.precision, chunk_size=args.chunk_size),
-        "mmd_exact": dict(precision=args.precision, chunk_size=args.chunk_size),
-        "mmd_rff": dict(num_features=m),
+        "mmd_nystrom": {"num_landmarks": m, "precision": args.precision, "chunk_size": args.chunk_size},
+        "mmd_exact": {"precision": args.precision, "chunk_size": args.chunk_size},
+        "mmd_rff": {"num_features": m},
         "frechet": {},
-        "sliced_wasserstein": dict(num_projections=128),
-        "drifting": dict(bank_size=128),
+        "sliced_wasserstein": {"num_projections": 128},
+        "drifting": {"bank_size": 128},
     }
     fitted = {}
     for name in distances.NAMES:
@@ -137,11 +136,11 @@ def bench_distances(args, device: torch.device) -> None:
     for name in distances.NAMES:
         x = gen.clone().requires_grad_()
 
-        def ours():
+        def ours(x=x, name=name):
             x.grad = None
             fitted[name](x, generator=torch.Generator().manual_seed(0)).backward()
 
-        def base():
+        def base(x=x, name=name):
             x.grad = None
             plain[name](x).backward()
 

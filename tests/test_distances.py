@@ -10,7 +10,6 @@ from repmatch import NystromReference, distances
 from repmatch.distances import (
     drifting_field,
     drifting_loss,
-    frechet_distance,
     mmd_exact_loss,
     mmd_nystrom_loss,
     random_projections,
@@ -84,11 +83,11 @@ def _fitted(name, ref, **kw):
 
 
 GRADCHECK_CASES = {
-    "mmd_nystrom": dict(num_landmarks=12, scales=(0.5, 1.0, 2.0), chunk_size=4),
-    "mmd_exact": dict(sample_size=15, scales=(1.0, 3.0)),
-    "mmd_rff": dict(num_features=32, scales=(0.5, 1.0)),
+    "mmd_nystrom": {"num_landmarks": 12, "scales": (0.5, 1.0, 2.0), "chunk_size": 4},
+    "mmd_exact": {"sample_size": 15, "scales": (1.0, 3.0)},
+    "mmd_rff": {"num_features": 32, "scales": (0.5, 1.0)},
     "frechet": {},
-    "sliced_wasserstein": dict(num_projections=16),
+    "sliced_wasserstein": {"num_projections": 16},
 }
 
 
@@ -177,7 +176,7 @@ def test_rff_is_the_feature_space_mmd_and_approaches_the_kernel_mmd():
     ref, gen = _data(200, 3, 19), _data(40, 3, 20, shift=0.8)
     dist = _fitted("mmd_rff", ref, num_features=20000, bandwidth=1.5)
     w, b = dist.weights.numpy(), dist.offsets.numpy()
-    phi = lambda a: np.sqrt(2 / 20000) * np.cos(a.numpy() @ w + b)  # noqa: E731
+    phi = lambda a: np.sqrt(2 / 20000) * np.cos(a.numpy() @ w + b)
     expected = np.sum((phi(gen).mean(0) - phi(ref).mean(0)) ** 2)
     assert float(dist(gen)) == pytest.approx(expected, rel=1e-9)
     assert float(dist(gen)) == pytest.approx(float(mmd_exact_loss(gen, ref, 1.5)), rel=0.05)

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -39,7 +41,7 @@ def test_all_points_as_landmarks_reproduce_exact_terms():
 def test_nystrom_error_shrinks_with_landmarks():
     pool, gen = _mixture(600, 5, 2), _mixture(50, 5, 3)
     errs = [_cross_error(pool, gen, NystromReference.build(pool, num_landmarks=m, seed=0)) for m in (4, 16, 64, 256)]
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs
     assert errs[-1] < 1e-2 * errs[0]
 
 
@@ -75,7 +77,7 @@ def test_kmeans_never_returns_empty_cluster_on_degenerate_data():
     # Heavy duplicates plus far outliers: Lloyd steps empty clusters that must be reseeded.
     x = torch.cat([torch.zeros(200, 2), torch.ones(200, 2), 50 + torch.arange(10.0)[:, None].repeat(1, 2)])
     x = x.double()
-    centers, labels = kmeans(x, 12, seed=0, iters=5)
+    _centers, labels = kmeans(x, 12, seed=0, iters=5)
     assert torch.bincount(labels, minlength=12).min() > 0
     with pytest.raises(ValueError, match="distinct rows"):
         kmeans(x, 13, seed=0)

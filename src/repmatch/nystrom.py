@@ -27,19 +27,25 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 from ._io import atomic_save_safetensors, atomic_write_json
 from ._validate import check_choice, check_features, check_positive
-from .kernels import PRECISIONS, augmented_operands, matmul_precision, median_bandwidth, sq_distances
+from .kernels import (
+    PRECISIONS,
+    augmented_operands,
+    matmul_precision,
+    median_bandwidth,
+    sq_distances,
+)
 
-__all__ = ["NystromReference", "kmeans", "FeatureSource"]
+__all__ = ["FeatureSource", "NystromReference", "kmeans"]
 
 #: A reference pool: a tensor ``(N, D)``, a re-iterable of ``(n_i, D)`` chunks (e.g. a list),
 #: or a zero-argument callable returning a fresh iterator of chunks (e.g. reading shards).
-FeatureSource = Union[torch.Tensor, Iterable[torch.Tensor], Callable[[], Iterable[torch.Tensor]]]
+FeatureSource = torch.Tensor | Iterable[torch.Tensor] | Callable[[], Iterable[torch.Tensor]]
 
 _FORMAT = "repmatch.nystrom_reference"
 _VERSION = 1

@@ -17,7 +17,7 @@ import torch
 from .._validate import check_positive
 from ._base import Distance, reference_features
 
-__all__ = ["sqrtm_psd", "frechet_distance", "Frechet"]
+__all__ = ["Frechet", "frechet_distance", "sqrtm_psd"]
 
 
 class _SqrtmPSD(torch.autograd.Function):

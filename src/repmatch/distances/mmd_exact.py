@@ -20,7 +20,7 @@ from ..kernels import PRECISIONS, gaussian_kernel
 from ._base import Distance, reference_features, resolve_bandwidths
 from ._mmd_core import AttractionTerm, fused_mmd
 
-__all__ = ["mmd_exact_loss", "MMDExact"]
+__all__ = ["MMDExact", "mmd_exact_loss"]
 
 
 def mmd_exact_loss(

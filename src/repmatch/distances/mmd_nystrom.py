@@ -25,7 +25,7 @@ from ..nystrom import NystromReference
 from ._base import Distance, reference_features
 from ._mmd_core import AttractionTerm, fused_mmd
 
-__all__ = ["mmd_nystrom_loss", "MMDNystrom"]
+__all__ = ["MMDNystrom", "mmd_nystrom_loss"]
 
 
 def _as_references(reference: Any) -> tuple[NystromReference, ...]:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.linalg import sqrtm
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import repmatch
 from repmatch import NystromReference, distances
@@ -255,3 +256,33 @@ def test_cuda_nystrom_tf32_gradient_close_to_float64():
                              data_term=ref.data_term, pool_size=ref.pool_size)
     mmd_nystrom_loss(x64, ref64).backward()
     assert float((x.grad.double() - x64.grad).norm() / x64.grad.norm()) < 1e-2
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any aten op produces (an oracle for peak intermediates)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_chunking_bounds_the_largest_intermediate():
+    B, m, D, chunk = 96, 40, 5, 8
+    pool = _data(600, D, 40)
+    with _LargestTensor() as build_mode:
+        ref = NystromReference.build(
+            pool, num_landmarks=m, chunk_size=50, kmeans_sample=120, kmeans_iters=2, bandwidth=2.0
+        )
+    # Nothing pool-sized times landmarks (600 x 40): only chunk x m blocks, m x m, the pool itself.
+    assert build_mode.largest <= max(50 * m, 120 * (D + 8), pool.numel()) < pool.shape[0] * m
+    x = _data(B, D, 41).requires_grad_()
+    with _LargestTensor() as mode:
+        mmd_nystrom_loss(x, ref, chunk_size=chunk).backward()
+    assert mode.largest <= chunk * max(B, m + 8) < B * B

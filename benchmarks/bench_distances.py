@@ -132,7 +132,9 @@ def bench_distances(args, device: torch.device) -> None:
     peak = matmul_peak(device, args.precision)
     print(f"\n== distances: B={B} m={m} D={D} device={device} precision={args.precision} "
           f"threads={torch.get_num_threads()} matmul peak={peak:.2f} TFLOP/s ==")
-    print(f"{'distance':<20}{'fwd+bwd ms':>12}{'TFLOP/s':>10}{'% peak':>8}{'plain f32 ms':>14}{'speedup':>9}")
+    tf32_base = device.type == "cuda"
+    extra = f"{'plain tf32 ms':>15}{'speedup':>9}" if tf32_base else ""
+    print(f"{'distance':<20}{'fwd+bwd ms':>12}{'TFLOP/s':>10}{'% peak':>8}{'plain f32 ms':>14}{'speedup':>9}{extra}")
     for name in distances.NAMES:
         x = gen.clone().requires_grad_()
 
@@ -145,10 +147,14 @@ def bench_distances(args, device: torch.device) -> None:
             plain[name](x).backward()
 
         t = timeit(ours, device, args.repeats)
-        with matmul_precision(args.precision):
-            tb = timeit(base, device, args.repeats)
+        tb = timeit(base, device, args.repeats)  # plain formula, full float32 matmuls
         tf = flops(name, B, m, D) / t / 1e12
-        print(f"{name:<20}{t * 1e3:>12.3f}{tf:>10.2f}{100 * tf / peak:>7.1f}%{tb * 1e3:>14.3f}{tb / t:>8.2f}x")
+        row = f"{name:<20}{t * 1e3:>12.3f}{tf:>10.2f}{100 * tf / peak:>7.1f}%{tb * 1e3:>14.3f}{tb / t:>8.2f}x"
+        if tf32_base:
+            with matmul_precision("tf32"):
+                tt = timeit(base, device, args.repeats)
+            row += f"{tt * 1e3:>15.3f}{tt / t:>8.2f}x"
+        print(row)
     grad_error(nys, gen, args)
 
 

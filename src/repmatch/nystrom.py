@@ -105,7 +105,8 @@ def kmeans(
 
     k-means++ seeding (in at most 64 rounds, see the module docstring), ``iters`` Lloyd
     iterations, empty clusters reseeded with the farthest points; every returned cluster is
-    non-empty. Deterministic for a given ``seed``, device and input.
+    non-empty. Deterministic for a given ``seed`` and input on CPU; on CUDA the cluster sums
+    use atomic adds, so centres can differ in the last bits between runs.
     """
     check_features("x", x)
     check_positive("num_clusters", num_clusters, integer=True)
@@ -231,7 +232,6 @@ class NystromReference:
             rcond=rcond,
             precision=precision,
             device=device,
-            _median_allowed=bandwidth == "median",
         )[0]
 
     @classmethod
@@ -249,13 +249,12 @@ class NystromReference:
         rcond: float = 1e-7,
         precision: str = "highest",
         device: torch.device | str | None = None,
-        _median_allowed: bool = True,
     ) -> tuple[NystromReference, ...]:
         """One reference per bandwidth, sharing landmarks and one pass over the pool.
 
         ``bandwidths`` explicit, or ``None`` for ``median_bandwidth × factors``.
         """
-        if isinstance(bandwidths, str) or (bandwidths is None and not _median_allowed):
+        if isinstance(bandwidths, str):
             raise ValueError(f"bandwidth must be 'median' or a positive number, got {bandwidths!r}")
         check_positive("num_landmarks", num_landmarks, integer=True)
         check_positive("chunk_size", chunk_size, integer=True)

@@ -73,6 +73,17 @@ def test_kmeans_deterministic_nonempty_and_close_to_sklearn():
     assert ours < 1.15 * theirs
 
 
+def test_kmeans_reseeds_a_cluster_that_empties():
+    x = torch.cat([torch.zeros(50, 1), torch.full((50, 1), 10.0)]).double() + 0.01 * torch.arange(100.0)[:, None]
+    init = torch.tensor([[0.0], [10.0], [100.0]], dtype=torch.float64)  # the third centre attracts nothing
+    for iters in (0, 3):
+        centers, labels = kmeans(x, 3, init=init, iters=iters)
+        assert torch.bincount(labels, minlength=3).min() > 0 and torch.isfinite(centers).all()
+        # Every centre is the mean of its cluster's points after the last reseed.
+        if iters == 0:
+            assert torch.equal(centers[2], x[labels == 2][0])
+
+
 def test_kmeans_never_returns_empty_cluster_on_degenerate_data():
     # Heavy duplicates plus far outliers: Lloyd steps empty clusters that must be reseeded.
     x = torch.cat([torch.zeros(200, 2), torch.ones(200, 2), 50 + torch.arange(10.0)[:, None].repeat(1, 2)])

@@ -93,6 +93,27 @@ def _pairwise_min(x: torch.Tensor, xx: torch.Tensor, c: torch.Tensor, chunk_size
     return torch.cat(dist), torch.cat(idx)
 
 
+def _kmeans_pp(xc: torch.Tensor, xx: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int) -> torch.Tensor:
+    """k-means++ seeding in at most 64 rounds of ``ceil(k/64)`` D²-weighted draws."""
+    n = xc.shape[0]
+    first = torch.randint(n, (1,), generator=gen, device=xc.device)
+    chosen = [first]
+    d2 = (xc - xc[first]).pow(2).sum(1)
+    per_round = math.ceil(k / 64)
+    count = 1
+    while count < k:
+        r = min(per_round, k - count)
+        positive = int((d2 > 0).sum())
+        if positive < r:
+            raise ValueError(f"x has only {count + positive} distinct rows, fewer than num_clusters={k}")
+        idx = torch.multinomial(d2, r, replacement=False, generator=gen)
+        chosen.append(idx)
+        nd, _ = _pairwise_min(xc, xx, xc[idx], chunk_size)
+        d2 = torch.minimum(d2, nd)
+        count += r
+    return xc[torch.cat(chosen)].clone()
+
+
 def kmeans(
     x: torch.Tensor,
     num_clusters: int,
@@ -100,8 +121,11 @@ def kmeans(
     iters: int = 10,
     seed: int = 0,
     chunk_size: int = 16384,
+    init: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded k-means on ``x`` ``(N, D)``; returns ``(centers (k, D), labels (N,))``.
+
+    ``init`` ``(k, D)`` gives the initial centres (warm start) instead of k-means++.
 
     k-means++ seeding (in at most 64 rounds, see the module docstring), ``iters`` Lloyd
     iterations, empty clusters reseeded with the farthest points; every returned cluster is
@@ -120,24 +144,13 @@ def kmeans(
     xc = x - mean  # centring keeps the distance expansion accurate in float32
     xx = (xc * xc).sum(1)
 
-    first = torch.randint(n, (1,), generator=gen, device=x.device)
-    chosen = [first]
-    d2 = (xc - xc[first]).pow(2).sum(1)
-    per_round = math.ceil(num_clusters / 64)
-    count = 1
-    while count < num_clusters:
-        r = min(per_round, num_clusters - count)
-        positive = int((d2 > 0).sum())
-        if positive < r:
-            raise ValueError(
-                f"x has only {count + positive} distinct rows, fewer than num_clusters={num_clusters}"
-            )
-        idx = torch.multinomial(d2, r, replacement=False, generator=gen)
-        chosen.append(idx)
-        nd, _ = _pairwise_min(xc, xx, xc[idx], chunk_size)
-        d2 = torch.minimum(d2, nd)
-        count += r
-    centers = xc[torch.cat(chosen)].clone()
+    if init is not None:
+        check_features("init", init, dim=x.shape[1])
+        if init.shape[0] != num_clusters:
+            raise ValueError(f"init must have num_clusters={num_clusters} rows, got {init.shape[0]}")
+        centers = init.to(xc) - mean
+    else:
+        centers = _kmeans_pp(xc, xx, num_clusters, gen, chunk_size)
 
     def assign() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dist, labels = _pairwise_min(xc, xx, centers, chunk_size)

@@ -79,7 +79,7 @@ def test_kmeans_reseeds_a_cluster_that_empties():
     for iters in (0, 3):
         centers, labels = kmeans(x, 3, init=init, iters=iters)
         assert torch.bincount(labels, minlength=3).min() > 0 and torch.isfinite(centers).all()
-        # Every centre is the mean of its cluster's points after the last reseed.
+        # Without Lloyd steps the reseeded centre is exactly the point moved into it.
         if iters == 0:
             assert torch.equal(centers[2], x[labels == 2][0])
 

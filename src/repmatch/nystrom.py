@@ -268,7 +268,7 @@ class NystromReference:
         ``bandwidths`` explicit, or ``None`` for ``median_bandwidth × factors``.
         """
         if isinstance(bandwidths, str):
-            raise ValueError(f"bandwidth must be 'median' or a positive number, got {bandwidths!r}")
+            raise TypeError(f"bandwidths must be a sequence of positive numbers or None, got {bandwidths!r}")
         check_positive("num_landmarks", num_landmarks, integer=True)
         check_positive("chunk_size", chunk_size, integer=True)
         check_positive("rcond", rcond)

@@ -286,3 +286,11 @@ def test_chunking_bounds_the_largest_intermediate():
     with _LargestTensor() as mode:
         mmd_nystrom_loss(x, ref, chunk_size=chunk).backward()
     assert mode.largest <= chunk * max(B, m + 8) < B * B
+
+
+def test_exact_mmd_chunking_bounds_the_largest_intermediate():
+    B, n, chunk = 64, 200, 8
+    x, y = _data(B, 3, 42).requires_grad_(), _data(n, 3, 43)
+    with _LargestTensor() as mode:
+        mmd_exact_loss(x, y, (1.0, 2.0), chunk_size=chunk).backward()
+    assert mode.largest <= chunk * (n + 8) < n * n

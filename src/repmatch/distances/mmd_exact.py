@@ -46,11 +46,18 @@ def _loss(g: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], chunk_size:
     center = y.mean(0)
     w = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=y.dtype, device=y.device)
     points = prepare_points(y, w, center)
-    # The data term (1/n²) Σ k(y, y'): one distance matrix shared by all scales.
-    d2 = sq_distances(y, y, center=center)
+    # The data term (1/n²) Σ k(y, y'), in row blocks so no n × n matrix exists for a large
+    # sample; one distance block is shared by all scales.
+    n = y.shape[0]
+    block = n if chunk_size is None else int(chunk_size)
+    totals = [torch.zeros((), dtype=torch.float64, device=y.device) for _ in sigmas]
+    for i in range(0, n, block):
+        d2 = sq_distances(y[i : i + block], y, center=center)
+        for total, s in zip(totals, sigmas, strict=True):
+            total += torch.exp(d2 / (-2.0 * s * s)).sum(dtype=torch.float64)
     terms = [
-        AttractionTerm(sigma=s, points=points, constant=float(torch.exp(d2 / (-2.0 * s * s)).mean()))
-        for s in sigmas
+        AttractionTerm(sigma=s, points=points, constant=float(total) / (n * n))
+        for s, total in zip(sigmas, totals, strict=True)
     ]
     return fused_mmd(g, sigmas, terms, center, chunk_size=chunk_size, precision=precision)
 

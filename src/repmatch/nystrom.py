@@ -182,7 +182,7 @@ def _gaussian_from_sq(d2: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(d2 / (-2.0 * sigma * sigma))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class NystromReference:
     """A frozen Nyström summary of a reference pool at one Gaussian bandwidth.
 

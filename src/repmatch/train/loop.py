@@ -122,6 +122,8 @@ class _Trainer:
                 self.generator, device_ids=[env.device.index] if env.device.type == "cuda" else None
             )
         self.names = list(self.task.distances)
+        # Noise in the generator's parameter dtype (float64 models in exactness tests).
+        self.noise_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
         self.lr = config.lr
         self.optimizer = torch.optim.AdamW(
             self.generator.parameters(), lr=self.lr, betas=config.optim.betas,
@@ -202,7 +204,7 @@ class _Trainer:
     def step_once(self) -> dict[str, Any]:
         cfg, env = self.config, self.env
         n = cfg.batch_size
-        noise = torch.randn(n, *self.generator.noise_shape, generator=self.noise_rng)
+        noise = torch.randn(n, *self.generator.noise_shape, generator=self.noise_rng, dtype=self.noise_dtype)
         index = None if self.task.conditions is None else self.task.conditions.sample(n, self.noise_rng)
         per_rank = n // env.world_size
         lo, hi = env.rank * per_rank, (env.rank + 1) * per_rank
@@ -259,7 +261,8 @@ class _Trainer:
         model = self.ema if self.ema is not None else self.generator
         was_training = model.training
         model.eval()
-        noise = torch.randn(count, *self.generator.noise_shape, generator=g).to(self.env.device)
+        noise = torch.randn(count, *self.generator.noise_shape, generator=g, dtype=self.noise_dtype)
+        noise = noise.to(self.env.device)
         pool = self.task.conditions
         index = None if pool is None else pool.sample(count, g)
         cond = None if pool is None else pool.condition(index, self.env.device)

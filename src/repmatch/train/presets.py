@@ -24,7 +24,7 @@ from .joint import ConditionPool, joint_bandwidth, joint_features
 from .task import TrainTask, estimate_floors, register_task
 
 TOY_DEFAULTS: dict[str, Any] = {
-    "num_classes": 4, "num_real": 2048, "num_val": 512, "num_landmarks": 64,
+    "num_classes": 4, "num_real": 1024, "num_val": 256, "num_landmarks": 32,
     "noise_dim": 8, "hidden": 64, "dropout": 0.0, "conditional": False,
 }
 
@@ -113,12 +113,12 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
 def toy(run_dir: str = "runs/toy") -> TrainConfig:
     """Unconditional toy run: trains on a CPU in a few seconds."""
     return TrainConfig(
-        task="toy", run_dir=run_dir, seed=0, batch_size=256, chunk_size=64, device="cpu",
-        optim=OptimConfig(lr_at_batch_5120=1e-2 * (5120 / 256) ** 0.5, grad_clip_norm=1.0),
+        task="toy", run_dir=run_dir, seed=0, batch_size=128, chunk_size=64, device="cpu",
+        optim=OptimConfig(lr_at_batch_5120=1e-2 * (5120 / 128) ** 0.5, grad_clip_norm=1.0),
         controller=ControllerConfig(budget=10.0, temperature=1.0, score_ema=0.9),
-        intervals=IntervalConfig(total_nimg=256 * 40, log_every_nimg=256 * 10, checkpoint_every_nimg=256 * 20,
-                                 sample_every_nimg=256 * 20, heldout_every_nimg=256 * 10),
-        ema_halflife_nimg=2048, heldout_num_samples=256, num_samples=16, progress=False,
+        intervals=IntervalConfig(total_nimg=128 * 40, log_every_nimg=128 * 10, checkpoint_every_nimg=128 * 20,
+                                 sample_every_nimg=128 * 20, heldout_every_nimg=128 * 10),
+        ema_halflife_nimg=1024, heldout_num_samples=256, num_samples=16, progress=False,
     )
 
 

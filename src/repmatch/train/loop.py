@@ -339,7 +339,8 @@ def train(config: TrainConfig, *, task: TrainTask | None = None, session_nimg: i
             bar.update(now - before)
             bar.set_postfix(loss=f"{last['loss']:.4g}", status=last["status"])
         if last["status"] == "nonfinite":
-            warnings.warn(f"non-finite loss or gradient at nimg={now}: step skipped", RuntimeWarning)
+            if env.is_main:
+                warnings.warn(f"non-finite loss or gradient at nimg={now}: step skipped", RuntimeWarning)
             trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"]})
         else:
             window["loss"] += last["loss"]
@@ -358,7 +359,7 @@ def train(config: TrainConfig, *, task: TrainTask | None = None, session_nimg: i
             held = trainer.heldout_scores()
             warning = trainer.monitor.update(held, trainer.controller.excess())
             trainer.log({"nimg": now, "step": trainer.step, "heldout_excess": held, "monitor": warning})
-            if warning:
+            if warning and env.is_main:
                 warnings.warn(warning, RuntimeWarning)
         if env.is_main and _crossed(before, now, iv.sample_every_nimg):
             images, _ = trainer._generate(config.num_samples, config.seed + 104729)

@@ -1,0 +1,28 @@
+"""Fashion-MNIST networks: a class-conditional velocity U-Net (flow-matching teacher), a
+DCGAN-style one-step generator, the rectified-flow loss and Euler sampler, and the teacher
+trainer."""
+
+from .conv_generator import ConvGenerator, ConvGeneratorConfig
+from .flow_matching import euler_sample, flow_matching_loss, interpolate, sample_time, to_unit_range
+from .teacher import TeacherConfig, TeacherResult, cache_dir, load_teacher, sample_per_class, train_teacher
+from .unet import VelocityUNet, VelocityUNetConfig, velocity_unet_cpu, velocity_unet_gpu
+
+__all__ = [
+    "ConvGenerator",
+    "ConvGeneratorConfig",
+    "TeacherConfig",
+    "TeacherResult",
+    "VelocityUNet",
+    "VelocityUNetConfig",
+    "cache_dir",
+    "euler_sample",
+    "flow_matching_loss",
+    "interpolate",
+    "load_teacher",
+    "sample_per_class",
+    "sample_time",
+    "to_unit_range",
+    "train_teacher",
+    "velocity_unet_cpu",
+    "velocity_unet_gpu",
+]

@@ -1,0 +1,140 @@
+"""Fashion-MNIST networks: shapes, ranges, contracts, per-sample independence, input errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repmatch.models import (
+    ConvGenerator,
+    ConvGeneratorConfig,
+    VelocityUNet,
+    VelocityUNetConfig,
+    velocity_unet_cpu,
+    velocity_unet_gpu,
+)
+from repmatch.models.unet import velocity_unet_tiny
+
+
+def _randomize_zero_inits(model: torch.nn.Module) -> None:
+    # The output layers are zero-initialised on purpose; tests that need a non-trivial
+    # function of the inputs fill every parameter with noise first.
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("make", [velocity_unet_tiny, velocity_unet_cpu])
+def test_velocity_unet_shape_and_zero_init(make):
+    model = VelocityUNet(make())
+    x = torch.randn(3, 1, 28, 28)
+    v = model(x, torch.rand(3), torch.tensor([0, 5, 9]))
+    assert v.shape == x.shape
+    # Zero-initialised output conv: an untrained network predicts exactly v = 0.
+    assert torch.count_nonzero(v) == 0
+
+
+def test_velocity_unet_gpu_preset_builds_and_runs():
+    model = VelocityUNet(velocity_unet_gpu()).eval()
+    _randomize_zero_inits(model)
+    v = model(torch.randn(2, 1, 28, 28), 0.5, torch.tensor([1, 2]))
+    assert v.shape == (2, 1, 28, 28) and torch.isfinite(v).all()
+
+
+def test_velocity_unet_uses_time_and_class_and_is_per_sample():
+    torch.manual_seed(0)
+    model = VelocityUNet(VelocityUNetConfig(channels=(8, 16), attention=True)).eval()
+    _randomize_zero_inits(model)
+    x = torch.randn(4, 1, 28, 28)
+    t = torch.tensor([0.1, 0.4, 0.7, 1.0])
+    c = torch.tensor([0, 3, 3, 9])
+    v = model(x, t, c)
+    assert not torch.allclose(v, model(x, t.flip(0), c))
+    assert not torch.allclose(v, model(x, t, (c + 1) % 10))
+    # GroupNorm only: each row must not depend on its batch-mates (gradient caching relies on it).
+    rows = torch.cat([model(x[i: i + 1], t[i: i + 1], c[i: i + 1]) for i in range(4)])
+    torch.testing.assert_close(rows, v, rtol=1e-5, atol=1e-5)
+    # A scalar t broadcasts to every row.
+    torch.testing.assert_close(model(x, 0.3, c), model(x, torch.full((4,), 0.3), c))
+
+
+def test_velocity_unet_gradients_reach_every_parameter():
+    model = VelocityUNet(velocity_unet_tiny())
+    _randomize_zero_inits(model)
+    model(torch.randn(2, 1, 28, 28), torch.rand(2), torch.tensor([1, 2])).square().sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_unconditional_velocity_unet():
+    model = VelocityUNet(VelocityUNetConfig(channels=(8, 16), num_classes=0))
+    assert model(torch.randn(2, 1, 28, 28), torch.rand(2), None).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="condition must be None"):
+        model(torch.randn(2, 1, 28, 28), torch.rand(2), torch.tensor([0, 1]))
+
+
+def test_conv_generator_contract():
+    cfg = ConvGeneratorConfig(latent_dim=16, width=16)
+    g = ConvGenerator(cfg)
+    assert g.noise_shape == (16,)
+    noise = torch.randn(6, *g.noise_shape) * 5  # large inputs must still land in [0, 1]
+    labels = torch.arange(6)
+    img = g(noise, labels)
+    assert img.shape == (6, 1, 28, 28)
+    assert img.min() >= 0 and img.max() <= 1
+    assert not torch.allclose(img, g(noise, (labels + 1) % 10))
+    rows = torch.cat([g(noise[i: i + 1], labels[i: i + 1]) for i in range(6)])
+    torch.testing.assert_close(rows, img, rtol=1e-5, atol=1e-6)
+    img.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+
+
+def test_conv_generator_default_and_other_sizes():
+    g = ConvGenerator()
+    assert g(torch.randn(2, *g.noise_shape), torch.tensor([0, 9])).shape == (2, 1, 28, 28)
+    rgb = ConvGenerator(ConvGeneratorConfig(latent_dim=8, width=8, image_size=32, image_channels=3, num_classes=0))
+    assert rgb(torch.randn(2, 8)).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"channels": (12, 16)}, "multiples of 8"),
+        ({"channels": (8, 16, 16, 32)}, "divisible by"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"num_classes": -1}, "num_classes"),
+        ({"blocks_per_level": 0}, "blocks_per_level"),
+    ],
+)
+def test_velocity_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VelocityUNetConfig(**kwargs)
+
+
+def test_config_round_trip():
+    cfg = velocity_unet_gpu()
+    assert VelocityUNetConfig.from_dict(cfg.to_dict()) == cfg
+    assert ConvGeneratorConfig(**ConvGeneratorConfig(width=32).to_dict()) == ConvGeneratorConfig(width=32)
+
+
+def test_bad_inputs_name_the_parameter():
+    model = VelocityUNet(velocity_unet_tiny())
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(ValueError, match="x_t must have shape"):
+        model(torch.randn(2, 28, 28), torch.rand(2), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="t must be"):
+        model(x, torch.rand(3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
+        model(x, torch.rand(2), torch.tensor([0, 10]))
+    with pytest.raises(TypeError, match="integer class labels"):
+        model(x, torch.rand(2), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        model(x, torch.rand(2), torch.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model(x, torch.rand(2), [0, 1])
+    g = ConvGenerator(ConvGeneratorConfig(latent_dim=8, width=8))
+    with pytest.raises(ValueError, match=r"noise must have shape \(N, 8\)"):
+        g(torch.randn(2, 1, 28, 28), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="width"):
+        ConvGeneratorConfig(width=12)

@@ -48,6 +48,7 @@ _PLUGIN_MODULES: list[str] = [
     "repmatch.encoders.adapters",
     "repmatch.encoders.paper",
     "repmatch.encoders.offline",
+    "repmatch.encoders.fmnist",
 ]
 
 

@@ -4,7 +4,7 @@ trainer."""
 
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .flow_matching import euler_sample, flow_matching_loss, interpolate, sample_time, to_unit_range
-from .teacher import TeacherConfig, TeacherResult, cache_dir, load_teacher, sample_per_class, train_teacher
+from .teacher import TeacherConfig, TeacherResult, default_teacher_dir, load_teacher, sample_per_class, train_teacher
 from .unet import VelocityUNet, VelocityUNetConfig, velocity_unet_cpu, velocity_unet_gpu
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "TeacherResult",
     "VelocityUNet",
     "VelocityUNetConfig",
-    "cache_dir",
+    "default_teacher_dir",
     "euler_sample",
     "flow_matching_loss",
     "interpolate",

@@ -42,9 +42,11 @@ from .unet import VELOCITY_PRESETS, VelocityUNet, VelocityUNetConfig
 _RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every")
 
 
-def cache_dir() -> Path:
-    """Where trained weights live outside the repository: ``$REPMATCH_CACHE`` or ``~/.cache/repmatch``."""
-    return Path(os.environ.get("REPMATCH_CACHE", Path.home() / ".cache" / "repmatch"))
+def default_teacher_dir(preset: str) -> Path:
+    """``$REPMATCH_CACHE/fmnist/teacher-<preset>`` (default under ``~/.cache/repmatch``): weights stay out of the repo."""
+    from ..encoders.fmnist import fmnist_cache_dir
+
+    return fmnist_cache_dir() / f"teacher-{preset}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,9 +108,10 @@ def _ema_decay(config: TeacherConfig, step: int) -> float:
 
 
 def _load_train_split() -> tuple[torch.Tensor, torch.Tensor]:
-    from ._fmnist_idx import load_fashion_mnist
+    from ..data import FashionMNIST
 
-    return load_fashion_mnist("train")
+    train = FashionMNIST("train")
+    return torch.from_numpy(train.images), torch.from_numpy(train.labels)
 
 
 def _check_data(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> None:

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Rerunning with the same --out resumes from OUT/checkpoint.pt.",
     )
     p.add_argument("--out", default=None,
-                   help="run directory (default: $REPMATCH_CACHE or ~/.cache/repmatch, /teacher-fmnist-<preset>)")
+                   help="run directory (default: $REPMATCH_CACHE/fmnist/teacher-<preset>, "
+                   "$REPMATCH_CACHE defaulting to ~/.cache/repmatch)")
     p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "gpu"), help="network size (default: cpu)")
     p.add_argument("--steps", type=int, default=2000, help="total optimizer steps (default: 2000)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step (default: 128)")
@@ -41,14 +42,14 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .teacher import TeacherConfig, cache_dir, train_teacher
+    from .teacher import TeacherConfig, default_teacher_dir, train_teacher
 
     config = TeacherConfig(
         model=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, time_sampling=args.time_sampling,
         sample_steps=args.sample_steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
     )
-    out = Path(args.out) if args.out else cache_dir() / f"teacher-fmnist-{args.preset}"
+    out = Path(args.out) if args.out else default_teacher_dir(args.preset)
     if args.dry_run:
         print(json.dumps({"out": str(out), "device": args.device, "teacher": asdict(config),
                           "model": config.model_config().to_dict()}, indent=2))

@@ -3,7 +3,7 @@ DCGAN-style one-step generator, the rectified-flow loss and Euler sampler, and t
 trainer."""
 
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
-from .flow_matching import euler_sample, flow_matching_loss, interpolate, sample_time, to_unit_range
+from .flow_matching import flow_matching_loss, interpolate, sample_time
 from .teacher import TeacherConfig, TeacherResult, default_teacher_dir, load_teacher, sample_per_class, train_teacher
 from .unet import VelocityUNet, VelocityUNetConfig, velocity_unet_cpu, velocity_unet_gpu
 
@@ -15,13 +15,11 @@ __all__ = [
     "VelocityUNet",
     "VelocityUNetConfig",
     "default_teacher_dir",
-    "euler_sample",
     "flow_matching_loss",
     "interpolate",
     "load_teacher",
     "sample_per_class",
     "sample_time",
-    "to_unit_range",
     "train_teacher",
     "velocity_unet_cpu",
     "velocity_unet_gpu",

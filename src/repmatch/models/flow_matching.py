@@ -1,4 +1,4 @@
-"""Class-conditional rectified flow: interpolant, loss, time sampling and an Euler sampler.
+"""Class-conditional rectified flow: interpolant, loss and training-time sampling.
 
 Convention (shared with ``repmatch.train.FewStepGenerator``): data ``x`` in [-1, 1], noise
 ``ε ~ N(0, I)``, and
@@ -10,10 +10,9 @@ so the flow-matching loss (Lipman et al., 2023; Liu et al., 2023) is
 
     L(θ) = E_{x, ε, t} ‖v_θ(x_t, t, c) − (ε − x)‖² / D,
 
-the squared error averaged over the ``D = C·H·W`` pixels and the batch. Sampling integrates
-``dx/dt = v_θ`` from ``t = 1`` to ``t = 0`` with ``K`` uniform Euler steps,
-``x_{t−1/K} = x_t − (1/K)·v_θ(x_t, t, c)``; with K = 4 this is the paper's "few-step teacher"
-that iRDM post-trains into one step (paper §3, §4.2).
+the squared error averaged over the ``D = C·H·W`` pixels and the batch. Sampling (``K`` uniform
+Euler steps from ``t = 1`` to ``t = 0``) is ``repmatch.train.FewStepGenerator``; with K = 4 it is
+the paper's "few-step teacher" that iRDM post-trains into one step (paper §3, §4.2).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from .._validate import check_choice, check_positive
+from .._validate import check_choice
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -73,30 +72,3 @@ def flow_matching_loss(
     target = noise - x
     pred = velocity(interpolate(x, noise, t), t, condition)
     return (pred - target).square().mean()
-
-
-def euler_sample(
-    velocity: Velocity,
-    noise: torch.Tensor,
-    condition: torch.Tensor | None,
-    num_steps: int,
-) -> torch.Tensor:
-    """Integrate ``dx/dt = v(x, t, c)`` from ``t = 1`` (``x = noise``) to ``t = 0``; returns ``x_0``.
-
-    ``noise`` ``(N, C, H, W)``; ``num_steps`` uniform Euler steps of size ``1/num_steps``, the
-    velocity evaluated at the left end (``t_k = 1 − k/num_steps``). The result is in data space
-    (about [-1, 1]); map it with :func:`to_unit_range` for images. Gradients flow if enabled.
-    """
-    check_positive("num_steps", num_steps, integer=True)
-    x = noise
-    n = noise.shape[0]
-    dt = 1.0 / num_steps
-    for k in range(num_steps):
-        t = torch.full((n,), 1.0 - k * dt, device=noise.device, dtype=torch.float32)
-        x = x - dt * velocity(x, t, condition)
-    return x
-
-
-def to_unit_range(x: torch.Tensor) -> torch.Tensor:
-    """Map data-space images in [-1, 1] to [0, 1] (clamped): ``(x + 1) / 2``."""
-    return ((x + 1) / 2).clamp(0, 1)

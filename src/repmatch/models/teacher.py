@@ -4,8 +4,8 @@ One readable loop (EDM2-style): each step draws a batch of training images with 
 times ``t`` and noise ``ε`` from one seeded generator, minimises the flow-matching loss
 (:func:`repmatch.models.flow_matching.flow_matching_loss`) with Adam (linear warm-up, then
 constant learning rate, gradient clipping) and updates an EMA of the weights. The EMA network,
-sampled with ``sample_steps`` Euler steps, is the "few-step teacher" that iRDM post-trains into
-a one-step generator (paper §3, §4.2).
+sampled with ``sample_steps`` Euler steps (``repmatch.train.FewStepGenerator``), is the
+"few-step teacher" that iRDM post-trains into a one-step generator (paper §3, §4.2).
 
 Run directory written by :func:`train_teacher`::
 
@@ -35,7 +35,8 @@ import torch
 from .._io import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from .._validate import check_choice, check_positive
 from ..report.grid import class_grid, save_png
-from .flow_matching import TIME_SAMPLINGS, euler_sample, flow_matching_loss, sample_time, to_unit_range
+from ..train.generator import FewStepGenerator
+from .flow_matching import TIME_SAMPLINGS, flow_matching_loss, sample_time
 from .unet import VELOCITY_PRESETS, VelocityUNet, VelocityUNetConfig
 
 # Fields that may change between a run and its resumption without changing the trajectory.
@@ -304,5 +305,5 @@ def sample_per_class(
         (len(labels), cfg.image_channels, cfg.image_size, cfg.image_size),
         generator=torch.Generator().manual_seed(seed),
     )
-    x = euler_sample(velocity, noise.to(device), labels.to(device), num_steps)
-    return to_unit_range(x).cpu(), labels
+    sampler = FewStepGenerator(velocity, num_steps, noise.shape[1:])
+    return sampler(noise.to(device), labels.to(device)).clamp(0, 1).cpu(), labels

@@ -24,6 +24,22 @@ EVALS = {
                    "held_out_mean": 2.2, "held_out": ["nsfw"]},
     "scratch": {"per_encoder": {"lenet": 4.0, "effnet": 1.4}, "mean": 2.7, "held_out_mean": None},
 }
+# What `repmatch eval --out RUN_DIR/eval/<model>` writes: the SW panel under "sw", cross-checks beside it.
+FULL = {
+    "encoders": ["lenet", "effnet", "nsfw"], "held_out": ["nsfw"],
+    "sw": {"per_encoder": {"lenet": 1.1, "effnet": 1.6, "nsfw": 1.8}, "mean": 1.5, "held_out_mean": 1.8,
+           "held_out": ["nsfw"], "distance": {}, "floor": {}},
+    "mmd": {"per_encoder": {"lenet": 1.3}, "mean": 1.9, "held_out_mean": None, "held_out": []},
+}
+
+
+def _expected_rows() -> dict[str, list[float | None]]:
+    rows = {name: [ev["per_encoder"].get(e) for e in ("lenet", "effnet", "nsfw")]
+            + [ev["mean"], ev["held_out_mean"], None] for name, ev in EVALS.items()}
+    sw = FULL["sw"]
+    rows["full_eval"] = [sw["per_encoder"][e] for e in ("lenet", "effnet", "nsfw")] + [
+        sw["mean"], sw["held_out_mean"], FULL["mmd"]["mean"]]
+    return rows
 
 
 class _Tables(HTMLParser):
@@ -65,6 +81,8 @@ def run_dir(tmp_path):
     for name, ev in EVALS.items():
         (tmp_path / "eval").mkdir(exist_ok=True)
         (tmp_path / "eval" / f"{name}.json").write_text(json.dumps(ev))
+    (tmp_path / "eval" / "full_eval").mkdir()
+    (tmp_path / "eval" / "full_eval" / "eval.json").write_text(json.dumps(FULL))
     imgs = torch.rand(30, 1, 28, 28, generator=g)
     save_png(tmp_path / "samples" / "teacher_4step.png", class_grid(imgs, torch.arange(30) % 3, per_class=10))
     np.savez(tmp_path / "samples" / "irdm_1step.npz", images=(imgs.numpy()[:, 0] * 255).astype(np.uint8),
@@ -112,14 +130,15 @@ def test_report_table_and_images(run_dir):
     parser = _Tables()
     parser.feed(page)
     header, *rows = parser.rows
-    assert header[:4] == ["model", "lenet", "effnet", "nsfw †"]
+    assert header[:4] == ["model", "lenet", "effnet", "nsfw †"] and header[-1] == "MMDr,k"
+    expected = _expected_rows()
     # Sorted by mean; every value as given, missing ones as a dash.
-    assert [r[0] for r in rows] == ["irdm_1step", "teacher_4step", "scratch"]
+    assert [r[0] for r in rows] == sorted(expected, key=lambda m: expected[m][3])
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
-        ev = EVALS[r[0]]
-        expect = [ev["per_encoder"].get(e) for e in ("lenet", "effnet", "nsfw")] + [ev["mean"], ev["held_out_mean"]]
-        assert r[1:] == ["–" if v is None else f"{v:.3f}" for v in expect]
-    assert sorted(parser.bold) == sorted(["1.200", "1.400", "2.200", "1.633", "2.200"])
+        assert r[1:] == [fmt(v) for v in expected[r[0]]]
+    minima = [min(v for v in col if v is not None) for col in zip(*expected.values())]
+    assert sorted(parser.bold) == sorted(fmt(v) for v in minima)
     # Self-contained: every image is a data URI and nothing points at the network.
     srcs = re.findall(r'<img[^>]* src="([^"]+)"', page)
     assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
@@ -173,6 +192,6 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path_factory):
     match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert match, f"probe missing from the rendered DOM: {dom[:500]!r}"
     probe = json.loads(match.group(1).replace("&quot;", '"'))
-    assert probe["rows"] == len(EVALS)
+    assert probe["rows"] == len(EVALS) + 1
     assert len(probe["imgs"]) == 3
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in probe["imgs"]), probe

@@ -13,10 +13,14 @@ becomes a short message on the page, never an exception)::
     RUN_DIR/eval/<model>.json    {"per_encoder": {encoder: SW ratio r_e}, "mean": SW_r,k,
                                   "held_out_mean": mean over held-out encoders or null,
                                   "held_out": [encoder, ...] (optional)}
+    RUN_DIR/eval/<model>/eval.json  or the file ``repmatch eval --out RUN_DIR/eval/<model>``
+                                 writes: the same panel under "sw" (and "held_out" at the top),
+                                 with optional "mmd"/"fd" cross-check panels
 
 The SW_r,k table (paper eq. 5) has one row per model, sorted by ``mean`` (lower is closer to
 real; 1 is the real-validation floor), one column per encoder (held-out encoders marked †),
-the lowest value of each column in bold.
+the panel means, the MMD/FD cross-check means when present, the lowest value of each column
+in bold.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ class EvalEntry:
     mean: float | None
     held_out_mean: float | None
     held_out: list[str] = field(default_factory=list)
+    cross_checks: dict[str, float | None] = field(default_factory=dict)
+
+
+# Cross-check panels of ``repmatch eval`` shown as extra mean columns: key -> column header.
+_CROSS_CHECKS = {"mmd": "MMD<sub>r,k</sub>", "fd": "FD<sub>r,k</sub>"}
 
 
 def _data_uri(png: bytes) -> str:
@@ -75,22 +84,29 @@ def _number(value: Any, what: str) -> float | None:
     return float(value)
 
 
-def read_eval(path: str | os.PathLike[str]) -> EvalEntry:
-    """Parse one ``eval/<model>.json``; raises ``ValueError`` naming the bad field."""
+def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> EvalEntry:
+    """Parse one evaluation file (either layout above); raises ``ValueError`` naming the bad field.
+
+    ``model`` defaults to the file's stem (``eval/<model>.json``).
+    """
     path = Path(path)
     obj = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(obj, dict) or not isinstance(obj.get("per_encoder"), dict):
-        raise ValueError(f"{path.name}: expected an object with a 'per_encoder' mapping")
-    per = {str(k): _number(v, f"per_encoder[{k!r}]") for k, v in obj["per_encoder"].items()}
-    held = obj.get("held_out", [])
+    panel = obj.get("sw", obj) if isinstance(obj, dict) else None
+    if not isinstance(panel, dict) or not isinstance(panel.get("per_encoder"), dict):
+        raise ValueError(f"{path.name}: expected an object with a 'per_encoder' mapping (top level or under 'sw')")
+    per = {str(k): _number(v, f"per_encoder[{k!r}]") for k, v in panel["per_encoder"].items()}
+    held = panel.get("held_out", obj.get("held_out", []))
     if not isinstance(held, list) or not all(isinstance(h, str) for h in held):
         raise ValueError(f"{path.name}: 'held_out' must be a list of encoder names, got {held!r}")
+    cross = {key: _number(obj[key].get("mean"), f"{key}.mean")
+             for key in _CROSS_CHECKS if isinstance(obj.get(key), dict)}
     return EvalEntry(
-        model=path.stem,
+        model=model or path.stem,
         per_encoder={k: v for k, v in per.items() if v is not None},
-        mean=_number(obj.get("mean"), "mean"),
-        held_out_mean=_number(obj.get("held_out_mean"), "held_out_mean"),
+        mean=_number(panel.get("mean"), "mean"),
+        held_out_mean=_number(panel.get("held_out_mean"), "held_out_mean"),
         held_out=held,
+        cross_checks=cross,
     )
 
 
@@ -99,17 +115,19 @@ def _fmt(v: float | None) -> str:
 
 
 def _eval_section(run_dir: Path) -> str:
-    files = sorted((run_dir / "eval").glob("*.json")) if (run_dir / "eval").is_dir() else []
+    folder = run_dir / "eval"
+    files = ([(f, f.stem) for f in sorted(folder.glob("*.json"))]
+             + [(f, f.parent.name) for f in sorted(folder.glob("*/eval.json"))]) if folder.is_dir() else []
     if not files:
         return _missing("No evaluation found (expected RUN_DIR/eval/<model>.json with per_encoder, "
                         "mean, held_out_mean).")
     entries: list[EvalEntry] = []
     notes: list[str] = []
-    for f in files:
+    for f, model in files:
         try:
-            entries.append(read_eval(f))
+            entries.append(read_eval(f, model=model))
         except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as err:
-            notes.append(_missing(f"Skipped eval/{f.name}: {err}"))
+            notes.append(_missing(f"Skipped {f.relative_to(run_dir)}: {err}"))
     if not entries:
         return "".join(notes)
     entries.sort(key=lambda e: (e.mean is None, e.mean if e.mean is not None else 0.0, e.model))
@@ -118,14 +136,17 @@ def _eval_section(run_dir: Path) -> str:
         encoders.extend(k for k in e.per_encoder if k not in encoders)
     held = {h for e in entries for h in e.held_out}
     columns = [(enc, enc + (" †" if enc in held else ""), enc in held) for enc in encoders]
-    rows = [[e.per_encoder.get(enc) for enc in encoders] + [e.mean, e.held_out_mean] for e in entries]
+    cross = [key for key in _CROSS_CHECKS if any(key in e.cross_checks for e in entries)]
+    rows = [[e.per_encoder.get(enc) for enc in encoders] + [e.mean, e.held_out_mean]
+            + [e.cross_checks.get(key) for key in cross] for e in entries]
     best = []
-    for j in range(len(encoders) + 2):
+    for j in range(len(rows[0])):
         col = [r[j] for r in rows if r[j] is not None]
         best.append(min(col) if col else None)
     k = len(encoders)
     head = "".join(f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns)
     head += f"<th>SW<sub>r,{k}</sub></th><th>SW<sub>r,{len(held)}</sub><sup>†</sup> (held out)</th>"
+    head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cross)
     body = []
     for e, r in zip(entries, rows):
         cells = "".join(
@@ -135,7 +156,8 @@ def _eval_section(run_dir: Path) -> str:
         body.append(f"<tr><td>{html.escape(e.model)}</td>{cells}</tr>")
     legend = ("<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
               "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
-              f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum.</p>")
+              f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum; "
+              "MMD/FD columns are the cross-check panel means of Appendix D.</p>")
     table = (f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
              f"<tbody>{''.join(body)}</tbody></table>")
     return legend + table + "".join(notes)

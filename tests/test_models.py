@@ -53,7 +53,7 @@ def test_velocity_unet_uses_time_and_class_and_is_per_sample():
     assert not torch.allclose(v, model(x, t.flip(0), c))
     assert not torch.allclose(v, model(x, t, (c + 1) % 10))
     # GroupNorm only: each row must not depend on its batch-mates (gradient caching relies on it).
-    rows = torch.cat([model(x[i: i + 1], t[i: i + 1], c[i: i + 1]) for i in range(4)])
+    rows = torch.cat([model(x[i : i + 1], t[i : i + 1], c[i : i + 1]) for i in range(4)])
     torch.testing.assert_close(rows, v, rtol=1e-5, atol=1e-5)
     # A scalar t broadcasts to every row.
     torch.testing.assert_close(model(x, 0.3, c), model(x, torch.full((4,), 0.3), c))
@@ -63,7 +63,9 @@ def test_velocity_unet_gradients_reach_every_parameter():
     model = VelocityUNet(velocity_unet_tiny())
     _randomize_zero_inits(model)
     model(torch.randn(2, 1, 28, 28), torch.rand(2), torch.tensor([1, 2])).square().sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not missing
 
 
@@ -84,7 +86,7 @@ def test_conv_generator_contract():
     assert img.shape == (6, 1, 28, 28)
     assert img.min() >= 0 and img.max() <= 1
     assert not torch.allclose(img, g(noise, (labels + 1) % 10))
-    rows = torch.cat([g(noise[i: i + 1], labels[i: i + 1]) for i in range(6)])
+    rows = torch.cat([g(noise[i : i + 1], labels[i : i + 1]) for i in range(6)])
     torch.testing.assert_close(rows, img, rtol=1e-5, atol=1e-6)
     img.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
@@ -93,7 +95,9 @@ def test_conv_generator_contract():
 def test_conv_generator_default_and_other_sizes():
     g = ConvGenerator()
     assert g(torch.randn(2, *g.noise_shape), torch.tensor([0, 9])).shape == (2, 1, 28, 28)
-    rgb = ConvGenerator(ConvGeneratorConfig(latent_dim=8, width=8, image_size=32, image_channels=3, num_classes=0))
+    rgb = ConvGenerator(
+        ConvGeneratorConfig(latent_dim=8, width=8, image_size=32, image_channels=3, num_classes=0)
+    )
     assert rgb(torch.randn(2, 8)).shape == (2, 3, 32, 32)
 
 
@@ -115,7 +119,9 @@ def test_velocity_config_rejects_bad_values(kwargs, match):
 def test_config_round_trip():
     cfg = velocity_unet_gpu()
     assert VelocityUNetConfig.from_dict(cfg.to_dict()) == cfg
-    assert ConvGeneratorConfig(**ConvGeneratorConfig(width=32).to_dict()) == ConvGeneratorConfig(width=32)
+    assert ConvGeneratorConfig(**ConvGeneratorConfig(width=32).to_dict()) == ConvGeneratorConfig(
+        width=32
+    )
 
 
 def test_bad_inputs_name_the_parameter():

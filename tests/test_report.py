@@ -18,27 +18,48 @@ from repmatch.report.grid import class_grid, make_grid, save_png
 from repmatch.report.html import build_report, write_report
 
 EVALS = {
-    "teacher_4step": {"per_encoder": {"lenet": 1.8, "effnet": 2.4, "nsfw": 3.1}, "mean": 2.433,
-                      "held_out_mean": 3.1, "held_out": ["nsfw"]},
-    "irdm_1step": {"per_encoder": {"lenet": 1.2, "effnet": 1.5, "nsfw": 2.2}, "mean": 1.633,
-                   "held_out_mean": 2.2, "held_out": ["nsfw"]},
+    "teacher_4step": {
+        "per_encoder": {"lenet": 1.8, "effnet": 2.4, "nsfw": 3.1},
+        "mean": 2.433,
+        "held_out_mean": 3.1,
+        "held_out": ["nsfw"],
+    },
+    "irdm_1step": {
+        "per_encoder": {"lenet": 1.2, "effnet": 1.5, "nsfw": 2.2},
+        "mean": 1.633,
+        "held_out_mean": 2.2,
+        "held_out": ["nsfw"],
+    },
     "scratch": {"per_encoder": {"lenet": 4.0, "effnet": 1.4}, "mean": 2.7, "held_out_mean": None},
 }
 # What `repmatch eval --out RUN_DIR/eval/<model>` writes: the SW panel under "sw", cross-checks beside it.
 FULL = {
-    "encoders": ["lenet", "effnet", "nsfw"], "held_out": ["nsfw"],
-    "sw": {"per_encoder": {"lenet": 1.1, "effnet": 1.6, "nsfw": 1.8}, "mean": 1.5, "held_out_mean": 1.8,
-           "held_out": ["nsfw"], "distance": {}, "floor": {}},
+    "encoders": ["lenet", "effnet", "nsfw"],
+    "held_out": ["nsfw"],
+    "sw": {
+        "per_encoder": {"lenet": 1.1, "effnet": 1.6, "nsfw": 1.8},
+        "mean": 1.5,
+        "held_out_mean": 1.8,
+        "held_out": ["nsfw"],
+        "distance": {},
+        "floor": {},
+    },
     "mmd": {"per_encoder": {"lenet": 1.3}, "mean": 1.9, "held_out_mean": None, "held_out": []},
 }
 
 
 def _expected_rows() -> dict[str, list[float | None]]:
-    rows = {name: [ev["per_encoder"].get(e) for e in ("lenet", "effnet", "nsfw")]
-            + [ev["mean"], ev["held_out_mean"], None] for name, ev in EVALS.items()}
+    rows = {
+        name: [ev["per_encoder"].get(e) for e in ("lenet", "effnet", "nsfw")]
+        + [ev["mean"], ev["held_out_mean"], None]
+        for name, ev in EVALS.items()
+    }
     sw = FULL["sw"]
     rows["full_eval"] = [sw["per_encoder"][e] for e in ("lenet", "effnet", "nsfw")] + [
-        sw["mean"], sw["held_out_mean"], FULL["mmd"]["mean"]]
+        sw["mean"],
+        sw["held_out_mean"],
+        FULL["mmd"]["mean"],
+    ]
     return rows
 
 
@@ -84,12 +105,28 @@ def run_dir(tmp_path):
     (tmp_path / "eval" / "full_eval").mkdir()
     (tmp_path / "eval" / "full_eval" / "eval.json").write_text(json.dumps(FULL))
     imgs = torch.rand(30, 1, 28, 28, generator=g)
-    save_png(tmp_path / "samples" / "teacher_4step.png", class_grid(imgs, torch.arange(30) % 3, per_class=10))
-    np.savez(tmp_path / "samples" / "irdm_1step.npz", images=(imgs.numpy()[:, 0] * 255).astype(np.uint8),
-             labels=np.arange(30) % 3)
-    lines = [{"step": s, "nimg": 64 * s, "loss": 1.0 / (1 + s), "score": {"lenet": 2.0 - 0.01 * s, "effnet": 1.5},
-              "weight": {"lenet": 0.6, "effnet": 0.4}} for s in range(1, 40)]
-    (tmp_path / "stats.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines) + "not json\n")
+    save_png(
+        tmp_path / "samples" / "teacher_4step.png",
+        class_grid(imgs, torch.arange(30) % 3, per_class=10),
+    )
+    np.savez(
+        tmp_path / "samples" / "irdm_1step.npz",
+        images=(imgs.numpy()[:, 0] * 255).astype(np.uint8),
+        labels=np.arange(30) % 3,
+    )
+    lines = [
+        {
+            "step": s,
+            "nimg": 64 * s,
+            "loss": 1.0 / (1 + s),
+            "score": {"lenet": 2.0 - 0.01 * s, "effnet": 1.5},
+            "weight": {"lenet": 0.6, "effnet": 0.4},
+        }
+        for s in range(1, 40)
+    ]
+    (tmp_path / "stats.jsonl").write_text(
+        "".join(json.dumps(ln) + "\n" for ln in lines) + "not json\n"
+    )
     (tmp_path / "config.json").write_text(json.dumps({"lr": 1e-3}))
     return tmp_path
 
@@ -134,7 +171,7 @@ def test_report_table_and_images(run_dir):
     expected = _expected_rows()
     # Sorted by mean; every value as given, missing ones as a dash.
     assert [r[0] for r in rows] == sorted(expected, key=lambda m: expected[m][3])
-    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"
     for r in rows:
         assert r[1:] == [fmt(v) for v in expected[r[0]]]
     minima = [min(v for v in col if v is not None) for col in zip(*expected.values())]
@@ -177,7 +214,11 @@ window.addEventListener('load', function () {
 
 
 def test_report_renders_in_headless_chromium(run_dir, tmp_path_factory):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    browser = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     if browser is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
     page = write_report(run_dir).read_text()
@@ -185,11 +226,23 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path_factory):
     probed = run_dir / "probed.html"
     probed.write_text(page.replace("</body>", _PROBE + "</body>"))
     profile = tmp_path_factory.mktemp("chromium-profile")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
-    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
+    ]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
     assert match, f"probe missing from the rendered DOM: {dom[:500]!r}"
     probe = json.loads(match.group(1).replace("&quot;", '"'))
     assert probe["rows"] == len(EVALS) + 1

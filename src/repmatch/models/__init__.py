@@ -4,7 +4,14 @@ trainer."""
 
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .flow_matching import flow_matching_loss, interpolate, sample_time
-from .teacher import TeacherConfig, TeacherResult, default_teacher_dir, load_teacher, sample_per_class, train_teacher
+from .teacher import (
+    TeacherConfig,
+    TeacherResult,
+    default_teacher_dir,
+    load_teacher,
+    sample_per_class,
+    train_teacher,
+)
 from .unet import VelocityUNet, VelocityUNetConfig, velocity_unet_cpu, velocity_unet_gpu
 
 __all__ = [

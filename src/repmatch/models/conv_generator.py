@@ -38,10 +38,18 @@ class ConvGeneratorConfig:
     def __post_init__(self) -> None:
         for name in ("latent_dim", "width", "image_size", "image_channels"):
             check_positive(name, getattr(self, name), integer=True)
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
-            raise ValueError(f"num_classes must be a non-negative integer, got {self.num_classes!r}")
+        if (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, int)
+            or self.num_classes < 0
+        ):
+            raise ValueError(
+                f"num_classes must be a non-negative integer, got {self.num_classes!r}"
+            )
         if self.image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4 (two ×2 upsamplings), got {self.image_size}")
+            raise ValueError(
+                f"image_size must be divisible by 4 (two ×2 upsamplings), got {self.image_size}"
+            )
         if self.width % 8:
             raise ValueError(f"width must be a multiple of 8 (GroupNorm groups), got {self.width}")
 
@@ -84,7 +92,9 @@ class ConvGenerator(nn.Module):
     def forward(self, noise: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
         if noise.ndim != 2 or noise.shape[1] != cfg.latent_dim:
-            raise ValueError(f"noise must have shape (N, {cfg.latent_dim}), got {tuple(noise.shape)}")
+            raise ValueError(
+                f"noise must have shape (N, {cfg.latent_dim}), got {tuple(noise.shape)}"
+            )
         n = noise.shape[0]
         condition = check_condition(condition, batch=n, num_classes=cfg.num_classes)
         cond = self.class_emb(condition) if self.class_emb is not None else None

@@ -66,7 +66,9 @@ def flow_matching_loss(
     draws ``t`` and ``noise`` so that training is reproducible and resumable bit-for-bit.
     """
     if noise.shape != x.shape:
-        raise ValueError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
+        raise ValueError(
+            f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}"
+        )
     if tuple(t.shape) != (x.shape[0],):
         raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
     target = noise - x

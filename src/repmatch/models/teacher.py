@@ -44,7 +44,10 @@ _RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every")
 
 
 def default_teacher_dir(preset: str) -> Path:
-    """``$REPMATCH_CACHE/fmnist/teacher-<preset>`` (default under ``~/.cache/repmatch``): weights stay out of the repo."""
+    """``$REPMATCH_CACHE/fmnist/teacher-<preset>`` (``~/.cache/repmatch/...`` by default).
+
+    Trained weights live outside the repository and are never committed.
+    """
     from ..encoders.fmnist import fmnist_cache_dir
 
     return fmnist_cache_dir() / f"teacher-{preset}"
@@ -74,8 +77,14 @@ class TeacherConfig:
             check_positive(name, getattr(self, name), integer=True)
         check_positive("lr", self.lr)
         check_positive("grad_clip", self.grad_clip)
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+        if (
+            isinstance(self.warmup_steps, bool)
+            or not isinstance(self.warmup_steps, int)
+            or self.warmup_steps < 0
+        ):
+            raise ValueError(
+                f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}"
+            )
         if not (0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -124,7 +133,9 @@ def _check_data(images: torch.Tensor, labels: torch.Tensor, num_classes: int) ->
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (images.shape[0],):
         raise ValueError(f"labels must be a tensor of shape ({images.shape[0]},)")
     if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]"
+        )
 
 
 def _comparable(d: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +146,9 @@ def _truncate_stats(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resume from, so stats.jsonl has no duplicates."""
     if not path.exists():
         return
-    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    kept = [
+        ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step
+    ]
     atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
 
@@ -170,7 +183,9 @@ def train_teacher(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     step, elapsed = 0, 0.0
-    window: list[float] = []  # losses since the last stats line; checkpointed so resumes log identically
+    window: list[
+        float
+    ] = []  # losses since the last stats line; checkpointed so resumes log identically
 
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
@@ -189,15 +204,26 @@ def train_teacher(
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, elapsed, window = state["step"], state["elapsed_s"], state["loss_window"]
         _truncate_stats(out / "stats.jsonl", step)
-    atomic_write_json(out / "config.json", {"teacher": asdict(config), "model": model_cfg.to_dict()})
+    atomic_write_json(
+        out / "config.json", {"teacher": asdict(config), "model": model_cfg.to_dict()}
+    )
 
     def save_checkpoint() -> None:
-        atomic_torch_save(ckpt_path, {
-            "config": asdict(config), "step": step, "elapsed_s": elapsed, "loss_window": window,
-            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-            "generator": gen.get_state(), "torch_rng": torch.random.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        })
+        atomic_torch_save(
+            ckpt_path,
+            {
+                "config": asdict(config),
+                "step": step,
+                "elapsed_s": elapsed,
+                "loss_window": window,
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.random.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+        )
 
     call_start = start = time.perf_counter()
     last_loss = math.nan
@@ -218,7 +244,9 @@ def train_teacher(
                 group["lr"] = lr
             loss = flow_matching_loss(model, x, labels[idx], t=t, noise=noise)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite flow-matching loss {loss.item()} at step {step}")
+                raise FloatingPointError(
+                    f"non-finite flow-matching loss {loss.item()} at step {step}"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -238,10 +266,18 @@ def train_teacher(
             # Only whole intervals are logged, so a resumed run logs exactly what a straight one would.
             if step % config.log_every == 0:
                 now = elapsed + time.perf_counter() - start
-                stats.write(json.dumps({
-                    "step": step, "nimg": step * config.batch_size, "loss": sum(window) / len(window),
-                    "lr": lr, "time_s": round(now, 3),
-                }) + "\n")
+                stats.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "nimg": step * config.batch_size,
+                            "loss": sum(window) / len(window),
+                            "lr": lr,
+                            "time_s": round(now, 3),
+                        }
+                    )
+                    + "\n"
+                )
                 stats.flush()
                 window.clear()
             if step % config.checkpoint_every == 0:
@@ -253,18 +289,33 @@ def train_teacher(
 
     finished = step >= config.steps
     ema.eval()
-    atomic_save_safetensors(out / "teacher.safetensors", ema.state_dict(), metadata={
-        "model_config": json.dumps(model_cfg.to_dict()), "teacher_config": json.dumps(asdict(config)),
-        "step": str(step),
-    })
-    grid_images, grid_labels = sample_per_class(ema, num_steps=config.sample_steps, seed=config.seed)
-    save_png(out / "samples" / f"teacher_{config.sample_steps}step.png",
-             class_grid(grid_images, grid_labels, per_class=10), scale=2)
+    atomic_save_safetensors(
+        out / "teacher.safetensors",
+        ema.state_dict(),
+        metadata={
+            "model_config": json.dumps(model_cfg.to_dict()),
+            "teacher_config": json.dumps(asdict(config)),
+            "step": str(step),
+        },
+    )
+    grid_images, grid_labels = sample_per_class(
+        ema, num_steps=config.sample_steps, seed=config.seed
+    )
+    save_png(
+        out / "samples" / f"teacher_{config.sample_steps}step.png",
+        class_grid(grid_images, grid_labels, per_class=10),
+        scale=2,
+    )
     return TeacherResult(model=ema, step=step, finished=finished, last_loss=last_loss, out_dir=out)
 
 
-def load_teacher(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> VelocityUNet:
-    """Load EMA teacher weights written by :func:`train_teacher` (``teacher.safetensors``), in eval mode."""
+def load_teacher(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> VelocityUNet:
+    """Load the EMA teacher written by :func:`train_teacher` (``teacher.safetensors``), eval mode.
+
+    ``path`` is the weights file or the run directory holding it.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 

@@ -48,14 +48,22 @@ class VelocityUNetConfig:
         check_positive("image_size", self.image_size, integer=True)
         check_positive("image_channels", self.image_channels, integer=True)
         check_positive("blocks_per_level", self.blocks_per_level, integer=True)
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
-            raise ValueError(f"num_classes must be a non-negative integer, got {self.num_classes!r}")
+        if (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, int)
+            or self.num_classes < 0
+        ):
+            raise ValueError(
+                f"num_classes must be a non-negative integer, got {self.num_classes!r}"
+            )
         if not isinstance(self.channels, tuple) or not self.channels:
             raise TypeError(f"channels must be a non-empty tuple of ints, got {self.channels!r}")
         for c in self.channels:
             check_positive("channels[i]", c, integer=True)
             if c % 8:
-                raise ValueError(f"channels must be multiples of 8 (GroupNorm groups), got {self.channels}")
+                raise ValueError(
+                    f"channels must be multiples of 8 (GroupNorm groups), got {self.channels}"
+                )
         if self.image_size % 2 ** (len(self.channels) - 1):
             raise ValueError(
                 f"image_size={self.image_size} must be divisible by 2**(len(channels) - 1) = "
@@ -86,7 +94,9 @@ def velocity_unet_cpu() -> VelocityUNetConfig:
 
 def velocity_unet_gpu() -> VelocityUNetConfig:
     """Larger preset (~14M parameters) for one GPU: two blocks per level, attention at 7×7."""
-    return VelocityUNetConfig(channels=(64, 128, 256), blocks_per_level=2, attention=True, dropout=0.1)
+    return VelocityUNetConfig(
+        channels=(64, 128, 256), blocks_per_level=2, attention=True, dropout=0.1
+    )
 
 
 def velocity_unet_tiny() -> VelocityUNetConfig:
@@ -104,7 +114,9 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     as finely as the integer timesteps of DDPM-style embeddings do.
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half
+    )
     args = 1000.0 * t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
@@ -149,7 +161,9 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
-        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        a = F.scaled_dot_product_attention(
+            q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2)
+        )
         return x + self.out(a.transpose(-1, -2).reshape(n, c, h, w))
 
 
@@ -168,7 +182,9 @@ class VelocityUNet(nn.Module):
         ch = config.channels
         emb_dim = 4 * ch[0]
         self._time_dim = ch[0]
-        self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         self.class_emb = nn.Embedding(config.num_classes, emb_dim) if config.num_classes else None
         self.stem = nn.Conv2d(config.image_channels, ch[0], 3, padding=1)
 
@@ -191,7 +207,9 @@ class VelocityUNet(nn.Module):
         self.up = nn.ModuleList()
         for level in reversed(range(len(ch))):
             for _ in range(config.blocks_per_level + 1):
-                self.up.append(_ResBlock(c + skip_channels.pop(), ch[level], emb_dim, config.dropout))
+                self.up.append(
+                    _ResBlock(c + skip_channels.pop(), ch[level], emb_dim, config.dropout)
+                )
                 c = ch[level]
             if level > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
@@ -202,11 +220,15 @@ class VelocityUNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
         cfg = self.config
         expected = (cfg.image_channels, cfg.image_size, cfg.image_size)
         if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
-            raise ValueError(f"x_t must have shape (N, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
+            raise ValueError(
+                f"x_t must have shape (N, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}"
+            )
         n = x_t.shape[0]
         t = torch.as_tensor(t, device=x_t.device, dtype=torch.float32)
         if t.ndim == 0:
@@ -225,5 +247,9 @@ class VelocityUNet(nn.Module):
             skips.append(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
         for layer in self.up:
-            h = layer(torch.cat([h, skips.pop()], dim=1), emb) if isinstance(layer, _ResBlock) else layer(h)
+            h = (
+                layer(torch.cat([h, skips.pop()], dim=1), emb)
+                if isinstance(layer, _ResBlock)
+                else layer(h)
+            )
         return self.out(F.silu(self.out_norm(h)))

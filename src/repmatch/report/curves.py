@@ -95,9 +95,11 @@ def curves_png(records: list[dict[str, float]]) -> bytes | None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         for key in panels[name]:
-            pts = [(r.get(x_key, i) if x_key else i, r[key]) for i, r in enumerate(records) if key in r]
+            pts = [
+                (r.get(x_key, i) if x_key else i, r[key]) for i, r in enumerate(records) if key in r
+            ]
             xs, ys = zip(*pts)
-            label = key[len(name) + 1:] if key != name else key
+            label = key[len(name) + 1 :] if key != name else key
             ax.plot(xs, ys, label=label, linewidth=1.2)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(x_key or "line", fontsize=8)
@@ -108,7 +110,7 @@ def curves_png(records: list[dict[str, float]]) -> bytes | None:
         positive = all(v > 0 for key in panels[name] for r in records if key in r for v in [r[key]])
         if name == "loss" and positive:
             ax.set_yscale("log")
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     fig.tight_layout()
     buf = io.BytesIO()

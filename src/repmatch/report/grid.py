@@ -18,7 +18,9 @@ def _to_uint8_nchw(images: torch.Tensor | np.ndarray) -> np.ndarray:
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4:
-        raise ValueError(f"images must have shape (N, H, W), (N, C, H, W) or (N, H, W, C), got {a.shape}")
+        raise ValueError(
+            f"images must have shape (N, H, W), (N, C, H, W) or (N, H, W, C), got {a.shape}"
+        )
     if a.shape[1] not in (1, 3) and a.shape[3] in (1, 3):
         a = a.transpose(0, 3, 1, 2)
     if a.shape[1] not in (1, 3):
@@ -44,7 +46,7 @@ def make_grid(images: torch.Tensor | np.ndarray, nrow: int, *, pad: int = 2) -> 
     for i in range(n):
         r, col = divmod(i, nrow)
         y, x = pad + r * (h + pad), pad + col * (w + pad)
-        grid[y: y + h, x: x + w] = a[i].transpose(1, 2, 0)
+        grid[y : y + h, x : x + w] = a[i].transpose(1, 2, 0)
     return grid
 
 

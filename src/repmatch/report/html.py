@@ -79,13 +79,15 @@ def _missing(text: str) -> str:
 def _number(value: Any, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number or null, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number or null, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value!r}")
     return float(value)
 
 
 def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> EvalEntry:
-    """Parse one evaluation file (either layout above); raises ``ValueError`` naming the bad field.
+    """Parse one evaluation file (either layout above); a bad field raises ``TypeError``/``ValueError``.
 
     ``model`` defaults to the file's stem (``eval/<model>.json``).
     """
@@ -93,13 +95,18 @@ def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> Eval
     obj = json.loads(path.read_text(encoding="utf-8"))
     panel = obj.get("sw", obj) if isinstance(obj, dict) else None
     if not isinstance(panel, dict) or not isinstance(panel.get("per_encoder"), dict):
-        raise ValueError(f"{path.name}: expected an object with a 'per_encoder' mapping (top level or under 'sw')")
+        raise TypeError(
+            f"{path.name}: expected an object with a 'per_encoder' mapping (top level or under 'sw')"
+        )
     per = {str(k): _number(v, f"per_encoder[{k!r}]") for k, v in panel["per_encoder"].items()}
     held = panel.get("held_out", obj.get("held_out", []))
     if not isinstance(held, list) or not all(isinstance(h, str) for h in held):
-        raise ValueError(f"{path.name}: 'held_out' must be a list of encoder names, got {held!r}")
-    cross = {key: _number(obj[key].get("mean"), f"{key}.mean")
-             for key in _CROSS_CHECKS if isinstance(obj.get(key), dict)}
+        raise TypeError(f"{path.name}: 'held_out' must be a list of encoder names, got {held!r}")
+    cross = {
+        key: _number(obj[key].get("mean"), f"{key}.mean")
+        for key in _CROSS_CHECKS
+        if isinstance(obj.get(key), dict)
+    }
     return EvalEntry(
         model=model or path.stem,
         per_encoder={k: v for k, v in per.items() if v is not None},
@@ -110,23 +117,40 @@ def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> Eval
     )
 
 
+def _best_class(value: float | None, best: float | None, num_rows: int) -> str:
+    # A one-row table has no "best"; ties are all bold.
+    return "best" if value is not None and value == best and num_rows > 1 else ""
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
 def _eval_section(run_dir: Path) -> str:
     folder = run_dir / "eval"
-    files = ([(f, f.stem) for f in sorted(folder.glob("*.json"))]
-             + [(f, f.parent.name) for f in sorted(folder.glob("*/eval.json"))]) if folder.is_dir() else []
+    files = (
+        (
+            [(f, f.stem) for f in sorted(folder.glob("*.json"))]
+            + [(f, f.parent.name) for f in sorted(folder.glob("*/eval.json"))]
+        )
+        if folder.is_dir()
+        else []
+    )
     if not files:
-        return _missing("No evaluation found (expected RUN_DIR/eval/<model>.json with per_encoder, "
-                        "mean, held_out_mean).")
+        return _missing(
+            "No evaluation found (expected RUN_DIR/eval/<model>.json with per_encoder, "
+            "mean, held_out_mean)."
+        )
     entries: list[EvalEntry] = []
     notes: list[str] = []
     for f, model in files:
         try:
             entries.append(read_eval(f, model=model))
-        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (
+            TypeError,
+            ValueError,
+            UnicodeDecodeError,
+        ) as err:  # JSONDecodeError is a ValueError
             notes.append(_missing(f"Skipped {f.relative_to(run_dir)}: {err}"))
     if not entries:
         return "".join(notes)
@@ -137,29 +161,39 @@ def _eval_section(run_dir: Path) -> str:
     held = {h for e in entries for h in e.held_out}
     columns = [(enc, enc + (" †" if enc in held else ""), enc in held) for enc in encoders]
     cross = [key for key in _CROSS_CHECKS if any(key in e.cross_checks for e in entries)]
-    rows = [[e.per_encoder.get(enc) for enc in encoders] + [e.mean, e.held_out_mean]
-            + [e.cross_checks.get(key) for key in cross] for e in entries]
+    rows = [
+        [e.per_encoder.get(enc) for enc in encoders]
+        + [e.mean, e.held_out_mean]
+        + [e.cross_checks.get(key) for key in cross]
+        for e in entries
+    ]
     best = []
     for j in range(len(rows[0])):
         col = [r[j] for r in rows if r[j] is not None]
         best.append(min(col) if col else None)
     k = len(encoders)
-    head = "".join(f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns)
+    head = "".join(
+        f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns
+    )
     head += f"<th>SW<sub>r,{k}</sub></th><th>SW<sub>r,{len(held)}</sub><sup>†</sup> (held out)</th>"
     head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cross)
     body = []
     for e, r in zip(entries, rows):
         cells = "".join(
-            f'<td class="{"best" if v is not None and v == best[j] and len(rows) > 1 else ""}">{_fmt(v)}</td>'
+            f'<td class="{_best_class(v, best[j], len(rows))}">{_fmt(v)}</td>'
             for j, v in enumerate(r)
         )
         body.append(f"<tr><td>{html.escape(e.model)}</td>{cells}</tr>")
-    legend = ("<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
-              "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
-              f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum; "
-              "MMD/FD columns are the cross-check panel means of Appendix D.</p>")
-    table = (f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
-             f"<tbody>{''.join(body)}</tbody></table>")
+    legend = (
+        "<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
+        "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
+        f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum; "
+        "MMD/FD columns are the cross-check panel means of Appendix D.</p>"
+    )
+    table = (
+        f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
     return legend + table + "".join(notes)
 
 
@@ -169,7 +203,11 @@ def _samples_section(run_dir: Path) -> str:
     from .grid import class_grid, make_grid, png_bytes
 
     folder = run_dir / "samples"
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".png", ".npz")) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix in (".png", ".npz"))
+        if folder.is_dir()
+        else []
+    )
     if not files:
         return _missing("No samples found (expected RUN_DIR/samples/<model>.png or <model>.npz).")
     figures, notes = [], []
@@ -184,15 +222,21 @@ def _samples_section(run_dir: Path) -> str:
                     if "images" not in arrays:
                         raise ValueError(f"no 'images' array (has {sorted(arrays.files)})")
                     images = arrays["images"]
-                    labels = arrays["labels"] if "labels" in arrays else None
-                grid = class_grid(images, labels) if labels is not None else make_grid(images[:100], 10)
+                    labels = arrays.get("labels")
+                grid = (
+                    class_grid(images, labels)
+                    if labels is not None
+                    else make_grid(images[:100], 10)
+                )
                 png = png_bytes(grid, scale=2)
         except (OSError, ValueError, TypeError) as err:
             notes.append(_missing(f"Skipped samples/{f.name}: {err}"))
             continue
         name = html.escape(f.stem)
-        figures.append(f'<figure><img alt="samples: {name}" src="{_data_uri(png)}">'
-                       f"<figcaption>{name}</figcaption></figure>")
+        figures.append(
+            f'<figure><img alt="samples: {name}" src="{_data_uri(png)}">'
+            f"<figcaption>{name}</figcaption></figure>"
+        )
     return f'<div class="samples">{"".join(figures)}</div>' + "".join(notes)
 
 
@@ -203,7 +247,11 @@ def _curves_section(run_dir: Path) -> str:
     if not path.exists():
         return _missing("No training log found (expected RUN_DIR/stats.jsonl).")
     stats = read_stats(path)
-    note = _missing(f"{stats.bad_lines} unreadable line(s) in stats.jsonl were skipped.") if stats.bad_lines else ""
+    note = (
+        _missing(f"{stats.bad_lines} unreadable line(s) in stats.jsonl were skipped.")
+        if stats.bad_lines
+        else ""
+    )
     png = curves_png(stats.records) if stats.records else None
     if png is None:
         return _missing("stats.jsonl holds no numeric series to plot.") + note
@@ -214,7 +262,8 @@ def _config_section(run_dir: Path) -> str:
     path = run_dir / "config.json"
     if not path.exists():
         return _missing("No config.json in the run directory.")
-    return f"<details><summary>config.json</summary><pre>{html.escape(path.read_text(errors='replace'))}</pre></details>"
+    text = html.escape(path.read_text(errors="replace"))
+    return f"<details><summary>config.json</summary><pre>{text}</pre></details>"
 
 
 def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -> str:
@@ -230,8 +279,10 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
         ("Configuration", _config_section(run_dir)),
     ]
     body = "".join(f"<section><h2>{h}</h2>{content}</section>" for h, content in sections)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{title}</h1>{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{title}</h1>{body}</body></html>\n"
+    )
 
 
 def write_report(

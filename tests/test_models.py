@@ -10,10 +10,13 @@ from repmatch.models import (
     ConvGeneratorConfig,
     VelocityUNet,
     VelocityUNetConfig,
+    sample_per_class,
     velocity_unet_cpu,
     velocity_unet_gpu,
+    velocity_unet_tiny,
+    write_sample_grid,
 )
-from repmatch.models.unet import velocity_unet_tiny
+from repmatch.train.generator import FewStepGenerator
 
 
 def _randomize_zero_inits(model: torch.nn.Module) -> None:
@@ -144,3 +147,40 @@ def test_bad_inputs_name_the_parameter():
         g(torch.randn(2, 1, 28, 28), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="width"):
         ConvGeneratorConfig(width=12)
+
+
+def test_sample_per_class_uses_matched_noise_across_generators(tmp_path):
+    class Echo(torch.nn.Module):
+        """Returns its noise (shifted into [0, 1]) and records the labels it was given."""
+
+        noise_shape = (1, 28, 28)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, noise, condition):
+            self.seen = condition
+            return noise.sigmoid() + self.anchor
+
+    echo = Echo()
+    images, labels = sample_per_class(echo, num_classes=3, per_class=4, seed=5)
+    assert images.shape == (12, 1, 28, 28)
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert torch.equal(echo.seen, labels)
+    again, _ = sample_per_class(echo, num_classes=3, per_class=4, seed=5)
+    assert torch.equal(images, again)
+    other, _ = sample_per_class(echo, num_classes=3, per_class=4, seed=6)
+    assert not torch.equal(images, other)
+    # A velocity model's few-step sampler sees the same noise for the same seed.
+    teacher = VelocityUNet(velocity_unet_tiny()).eval()
+    onestep = FewStepGenerator(teacher, 1, (1, 28, 28))
+    out, _ = sample_per_class(onestep, num_classes=3, per_class=4, seed=5)
+    noise = torch.logit(images.clamp(1e-6, 1 - 1e-6))
+    torch.testing.assert_close(out, ((noise + 1) / 2).clamp(0, 1), rtol=1e-4, atol=1e-4)
+    path = write_sample_grid(ConvGenerator(), tmp_path / "g.png", per_class=3)
+    from PIL import Image
+
+    assert Image.open(path).size == (2 * (3 * 30 + 2), 2 * (10 * 30 + 2))
+    with pytest.raises(TypeError, match="noise_shape"):
+        sample_per_class(torch.nn.Linear(2, 2))

@@ -210,6 +210,9 @@ def test_teacher_training_decreases_loss(tmp_path, small_data):
     loaded = load_teacher(tmp_path)
     x, t, c = torch.randn(3, 1, 28, 28), torch.rand(3), torch.tensor([1, 2, 3])
     torch.testing.assert_close(loaded(x, t, c), res.model(x, t, c))
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    student = load_teacher(tmp_path / "teacher.safetensors", trainable=True)
+    assert student.training and all(p.requires_grad for p in student.parameters())
     assert (tmp_path / "samples" / "teacher_2step.png").stat().st_size > 0
     assert json.loads((tmp_path / "config.json").read_text())["teacher"]["steps"] == 16
 

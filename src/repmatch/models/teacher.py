@@ -34,9 +34,9 @@ import torch
 
 from .._io import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from .._validate import check_choice, check_positive
-from ..report.grid import class_grid, save_png
 from ..train.generator import FewStepGenerator
 from .flow_matching import TIME_SAMPLINGS, flow_matching_loss, sample_time
+from .sampling import write_sample_grid
 from .unet import VELOCITY_PRESETS, VelocityUNet, VelocityUNetConfig
 
 # Fields that may change between a run and its resumption without changing the trajectory.
@@ -298,23 +298,28 @@ def train_teacher(
             "step": str(step),
         },
     )
-    grid_images, grid_labels = sample_per_class(
-        ema, num_steps=config.sample_steps, seed=config.seed
-    )
-    save_png(
+    sampler = FewStepGenerator(ema, config.sample_steps, images.shape[1:])
+    write_sample_grid(
+        sampler,
         out / "samples" / f"teacher_{config.sample_steps}step.png",
-        class_grid(grid_images, grid_labels, per_class=10),
-        scale=2,
+        num_classes=model_cfg.num_classes,
+        seed=config.seed,
     )
     return TeacherResult(model=ema, step=step, finished=finished, last_loss=last_loss, out_dir=out)
 
 
 def load_teacher(
-    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+    path: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    trainable: bool = False,
 ) -> VelocityUNet:
-    """Load the EMA teacher written by :func:`train_teacher` (``teacher.safetensors``), eval mode.
+    """Load the EMA teacher written by :func:`train_teacher` (``teacher.safetensors``).
 
-    ``path`` is the weights file or the run directory holding it.
+    ``path`` is the weights file or the run directory holding it. By default the network is
+    frozen (eval mode, no gradients): a teacher to sample. ``trainable=True`` returns it in
+    train mode with gradients on, the starting point of iRDM post-training, e.g.
+    ``FewStepGenerator(load_teacher(p, trainable=True), 1, (1, 28, 28))``.
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -333,28 +338,5 @@ def load_teacher(
         raise ValueError(f"{path} has no 'model_config' metadata; was it written by train_teacher?")
     model = VelocityUNet(VelocityUNetConfig.from_dict(json.loads(meta["model_config"])))
     model.load_state_dict(load_file(str(path), device="cpu"))
-    return model.to(device).eval().requires_grad_(False)
-
-
-@torch.no_grad()
-def sample_per_class(
-    velocity: VelocityUNet,
-    *,
-    num_steps: int = 4,
-    per_class: int = 10,
-    seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` samples of every class with ``num_steps`` Euler steps.
-
-    Returns ``(images (num_classes·per_class, C, H, W) in [0, 1], labels (num_classes·per_class,))``,
-    sorted by class; the noise comes from a CPU generator seeded with ``seed`` (device-independent).
-    """
-    cfg = velocity.config
-    device = next(velocity.parameters()).device
-    labels = torch.arange(cfg.num_classes).repeat_interleave(per_class)
-    noise = torch.randn(
-        (len(labels), cfg.image_channels, cfg.image_size, cfg.image_size),
-        generator=torch.Generator().manual_seed(seed),
-    )
-    sampler = FewStepGenerator(velocity, num_steps, noise.shape[1:])
-    return sampler(noise.to(device), labels.to(device)).clamp(0, 1).cpu(), labels
+    model.to(device).train(trainable).requires_grad_(trainable)
+    return model

@@ -187,8 +187,9 @@ def _eval_section(run_dir: Path) -> str:
     legend = (
         "<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
         "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
-        f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum; "
-        "MMD/FD columns are the cross-check panel means of Appendix D.</p>"
+        f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum."
+        + (" MMD/FD columns are the cross-check panel means (Appendix D)." if cross else "")
+        + "</p>"
     )
     table = (
         f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'

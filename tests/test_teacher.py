@@ -223,8 +223,8 @@ def test_teacher_resume_is_bit_exact(tmp_path, small_data):
     first = train_teacher(_tiny(steps=3), resumed, data=small_data, progress=False)
     assert first.step == 3
     train_teacher(_tiny(steps=6), resumed, data=small_data, progress=False)
-    a = torch.load(straight / "checkpoint.pt", weights_only=False)
-    b = torch.load(resumed / "checkpoint.pt", weights_only=False)
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 6
     for key in ("model", "ema"):
         for name, tensor in a[key].items():
@@ -291,3 +291,16 @@ def test_teacher_cli_on_fashion_mnist(tmp_path, capsys):
     assert (out / "teacher.safetensors").exists() and (
         out / "samples" / "teacher_1step.png"
     ).exists()
+
+
+@pytest.mark.gpu
+def test_teacher_trains_and_resumes_on_cuda(tmp_path, small_data):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_teacher(_tiny(steps=4), straight, data=small_data, device="cuda", progress=False)
+    train_teacher(_tiny(steps=2), resumed, data=small_data, device="cuda", progress=False)
+    res = train_teacher(_tiny(steps=4), resumed, data=small_data, device="cuda", progress=False)
+    assert res.step == 4 and next(res.model.parameters()).is_cuda
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(tensor, b["model"][name])

@@ -189,7 +189,8 @@ def train_teacher(
 
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # CPU first: the RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if _comparable(state["config"]) != _comparable(asdict(config)):
             raise ValueError(
                 f"{ckpt_path} was trained with config {state['config']}, which differs from "

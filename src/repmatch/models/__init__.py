@@ -5,7 +5,7 @@ sampling of any generator. Few-step sampling of a velocity model is
 
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .flow_matching import flow_matching_loss, interpolate, sample_time
-from .sampling import sample_per_class, write_sample_grid
+from .sampling import sample_per_class, write_sample_grid, write_samples_npz
 from .teacher import (
     TeacherConfig,
     TeacherResult,
@@ -39,4 +39,5 @@ __all__ = [
     "velocity_unet_gpu",
     "velocity_unet_tiny",
     "write_sample_grid",
+    "write_samples_npz",
 ]

@@ -183,9 +183,8 @@ def train_teacher(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     step, elapsed = 0, 0.0
-    window: list[
-        float
-    ] = []  # losses since the last stats line; checkpointed so resumes log identically
+    # Losses since the last stats line; checkpointed so that a resumed run logs identically.
+    window: list[float] = []
 
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
@@ -264,7 +263,7 @@ def train_teacher(
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4f}")
 
-            # Only whole intervals are logged, so a resumed run logs exactly what a straight one would.
+            # Only whole intervals are logged: a resumed run logs what a straight one would.
             if step % config.log_every == 0:
                 now = elapsed + time.perf_counter() - start
                 stats.write(

@@ -20,6 +20,8 @@ from repmatch.models import (
 )
 from repmatch.train.generator import FewStepGenerator
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _randomize_zero_inits(model: torch.nn.Module) -> None:
     # The output layers are zero-initialised on purpose; tests that need a non-trivial

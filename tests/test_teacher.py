@@ -27,6 +27,9 @@ def euler_sample(velocity, noise, condition, num_steps):
     return 2 * FewStepGenerator(velocity, num_steps, noise.shape[1:])(noise, condition) - 1
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 def _gaussian_velocity(mu: float, s: float):
     """Exact rectified-flow velocity E[ε − x | x_t] for data x ~ N(mu, s²) per pixel, ε ~ N(0, 1).
 

@@ -183,6 +183,24 @@ def test_report_table_and_images(run_dir):
     assert "unreadable line" in page and "config.json" in page
 
 
+def test_report_enlarges_small_grids_and_keeps_the_latest_snapshots(tmp_path):
+    from repmatch.report.html import MAX_SAMPLE_FILES, MIN_DISPLAY_WIDTH
+
+    for nimg in range(MAX_SAMPLE_FILES + 3):
+        save_png(
+            tmp_path / "samples" / f"samples-{nimg:06d}.png", make_grid(np.zeros((4, 5, 7)), 2)
+        )
+    page = build_report(tmp_path)
+    names = re.findall(r"<figcaption>([^<]+)</figcaption>", page)
+    assert names == [f"samples-{n:06d}" for n in range(3, MAX_SAMPLE_FILES + 3)]
+    assert "3 earlier sample file(s) not shown" in page
+    grid_width = 2 * (7 + 2) + 2
+    factor = -(-MIN_DISPLAY_WIDTH // grid_width)
+    widths = re.findall(r'<img[^>]* width="(\d+)"', page)
+    assert widths == [str(grid_width * factor)] * MAX_SAMPLE_FILES
+    assert grid_width * factor >= MIN_DISPLAY_WIDTH > grid_width * (factor - 1)
+
+
 def test_report_on_empty_dir_explains_what_is_missing(tmp_path):
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "broken.json").write_text(json.dumps({"per_encoder": {"a": "x"}}))

@@ -6,7 +6,8 @@ becomes a short message on the page, never an exception)::
     RUN_DIR/config.json          resolved run config, shown verbatim
     RUN_DIR/stats.jsonl          training log, one JSON object per line (keys like nimg, step,
                                  loss, nested per-encoder dicts); plotted as curves
-    RUN_DIR/samples/<model>.png  a sample grid (e.g. one row per class), shown as is
+    RUN_DIR/samples/<model>.png  a sample grid (e.g. one row per class), shown as is (small
+                                 ones enlarged by an integer factor; the last 12 files by name)
     RUN_DIR/samples/<model>.npz  or arrays ``images`` (N, H, W) / (N, C, H, W) / (N, H, W, C),
                                  uint8 or float in [0, 1], plus optional ``labels`` (N,):
                                  tiled one row per class (first 10 of each)
@@ -198,6 +199,18 @@ def _eval_section(run_dir: Path) -> str:
     return legend + table + "".join(notes)
 
 
+MAX_SAMPLE_FILES = 12
+MIN_DISPLAY_WIDTH = 240
+
+
+def _display_width(png: bytes) -> str:
+    """A ``width`` attribute blowing small grids up by an integer factor (pixelated, not blurred)."""
+    width = int.from_bytes(png[16:20], "big")  # IHDR: the first chunk after the 8-byte signature
+    if not 0 < width < MIN_DISPLAY_WIDTH:
+        return ""
+    return f' width="{width * -(-MIN_DISPLAY_WIDTH // width)}"'
+
+
 def _samples_section(run_dir: Path) -> str:
     import numpy as np
 
@@ -212,6 +225,10 @@ def _samples_section(run_dir: Path) -> str:
     if not files:
         return _missing("No samples found (expected RUN_DIR/samples/<model>.png or <model>.npz).")
     figures, notes = [], []
+    if len(files) > MAX_SAMPLE_FILES:
+        # A trainer's periodic snapshots (samples-<nimg>.png) sort by nimg: keep the latest.
+        notes.append(_missing(f"{len(files) - MAX_SAMPLE_FILES} earlier sample file(s) not shown."))
+        files = files[-MAX_SAMPLE_FILES:]
     for f in files:
         try:
             if f.suffix == ".png":
@@ -235,7 +252,7 @@ def _samples_section(run_dir: Path) -> str:
             continue
         name = html.escape(f.stem)
         figures.append(
-            f'<figure><img alt="samples: {name}" src="{_data_uri(png)}">'
+            f'<figure><img alt="samples: {name}" src="{_data_uri(png)}"{_display_width(png)}>'
             f"<figcaption>{name}</figcaption></figure>"
         )
     return f'<div class="samples">{"".join(figures)}</div>' + "".join(notes)

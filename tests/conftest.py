@@ -28,3 +28,16 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one intra-op thread (restored after).
+
+    For tiny models and batches, intra-op threads cost more in synchronisation than they save,
+    and on a loaded machine they make small training tests several times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,7 +16,11 @@ from ._version import __version__
 
 # (verb module, in the order shown by --help)
 VERB_MODULES: tuple[str, ...] = (
+    "repmatch.reference.cli",
+    "repmatch.encoders.fmnist_cli",
     "repmatch.train.command",
+    "repmatch.models.teacher_cli",
+    "repmatch.report.cli",
 )
 
 

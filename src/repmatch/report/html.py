@@ -1,0 +1,314 @@
+"""A self-contained HTML report of a run directory (no network: images are data URIs, CSS inline).
+
+Run-directory layout read by :func:`build_report` (every part optional; a missing or broken part
+becomes a short message on the page, never an exception)::
+
+    RUN_DIR/config.json          resolved run config, shown verbatim
+    RUN_DIR/stats.jsonl          training log, one JSON object per line (keys like nimg, step,
+                                 loss, nested per-encoder dicts); plotted as curves
+    RUN_DIR/samples/<model>.png  a sample grid (e.g. one row per class), shown as is (small
+                                 ones enlarged by an integer factor; the last 12 files by name)
+    RUN_DIR/samples/<model>.npz  or arrays ``images`` (N, H, W) / (N, C, H, W) / (N, H, W, C),
+                                 uint8 or float in [0, 1], plus optional ``labels`` (N,):
+                                 tiled one row per class (first 10 of each)
+    RUN_DIR/eval/<model>.json    {"per_encoder": {encoder: SW ratio r_e}, "mean": SW_r,k,
+                                  "held_out_mean": mean over held-out encoders or null,
+                                  "held_out": [encoder, ...] (optional)}
+    RUN_DIR/eval/<model>/eval.json  or the file ``repmatch eval --out RUN_DIR/eval/<model>``
+                                 writes: the same panel under "sw" (and "held_out" at the top),
+                                 with optional "mmd"/"fd" cross-check panels
+
+The SW_r,k table (paper eq. 5) has one row per model, sorted by ``mean`` (lower is closer to
+real; 1 is the real-validation floor), one column per encoder (held-out encoders marked †),
+the panel means, the MMD/FD cross-check means when present, the lowest value of each column
+in bold.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_text
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
+color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
+td.best{font-weight:bold}th.held{background:#fdf1dc}
+.missing{color:#8a5a00;background:#fff7e6;border-left:3px solid #e0a000;padding:.3rem .6rem}
+.samples{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}
+figcaption{font-size:.85rem;color:#555;margin-top:.2rem}
+img{image-rendering:pixelated;max-width:100%}
+pre{background:#f6f6f6;padding:.6rem;overflow:auto;font-size:.8rem}
+"""
+
+
+@dataclass
+class EvalEntry:
+    """One model's evaluation as read from ``eval/<model>.json``."""
+
+    model: str
+    per_encoder: dict[str, float]
+    mean: float | None
+    held_out_mean: float | None
+    held_out: list[str] = field(default_factory=list)
+    cross_checks: dict[str, float | None] = field(default_factory=dict)
+
+
+# Cross-check panels of ``repmatch eval`` shown as extra mean columns: key -> column header.
+_CROSS_CHECKS = {"mmd": "MMD<sub>r,k</sub>", "fd": "FD<sub>r,k</sub>"}
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _missing(text: str) -> str:
+    return f'<p class="missing">{html.escape(text)}</p>'
+
+
+def _number(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number or null, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return float(value)
+
+
+def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> EvalEntry:
+    """Parse one evaluation file (either layout above); a bad field raises ``TypeError``/``ValueError``.
+
+    ``model`` defaults to the file's stem (``eval/<model>.json``).
+    """
+    path = Path(path)
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    panel = obj.get("sw", obj) if isinstance(obj, dict) else None
+    if not isinstance(panel, dict) or not isinstance(panel.get("per_encoder"), dict):
+        raise TypeError(
+            f"{path.name}: expected an object with a 'per_encoder' mapping (top level or under 'sw')"
+        )
+    per = {str(k): _number(v, f"per_encoder[{k!r}]") for k, v in panel["per_encoder"].items()}
+    held = panel.get("held_out", obj.get("held_out", []))
+    if not isinstance(held, list) or not all(isinstance(h, str) for h in held):
+        raise TypeError(f"{path.name}: 'held_out' must be a list of encoder names, got {held!r}")
+    cross = {
+        key: _number(obj[key].get("mean"), f"{key}.mean")
+        for key in _CROSS_CHECKS
+        if isinstance(obj.get(key), dict)
+    }
+    return EvalEntry(
+        model=model or path.stem,
+        per_encoder={k: v for k, v in per.items() if v is not None},
+        mean=_number(panel.get("mean"), "mean"),
+        held_out_mean=_number(panel.get("held_out_mean"), "held_out_mean"),
+        held_out=held,
+        cross_checks=cross,
+    )
+
+
+def _best_class(value: float | None, best: float | None, num_rows: int) -> str:
+    # A one-row table has no "best"; ties are all bold.
+    return "best" if value is not None and value == best and num_rows > 1 else ""
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _eval_section(run_dir: Path) -> str:
+    folder = run_dir / "eval"
+    files = (
+        (
+            [(f, f.stem) for f in sorted(folder.glob("*.json"))]
+            + [(f, f.parent.name) for f in sorted(folder.glob("*/eval.json"))]
+        )
+        if folder.is_dir()
+        else []
+    )
+    if not files:
+        return _missing(
+            "No evaluation found (expected RUN_DIR/eval/<model>.json with per_encoder, "
+            "mean, held_out_mean)."
+        )
+    entries: list[EvalEntry] = []
+    notes: list[str] = []
+    for f, model in files:
+        try:
+            entries.append(read_eval(f, model=model))
+        except (
+            TypeError,
+            ValueError,
+            UnicodeDecodeError,
+        ) as err:  # JSONDecodeError is a ValueError
+            notes.append(_missing(f"Skipped {f.relative_to(run_dir)}: {err}"))
+    if not entries:
+        return "".join(notes)
+    entries.sort(key=lambda e: (e.mean is None, e.mean if e.mean is not None else 0.0, e.model))
+    encoders: list[str] = []
+    for e in entries:
+        encoders.extend(k for k in e.per_encoder if k not in encoders)
+    held = {h for e in entries for h in e.held_out}
+    columns = [(enc, enc + (" †" if enc in held else ""), enc in held) for enc in encoders]
+    cross = [key for key in _CROSS_CHECKS if any(key in e.cross_checks for e in entries)]
+    rows = [
+        [e.per_encoder.get(enc) for enc in encoders]
+        + [e.mean, e.held_out_mean]
+        + [e.cross_checks.get(key) for key in cross]
+        for e in entries
+    ]
+    best = []
+    for j in range(len(rows[0])):
+        col = [r[j] for r in rows if r[j] is not None]
+        best.append(min(col) if col else None)
+    k = len(encoders)
+    head = "".join(
+        f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns
+    )
+    head += f"<th>SW<sub>r,{k}</sub></th><th>SW<sub>r,{len(held)}</sub><sup>†</sup> (held out)</th>"
+    head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cross)
+    body = []
+    for e, r in zip(entries, rows):
+        cells = "".join(
+            f'<td class="{_best_class(v, best[j], len(rows))}">{_fmt(v)}</td>'
+            for j, v in enumerate(r)
+        )
+        body.append(f"<tr><td>{html.escape(e.model)}</td>{cells}</tr>")
+    legend = (
+        "<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
+        "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
+        f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum."
+        + (" MMD/FD columns are the cross-check panel means (Appendix D)." if cross else "")
+        + "</p>"
+    )
+    table = (
+        f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+    return legend + table + "".join(notes)
+
+
+MAX_SAMPLE_FILES = 12
+MIN_DISPLAY_WIDTH = 240
+
+
+def _display_width(png: bytes) -> str:
+    """A ``width`` attribute blowing small grids up by an integer factor (pixelated, not blurred)."""
+    width = int.from_bytes(png[16:20], "big")  # IHDR: the first chunk after the 8-byte signature
+    if not 0 < width < MIN_DISPLAY_WIDTH:
+        return ""
+    return f' width="{width * -(-MIN_DISPLAY_WIDTH // width)}"'
+
+
+def _samples_section(run_dir: Path) -> str:
+    import numpy as np
+
+    from .grid import class_grid, make_grid, png_bytes
+
+    folder = run_dir / "samples"
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix in (".png", ".npz"))
+        if folder.is_dir()
+        else []
+    )
+    if not files:
+        return _missing("No samples found (expected RUN_DIR/samples/<model>.png or <model>.npz).")
+    figures, notes = [], []
+    if len(files) > MAX_SAMPLE_FILES:
+        # A trainer's periodic snapshots (samples-<nimg>.png) sort by nimg: keep the latest.
+        notes.append(_missing(f"{len(files) - MAX_SAMPLE_FILES} earlier sample file(s) not shown."))
+        files = files[-MAX_SAMPLE_FILES:]
+    for f in files:
+        try:
+            if f.suffix == ".png":
+                png = f.read_bytes()
+                if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+                    raise ValueError("not a PNG file")
+            else:
+                with np.load(f, allow_pickle=False) as arrays:
+                    if "images" not in arrays:
+                        raise ValueError(f"no 'images' array (has {sorted(arrays.files)})")
+                    images = arrays["images"]
+                    labels = arrays.get("labels")
+                grid = (
+                    class_grid(images, labels)
+                    if labels is not None
+                    else make_grid(images[:100], 10)
+                )
+                png = png_bytes(grid, scale=2)
+        except (OSError, ValueError, TypeError) as err:
+            notes.append(_missing(f"Skipped samples/{f.name}: {err}"))
+            continue
+        name = html.escape(f.stem)
+        figures.append(
+            f'<figure><img alt="samples: {name}" src="{_data_uri(png)}"{_display_width(png)}>'
+            f"<figcaption>{name}</figcaption></figure>"
+        )
+    return f'<div class="samples">{"".join(figures)}</div>' + "".join(notes)
+
+
+def _curves_section(run_dir: Path) -> str:
+    from .curves import curves_png, read_stats
+
+    path = run_dir / "stats.jsonl"
+    if not path.exists():
+        return _missing("No training log found (expected RUN_DIR/stats.jsonl).")
+    stats = read_stats(path)
+    note = (
+        _missing(f"{stats.bad_lines} unreadable line(s) in stats.jsonl were skipped.")
+        if stats.bad_lines
+        else ""
+    )
+    png = curves_png(stats.records) if stats.records else None
+    if png is None:
+        return _missing("stats.jsonl holds no numeric series to plot.") + note
+    return f'<img alt="training curves" src="{_data_uri(png)}">' + note
+
+
+def _config_section(run_dir: Path) -> str:
+    path = run_dir / "config.json"
+    if not path.exists():
+        return _missing("No config.json in the run directory.")
+    text = html.escape(path.read_text(errors="replace"))
+    return f"<details><summary>config.json</summary><pre>{text}</pre></details>"
+
+
+def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -> str:
+    """Return the report page for ``run_dir`` as one self-contained HTML string."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run_dir {str(run_dir)!r} is not a directory")
+    title = html.escape(title or run_dir.resolve().name)
+    sections = [
+        ("Samples", _samples_section(run_dir)),
+        ("SW<sub>r,k</sub> by encoder", _eval_section(run_dir)),
+        ("Training curves", _curves_section(run_dir)),
+        ("Configuration", _config_section(run_dir)),
+    ]
+    body = "".join(f"<section><h2>{h}</h2>{content}</section>" for h, content in sections)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{title}</h1>{body}</body></html>\n"
+    )
+
+
+def write_report(
+    run_dir: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Atomically write :func:`build_report` to ``output`` (default ``RUN_DIR/report.html``)."""
+    page = build_report(run_dir, title=title)
+    return atomic_write_text(Path(output) if output else Path(run_dir) / "report.html", page)

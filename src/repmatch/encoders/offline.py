@@ -124,10 +124,11 @@ def cut_onnx(source: Path, input_name: str, output_name: str) -> Path:
 class OnnxFeatures(nn.Module):
     """An ONNX sub-graph converted by onnx2torch; takes NCHW, feeds the graph's layout."""
 
-    def __init__(self, graph: nn.Module, layout: str) -> None:
+    def __init__(self, graph: nn.Module, layout: str, source: Path) -> None:
         super().__init__()
         self.graph = graph
         self.layout = layout
+        self.source = source  # the ONNX file it came from (for checks against onnxruntime)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "NHWC":
@@ -150,7 +151,7 @@ def _build_onnx(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) ->
         with torch.no_grad():
             for p in graph.parameters():
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return OnnxFeatures(graph, opts.get("layout", "NCHW"))
+    return OnnxFeatures(graph, opts.get("layout", "NCHW"), path)
 
 
 register_encoder(OPEN_NSFW)(_build_onnx)

@@ -172,6 +172,28 @@ def test_paper_encoder_gradients_reach_input(name: str) -> None:
     check_grad_and_batch_independence(e, torch.rand(2, 3, 72, 96))
 
 
+def test_fid_inception_matches_pytorch_fid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our FID Inception (torchvision + TF pooling blocks) equals pytorch-fid's, same weights."""
+    pf = pytest.importorskip("pytorch_fid.inception")
+    torch.manual_seed(0)
+    ours = enc.create("inception_v3_fid", pretrained=False)
+    with torch.no_grad():  # He init keeps activations O(1) through 90+ layers, so pooling matters
+        for m in ours.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.normal_(0, (2 / m.weight[0].numel()) ** 0.5)
+    state = {f"{k[len('backbone.'):]}": v for k, v in ours.state_dict().items()}
+    state |= {"fc.weight": torch.randn(1008, 2048), "fc.bias": torch.randn(1008)}
+    monkeypatch.setattr(pf, "load_state_dict_from_url", lambda *a, **k: state)  # no download
+    ref = pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=False,
+                         normalize_input=True).eval()
+    x = torch.rand(2, 3, 299, 299)
+    with torch.no_grad():
+        want = ref(x)[0].flatten(1)
+        got = ours(x)
+    assert want.abs().mean() > 1e-2
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max(), (got - want).abs().max()
+
+
 # ----------------------------------------------------------------------------- preprocessing
 
 

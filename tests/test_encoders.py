@@ -345,6 +345,10 @@ def test_battery_frozen_chunked_and_grad(effnet_small) -> None:  # noqa: ANN001
         enc.EncoderBattery([toy, toy])
     with pytest.raises(TypeError, match="encoders must be"):
         enc.EncoderBattery(["minilm_l6"])
+    with pytest.raises(ValueError, match="weights names \\['open_nsfw'\\]"):
+        enc.EncoderBattery([toy], weights={"open_nsfw": "x.onnx"})
+    with pytest.raises(enc.MissingWeightsError, match="missing.pth"):
+        enc.EncoderBattery(["efficientnet_lite0"], weights={"efficientnet_lite0": "/nowhere/missing.pth"})
 
 
 def test_battery_default_held_out_from_specs() -> None:

@@ -172,12 +172,12 @@ def _fake_cached_weights(cache: Path) -> None:
                   metadata={"recipe": json.dumps(FmnistTrainConfig().recipe())})
 
 
-def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path) -> None:
+def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     _fake_cached_weights(cache)
     env = {**os.environ, "PYTHONPATH": SRC, "REPMATCH_CACHE": str(cache)}
     out = tmp_path / "killed"
-    args = ["--data", str(npz), "--encoders", "fmnist", "--out", str(out), "--batch-size", "5",
+    args = ["features", "--data", str(npz), "--encoders", "fmnist", "--out", str(out), "--batch-size", "5",
             "--shard-size", "10", "--num-workers", "0", "--device", "cpu", "--no-progress"]
     # The killed run is the real CLI, SIGKILLed (no cleanup of any kind) on its 5th batch.
     killer = textwrap.dedent(f"""
@@ -191,19 +191,20 @@ def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path) -> Non
             return real(b, x)
         extract._encode = encode
         from repmatch.cli import main
-        sys.exit(main(["features"] + {args!r}))
+        sys.exit(main({args!r}))
     """)
     proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
     assert json.loads((out / "manifest.json").read_text())["completed_shards"] == [0, 1]
-    proc = subprocess.run([sys.executable, "-m", "repmatch", "features", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "repmatch", *args], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    # The uninterrupted reference run: same command, in this process.
+    from repmatch.cli import main
+
+    monkeypatch.setenv("REPMATCH_CACHE", str(cache))
     whole = tmp_path / "whole"
     args[args.index(str(out))] = str(whole)
-    proc = subprocess.run([sys.executable, "-m", "repmatch", "features", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert main(args) == 0
     a, b = FeatureStore(out), FeatureStore(whole)
     assert a.complete and a.fingerprints == b.fingerprints
     for name in FMNIST_ENCODERS:

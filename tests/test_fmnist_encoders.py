@@ -18,6 +18,7 @@ from repmatch.encoders.fmnist import (
     FMNIST_STD,
     FmnistTrainConfig,
     Grayscale,
+    fit_fmnist_encoder,
     fmnist_cache_dir,
     train_fmnist_encoder,
 )
@@ -25,7 +26,7 @@ from repmatch.encoders.fmnist import (
 needs_fmnist = pytest.mark.skipif(
     not (default_fmnist_root() / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST idx files not installed"
 )
-TINY = FmnistTrainConfig(epochs=2, batch_size=64, train_rows=512)
+TINY = FmnistTrainConfig(epochs=1, batch_size=32, train_rows=256)
 
 
 @needs_fmnist
@@ -72,9 +73,9 @@ def test_missing_weights_name_the_file_and_the_command(tmp_path: Path, monkeypat
 @needs_fmnist
 def test_tiny_training_through_the_real_path(tmp_path: Path) -> None:
     reports = {n: train_fmnist_encoder(n, TINY, out_dir=tmp_path, progress=False) for n in FMNIST_ENCODERS}
-    assert reports["fmnist_classifier"]["test_accuracy"] > 0.4  # 16 steps on 512 images; chance is 0.1
-    # Predicting the mean scores the variance of the normalised pixels (about 1).
-    assert reports["fmnist_autoencoder"]["test_mse"] < 0.8
+    assert reports["fmnist_classifier"]["test_accuracy"] > 0.3  # 8 steps on 256 images; chance is 0.1
+    # A zero output scores E[x^2] of the normalised pixels, about 1 (mean 0, std 1 by construction).
+    assert reports["fmnist_autoencoder"]["test_mse"] < 0.95
     for name in FMNIST_ENCODERS:
         path = tmp_path / f"{name}.safetensors"
         assert reports[name]["path"] == str(path)
@@ -95,15 +96,16 @@ def test_tiny_training_through_the_real_path(tmp_path: Path) -> None:
 
 
 @needs_fmnist
-def test_training_is_reproducible(tmp_path: Path) -> None:
-    from safetensors.torch import load_file
-
-    cfg = FmnistTrainConfig(epochs=1, batch_size=64, train_rows=128)
-    for out in ("a", "b"):
-        train_fmnist_encoder("fmnist_autoencoder", cfg, out_dir=tmp_path / out, progress=False)
-    a = load_file(str(tmp_path / "a" / "fmnist_autoencoder.safetensors"))
-    b = load_file(str(tmp_path / "b" / "fmnist_autoencoder.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def test_training_is_reproducible() -> None:
+    ds = FashionMNIST("test")
+    images, labels = torch.from_numpy(ds.images[:96]), torch.from_numpy(ds.labels[:96])
+    cfg = FmnistTrainConfig(epochs=1, batch_size=32)
+    for name in FMNIST_ENCODERS:
+        a = fit_fmnist_encoder(name, cfg, images, labels).state_dict()
+        b = fit_fmnist_encoder(name, cfg, images, labels).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        c = fit_fmnist_encoder(name, FmnistTrainConfig(epochs=1, batch_size=32, seed=1), images, labels).state_dict()
+        assert not all(torch.equal(a[k], c[k]) for k in a)
     with pytest.raises(ValueError, match="epochs"):
         FmnistTrainConfig(epochs=0)
 

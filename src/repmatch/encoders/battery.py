@@ -28,8 +28,9 @@ class EncoderBattery(nn.Module):
             result, and its gradient, equal the unchunked call.
         autocast_bf16: run the encoders under bfloat16 autocast when the images are on a
             CUDA device (ignored on CPU); features are returned in float32.
-        held_out: names evaluated but not trained against. ``None`` takes each spec's
-            ``held_out`` flag; an explicit sequence (possibly empty) replaces them.
+        held_out: names evaluated but not trained against, in addition to those whose spec
+            has ``held_out=True`` (to train on one of those, pass
+            ``create(name, held_out=False)``).
         **create_kwargs: passed to :func:`create` for encoders given by name (``weights`` is
             not accepted here: use ``REPMATCH_WEIGHTS`` or pass created encoders).
     """
@@ -40,7 +41,7 @@ class EncoderBattery(nn.Module):
         *,
         chunk_size: int | None = None,
         autocast_bf16: bool = False,
-        held_out: Iterable[str] | None = None,
+        held_out: Iterable[str] = (),
         **create_kwargs: object,
     ) -> None:
         super().__init__()
@@ -64,14 +65,13 @@ class EncoderBattery(nn.Module):
         self.encoders = nn.ModuleDict(modules)
         self.chunk_size = chunk_size
         self.autocast_bf16 = bool(autocast_bf16)
-        if held_out is None:
-            self._held_out = tuple(n for n, e in modules.items() if e.spec.held_out)
-        else:
-            held = tuple(held_out)
-            unknown = sorted(set(held) - set(modules))
-            if unknown:
-                raise ValueError(f"held_out names {unknown} are not in the battery {list(modules)}")
-            self._held_out = tuple(n for n in modules if n in held)
+        if isinstance(held_out, str):
+            raise TypeError(f"held_out must be a sequence of names, got the string {held_out!r}")
+        held = set(held_out)
+        unknown = sorted(held - set(modules))
+        if unknown:
+            raise ValueError(f"held_out names {unknown} are not in the battery {list(modules)}")
+        self._held_out = tuple(n for n, e in modules.items() if n in held or e.spec.held_out)
 
     @property
     def names(self) -> list[str]:

@@ -218,3 +218,14 @@ def test_cli_dry_run(npz: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["features", "--data", str(npz), "--encoders", "fmnist", "--out", "x", "--limit", "7", "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)
     assert resolved["encoders"] == list(FMNIST_ENCODERS) and resolved["rows"] == 7
+
+
+@pytest.mark.gpu
+def test_cuda_extraction_matches_cpu(npz: Path, tmp_path: Path, battery: EncoderBattery) -> None:
+    ds = NpzImages(npz)
+    cpu = extract_features(ds, battery, tmp_path / "cpu", batch_size=16, shard_size=20, device="cpu", progress=False)
+    gpu = extract_features(ds, battery, tmp_path / "gpu", batch_size=16, shard_size=20, num_workers=1,
+                           device="cuda", progress=False)
+    battery.to("cpu")
+    for name in FMNIST_ENCODERS:
+        torch.testing.assert_close(gpu.read(name), cpu.read(name), rtol=1e-4, atol=1e-4)

@@ -164,7 +164,6 @@ def _spec(name: str, dim: int, pooling: str, description: str) -> EncoderSpec:
         crop_mode="squash",
         pooling=pooling,
         options=FmnistTrainConfig().recipe(),
-        weights=f"fmnist/{name}.safetensors",
         description=description,
     )
 

@@ -20,13 +20,20 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from .._io import atomic_save_safetensors, atomic_write_json
 from .._validate import check_positive
-from .store import FORMAT, LABELS_KEY, MANIFEST, FeatureStore, shard_bounds, shard_name
+from ..encoders import EncoderBattery, list_panels, panel
+from .store import (
+    FORMAT,
+    LABELS_KEY,
+    MANIFEST,
+    FeatureStore,
+    read_manifest,
+    shard_bounds,
+    shard_name,
+)
 
 
 def resolve_encoder_names(text: str) -> list[str]:
     """``"a,b,c"`` -> ``["a", "b", "c"]``; a single panel name -> that panel's encoders."""
-    from ..encoders import list_panels, panel
-
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError(f"encoders must name encoders ('a,b') or a panel {list_panels()}, got {text!r}")
@@ -35,10 +42,8 @@ def resolve_encoder_names(text: str) -> list[str]:
     return names
 
 
-def as_battery(encoders: Any) -> Any:
+def as_battery(encoders: Any) -> EncoderBattery:
     """An ``EncoderBattery`` from a battery, names (``"a,b"``, a panel, a list) or encoder modules."""
-    from ..encoders import EncoderBattery
-
     if isinstance(encoders, EncoderBattery):
         return encoders
     if isinstance(encoders, str):
@@ -53,7 +58,7 @@ def as_battery(encoders: Any) -> Any:
     return EncoderBattery(list(encoders))
 
 
-def _encode(battery: Any, images: torch.Tensor | list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def _encode(battery: EncoderBattery, images: torch.Tensor | list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """``battery(images)``; a list of differently sized images is encoded per same-shape run."""
     if isinstance(images, torch.Tensor):
         return battery(images)
@@ -83,7 +88,7 @@ def _to(images: torch.Tensor | list[torch.Tensor], device: torch.device) -> Any:
     return [img.to(device, non_blocking=True) for img in images]
 
 
-def _identity(data: str, num_rows: int, shard_size: int, battery: Any, num_classes: int) -> dict[str, Any]:
+def _identity(data: str, num_rows: int, shard_size: int, battery: EncoderBattery, num_classes: int) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "data": data,
@@ -104,8 +109,6 @@ def _resume_state(out: Path, identity: dict[str, Any]) -> list[int]:
     path = out / MANIFEST
     if not path.exists():
         return []
-    from .store import read_manifest
-
     old = read_manifest(out)
     for key, want in identity.items():
         if old.get(key) != want:

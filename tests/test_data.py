@@ -197,3 +197,21 @@ def test_open_dataset_errors(tmp_path: Path) -> None:
         open_dataset("fmnist:valid")
     with pytest.raises(TypeError, match="spec"):
         open_dataset(3)  # type: ignore[arg-type]
+
+
+def test_spec_tracks_content(tmp_path: Path) -> None:
+    images = np.zeros((2, 4, 4), np.uint8)
+    np.savez(tmp_path / "s.npz", images=images)
+    first = NpzImages(tmp_path / "s.npz").spec
+    assert first.startswith(str((tmp_path / "s.npz").resolve()) + "@sha256:")
+    assert NpzImages(tmp_path / "s.npz").spec == first
+    images[0, 0, 0] = 1
+    np.savez(tmp_path / "s.npz", images=images)  # same path, new content
+    assert NpzImages(tmp_path / "s.npz").spec != first
+    _write_folder(tmp_path / "f")
+    before = ImageFolder(tmp_path / "f").spec
+    assert ImageFolder(tmp_path / "f").spec == before
+    from PIL import Image
+
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "f" / "a" / "new.png")
+    assert ImageFolder(tmp_path / "f").spec != before

@@ -127,6 +127,12 @@ def test_refuses_to_resume_a_different_extraction(npz: Path, tmp_path: Path, bat
         extract_features(ds, battery, out, shard_size=16, limit=20, progress=False)
     with pytest.raises(ValueError, match="data"):
         extract_features(ds, battery, out, shard_size=16, data="something-else", progress=False)
+    # New content at the same path (e.g. fresh samples) never reuses the finished store.
+    rewritten = ds.images.copy()
+    rewritten[0] ^= 1
+    np.savez(npz, images=rewritten[:, 0], labels=ds.labels)
+    with pytest.raises(ValueError, match="sha256"):
+        extract_features(NpzImages(npz), battery, out, shard_size=16, progress=False)
 
 
 def test_argument_errors(npz: Path, tmp_path: Path, battery: EncoderBattery) -> None:

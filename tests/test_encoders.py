@@ -143,7 +143,8 @@ def test_create_errors_name_the_problem(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 @pytest.mark.parametrize("name", enc.list())
 def test_every_spec_instantiates_with_declared_dim(name: str) -> None:
-    """Image encoders on the meta device (no weights, no compute); text with random weights."""
+    """Image encoders on the meta device (no weights, no compute); text and ONNX graphs (whose
+    converted ops read shape values) with random weights on CPU."""
     spec = enc.get_spec(name)
     if name in HOOK_ONLY:
         with pytest.raises(ModuleNotFoundError, match=f"'{HOOK_ONLY[name]}' adapter"):
@@ -155,6 +156,10 @@ def test_every_spec_instantiates_with_declared_dim(name: str) -> None:
         pytest.importorskip("transformers")
         e = enc.create(name, pretrained=False)
         out = e(["two words", "x"])
+    elif spec.source == "onnx":
+        e = enc.create(name, pretrained=False)
+        with torch.no_grad():
+            out = e(torch.rand(2, 3, 40, 56))
     else:
         e = enc.create(name, device="meta")
         out = e(torch.rand(2, 3, 40, 56, device="meta"))
@@ -345,6 +350,10 @@ def test_battery_frozen_chunked_and_grad(effnet_small) -> None:  # noqa: ANN001
         enc.EncoderBattery([toy, toy])
     with pytest.raises(TypeError, match="encoders must be"):
         enc.EncoderBattery(["minilm_l6"])
+    with pytest.raises(ValueError, match="weights names \\['open_nsfw'\\]"):
+        enc.EncoderBattery([toy], weights={"open_nsfw": "x.onnx"})
+    with pytest.raises(enc.MissingWeightsError, match="missing.pth"):
+        enc.EncoderBattery(["efficientnet_lite0"], weights={"efficientnet_lite0": "/nowhere/missing.pth"})
 
 
 def test_battery_default_held_out_from_specs() -> None:

@@ -18,6 +18,7 @@ from ._version import __version__
 VERB_MODULES: tuple[str, ...] = (
     "repmatch.reference.cli",
     "repmatch.encoders.fmnist_cli",
+    "repmatch.train.command",
 )
 
 

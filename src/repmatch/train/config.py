@@ -1,0 +1,212 @@
+"""Training configuration: frozen keyword-only dataclasses validated in ``__post_init__``.
+
+The learning-rate rule (paper §3.2, after Malladi et al., 2022) scales the rate with the
+square root of the global generation batch ``N``::
+
+    lr(N) = lr_at_batch_5120 · sqrt(N / 5120)
+
+The reference point is the paper's ImageNet recipe, ``1.6e-6`` at ``N = 5120`` (§4.1).
+All intervals are counted in generated images (``*_nimg``), like EDM2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._validate import check_choice, check_positive
+from .controller import ControllerConfig
+
+LR_REFERENCE_BATCH = 5120
+
+
+def _check_optional_positive(name: str, value: Any, integer: bool = False) -> None:
+    if value is not None:
+        check_positive(name, value, integer=integer)
+
+
+def _check_nonneg_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """AdamW settings and the √N learning-rate rule.
+
+    Attributes:
+        lr_at_batch_5120: learning rate at the reference global batch ``N = 5120``.
+        lr_scaling: ``"sqrt"`` (``lr ∝ √N``) or ``"constant"`` (use the reference rate as is).
+        betas, weight_decay, eps: AdamW.
+        grad_clip_norm: global gradient-norm clip; ``None`` disables clipping.
+    """
+
+    lr_at_batch_5120: float = 1.6e-6
+    lr_scaling: Literal["sqrt", "constant"] = "sqrt"
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    grad_clip_norm: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive("optim.lr_at_batch_5120", self.lr_at_batch_5120)
+        check_choice("optim.lr_scaling", self.lr_scaling, ("sqrt", "constant"))
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if len(self.betas) != 2 or not all(
+            isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.betas
+        ):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas!r}")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be a non-negative number, got {self.weight_decay!r}")
+        check_positive("optim.eps", self.eps)
+        _check_optional_positive("optim.grad_clip_norm", self.grad_clip_norm)
+
+    def lr(self, batch_size: int) -> float:
+        """The learning rate for a global batch of ``batch_size`` images."""
+        if self.lr_scaling == "constant":
+            return self.lr_at_batch_5120
+        return self.lr_at_batch_5120 * math.sqrt(batch_size / LR_REFERENCE_BATCH)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntervalConfig:
+    """How long to train and how often to act, counted in generated images.
+
+    ``None`` disables an action. An action fires at the first step whose image counter
+    crosses a multiple of its interval.
+    """
+
+    total_nimg: int
+    log_every_nimg: int
+    checkpoint_every_nimg: int
+    sample_every_nimg: int | None = None
+    heldout_every_nimg: int | None = None
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        check_positive("intervals.total_nimg", self.total_nimg, integer=True)
+        check_positive("intervals.log_every_nimg", self.log_every_nimg, integer=True)
+        check_positive("intervals.checkpoint_every_nimg", self.checkpoint_every_nimg, integer=True)
+        _check_optional_positive("intervals.sample_every_nimg", self.sample_every_nimg, integer=True)
+        _check_optional_positive("intervals.heldout_every_nimg", self.heldout_every_nimg, integer=True)
+        check_positive("intervals.keep_checkpoints", self.keep_checkpoints, integer=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JointConfig:
+    """Joint image–condition features, paper eq. 4: ``Φ(x, c) = φ(x) ⊕ β·τ(c)``.
+
+    Attributes:
+        condition: ``"class"`` (a fixed one-hot embedding of the label) or ``"text"``
+            (a frozen text encoder such as ``minilm_l6``).
+        beta: β, the weight of the condition component.
+        bandwidth_scale: the joint kernel's bandwidth is this × the median heuristic on joint
+            reference features (the paper uses 0.25, App. E.1).
+        text_encoder: encoder name for ``condition="text"``.
+    """
+
+    condition: Literal["class", "text"] = "class"
+    beta: float = 1.0
+    bandwidth_scale: float = 0.25
+    text_encoder: str = "minilm_l6"
+
+    def __post_init__(self) -> None:
+        check_choice("joint.condition", self.condition, ("class", "text"))
+        check_positive("joint.beta", self.beta)
+        check_positive("joint.bandwidth_scale", self.bandwidth_scale)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """A complete, serialisable training run.
+
+    Attributes:
+        task: name of a registered task builder (see :mod:`repmatch.train.task`), which
+            turns this config into generator, encoders, references and floors.
+        task_options: JSON-able options for the task builder (validated by it).
+        run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
+        seed: seeds weights init, the noise/condition stream and the dropout streams.
+        batch_size: the global generation batch N per optimizer step (fresh every step).
+        chunk_size: rows per gradient-cache chunk on each rank (``None``: the whole shard).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        ema_halflife_nimg: half-life of the generator-weight EMA in images (``None``: off).
+        joint: joint conditional features (``None``: match the image marginal).
+        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
+        progress: show a progress bar on rank 0.
+        num_samples: images in each sample grid.
+        heldout_num_samples: generated images scored by held-out encoders per evaluation.
+        monitor_patience: held-out evaluations without improvement before the
+            anti-gaming warning may fire.
+    """
+
+    task: str
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    run_dir: str
+    seed: int = 0
+    batch_size: int
+    chunk_size: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    intervals: IntervalConfig
+    ema_halflife_nimg: int | None = None
+    joint: JointConfig | None = None
+    tensorboard: bool = False
+    progress: bool = True
+    num_samples: int = 64
+    heldout_num_samples: int = 1024
+    monitor_patience: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, str) or not self.task:
+            raise ValueError(f"task must be a non-empty task name, got {self.task!r}")
+        if not isinstance(self.task_options, Mapping):
+            raise TypeError(f"task_options must be a mapping, got {type(self.task_options).__name__}")
+        if not isinstance(self.run_dir, str) or not self.run_dir:
+            raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
+        _check_nonneg_int("seed", self.seed)
+        check_positive("batch_size", self.batch_size, integer=True)
+        _check_optional_positive("chunk_size", self.chunk_size, integer=True)
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        _check_optional_positive("ema_halflife_nimg", self.ema_halflife_nimg, integer=True)
+        check_positive("num_samples", self.num_samples, integer=True)
+        check_positive("heldout_num_samples", self.heldout_num_samples, integer=True)
+        check_positive("monitor_patience", self.monitor_patience, integer=True)
+        for name, typ in (("optim", OptimConfig), ("controller", ControllerConfig), ("intervals", IntervalConfig)):
+            if not isinstance(getattr(self, name), typ):
+                raise TypeError(f"{name} must be a {typ.__name__}, got {type(getattr(self, name)).__name__}")
+        if self.joint is not None and not isinstance(self.joint, JointConfig):
+            raise TypeError(f"joint must be a JointConfig or None, got {type(self.joint).__name__}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate after the √N rule."""
+        return self.optim.lr(self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from nested plain data (a parsed JSON/TOML file); unknown keys are errors."""
+        nested = {"optim": OptimConfig, "controller": ControllerConfig, "intervals": IntervalConfig, "joint": JointConfig}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; accepted: {sorted(known)}")
+        kwargs = dict(data)
+        for key, sub in nested.items():
+            if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], sub):
+                sub_known = {f.name for f in dataclasses.fields(sub)}
+                bad = sorted(set(kwargs[key]) - sub_known)
+                if bad:
+                    raise ValueError(f"unknown keys {bad} in {key}; accepted: {sorted(sub_known)}")
+                kwargs[key] = sub(**kwargs[key])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)

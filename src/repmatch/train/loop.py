@@ -1,0 +1,379 @@
+"""The training loop (paper §3.2–3.3): one readable function, intervals counted in images.
+
+Every step draws a *fresh* global batch of N noises (and conditions from the pool) — never a
+stale buffer — shards it across ranks, and accumulates the exact full-batch gradient of
+
+    L = Σ_φ λ_φ · raw_φ / |raw_φ|,    raw_φ = D_φ(features_φ(g_θ(z, c)), reference_φ)
+
+with gradient caching (:func:`~repmatch.train.cached_backward`), where the weights λ come from
+the gated proportional Lagrangian controller fed with this step's scores ``raw_φ``. The step
+is skipped (and logged) when the loss or the gradient norm is not finite, and when every
+encoder is at its floor (all λ = 0). AdamW at ``lr = lr_at_batch_5120·sqrt(N/5120)``,
+gradient clipping, optional weight EMA. Resume-from-latest restores parameters, optimizer,
+EMA, controller, monitor, counters and every RNG stream, so an interrupted run continues
+exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._io import atomic_write_json, atomic_write_text
+from .checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from .config import TrainConfig
+from .controller import LagrangianController, scale_free
+from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
+from .task import TrainTask, build_task
+
+
+class AntiGamingMonitor:
+    """Warns when a training encoder sits at/below its floor while held-out ones stall.
+
+    Held-out progress is the mean held-out excess ``s - b``; it has *stopped improving* when
+    the best of the last ``patience`` evaluations is no better than the best before them.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.history: list[float] = []
+
+    def update(self, heldout_excess: Mapping[str, float], train_excess: Mapping[str, float]) -> str | None:
+        self.history.append(sum(heldout_excess.values()) / max(len(heldout_excess), 1))
+        if len(self.history) <= self.patience:
+            return None
+        before, recent = self.history[: -self.patience], self.history[-self.patience :]
+        stalled = min(recent) >= min(before)
+        gamed = sorted(n for n, e in train_excess.items() if e <= 0)
+        if stalled and gamed:
+            return (
+                f"training encoders {gamed} are at or below their real floor while the held-out "
+                f"encoders have not improved for {self.patience} evaluations: the generator may be "
+                "gaming the training encoders"
+            )
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.history = list(state["history"])
+
+
+def _device(config: TrainConfig) -> str | None:
+    return None if config.device == "auto" else config.device
+
+
+def _crossed(before: int, after: int, every: int | None) -> bool:
+    return every is not None and before // every != after // every
+
+
+def _slice_rows(x: Any, start: int, stop: int) -> Any:
+    return None if x is None else x[start:stop]
+
+
+def save_grid(path: Path, images: torch.Tensor) -> None:
+    """Save ``(N, C, H, W)`` images in [0, 1] as one PNG grid (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .._io import atomic_write
+
+    x = images.detach().float().clamp(0, 1).cpu()
+    n, c, h, w = x.shape
+    cols = max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / cols))
+    grid = torch.ones(c, rows * (h + 1) + 1, cols * (w + 1) + 1)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[:, 1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = x[i]
+    arr = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
+    atomic_write(path, lambda tmp: plt.imsave(tmp, arr, cmap="gray" if c == 1 else None, format="png"))
+
+
+class _Trainer:
+    """State of one run; :func:`train` drives it."""
+
+    def __init__(self, config: TrainConfig, task: TrainTask | None, env: DistEnv) -> None:
+        self.config, self.env = config, env
+        if config.batch_size % env.world_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} must be divisible by the world size {env.world_size}"
+            )
+        torch.manual_seed(config.seed)  # weight init inside the task builder
+        self.task = task if task is not None else build_task(config, env.device)
+        self.generator = self.task.generator.to(env.device)
+        self.model: nn.Module = self.generator
+        if env.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(
+                self.generator, device_ids=[env.device.index] if env.device.type == "cuda" else None
+            )
+        self.names = list(self.task.distances)
+        # Noise in the generator's parameter dtype (float64 models in exactness tests).
+        self.noise_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
+        self.lr = config.lr
+        self.optimizer = torch.optim.AdamW(
+            self.generator.parameters(), lr=self.lr, betas=config.optim.betas,
+            eps=config.optim.eps, weight_decay=config.optim.weight_decay,
+        )
+        self.controller = LagrangianController(self.names, self.task.floors, config.controller)
+        self.monitor = AntiGamingMonitor(config.monitor_patience)
+        self.ema = None
+        if config.ema_halflife_nimg is not None:
+            self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        # The noise/condition stream is shared by all ranks (each takes its rows), so the global
+        # batch does not depend on the world size; dropout streams differ per rank.
+        self.noise_rng = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed + 1 + env.rank)
+        self.nimg = self.step = self.skipped = 0
+        self.run_dir = Path(config.run_dir)
+        self.stats_path = self.run_dir / "stats.jsonl"
+        self.tb = None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nimg": self.nimg, "step": self.step, "skipped": self.skipped,
+            "generator": self.generator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "controller": self.controller.state_dict(),
+            "monitor": self.monitor.state_dict(),
+            "rng": self._all_rng(),
+            "config": self.config.to_dict(),
+        }
+
+    def _all_rng(self) -> list[dict[str, Any]]:
+        mine = capture_rng(self.noise_rng)
+        if self.env.world_size == 1:
+            return [mine]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.env.world_size
+        dist.all_gather_object(out, mine)
+        return out
+
+    def resume(self) -> bool:
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            return False
+        state = load_checkpoint(path)
+        if len(state["rng"]) != self.env.world_size:
+            raise ValueError(
+                f"checkpoint {path} was written by {len(state['rng'])} ranks; resume with the same world size"
+            )
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.controller.load_state_dict(state["controller"])
+        self.monitor.load_state_dict(state["monitor"])
+        self.nimg, self.step, self.skipped = state["nimg"], state["step"], state["skipped"]
+        restore_rng(state["rng"][self.env.rank], self.noise_rng)
+        if self.env.is_main and self.stats_path.exists():
+            # Lines logged after the checkpoint will be logged again by the resumed run.
+            lines = [ln for ln in self.stats_path.read_text().splitlines() if ln and json.loads(ln)["nimg"] <= self.nimg]
+            atomic_write_text(self.stats_path, "".join(ln + "\n" for ln in lines))
+        return True
+
+    # ------------------------------------------------------------------ one step
+    def _features(self, model: nn.Module, noise: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        pool, dev = self.task.conditions, self.env.device
+        cond = None if pool is None else pool.condition(index, dev)
+        feats = self.task.encode(model(noise, cond))
+        if self.task.joint_beta is not None:
+            from .joint import joint_features
+
+            emb = pool.embedding(index, dev)
+            feats = {k: joint_features(v, emb, self.task.joint_beta) for k, v in feats.items()}
+        return feats
+
+    def step_once(self) -> dict[str, Any]:
+        cfg, env = self.config, self.env
+        n = cfg.batch_size
+        noise = torch.randn(n, *self.generator.noise_shape, generator=self.noise_rng, dtype=self.noise_dtype)
+        index = None if self.task.conditions is None else self.task.conditions.sample(n, self.noise_rng)
+        per_rank = n // env.world_size
+        lo, hi = env.rank * per_rank, (env.rank + 1) * per_rank
+        noise, index = noise[lo:hi].to(env.device), _slice_rows(index, lo, hi)
+        chunk = cfg.chunk_size or per_rank
+        chunks = [
+            (noise[i : i + chunk], _slice_rows(index, i, i + chunk)) for i in range(0, per_rank, chunk)
+        ]
+        info: dict[str, Any] = {}
+
+        def loss(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+            raw = {k: self.task.distances[k](feats[k]) for k in self.names}
+            scores = {k: float(v.detach()) for k, v in raw.items()}
+            info["score"] = scores
+            if not all(math.isfinite(s) for s in scores.values()):
+                return sum(raw.values())  # non-finite: the step is skipped, the controller untouched
+            weights = self.controller.update(scores)
+            info["weight"] = weights
+            return sum(weights[k] * scale_free(raw[k]) for k in self.names)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        value = distributed_cached_backward(
+            self.model, lambda c: self._features(self.model, c[0], c[1]), chunks, loss
+        )
+        params = [p for p in self.generator.parameters() if p.grad is not None]
+        clip = cfg.optim.grad_clip_norm if cfg.optim.grad_clip_norm is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip)) if params else 0.0
+        status = "ok"
+        if not (math.isfinite(float(value)) and math.isfinite(grad_norm)):
+            status = "nonfinite"
+        elif all(w == 0.0 for w in info["weight"].values()):
+            status = "satisfied"  # every encoder at its floor: no update (λ = 0)
+        if status == "ok":
+            self.optimizer.step()
+            if self.ema is not None:
+                beta = 0.5 ** (n / cfg.ema_halflife_nimg)
+                with torch.no_grad():
+                    for pe, p in zip(self.ema.parameters(), self.generator.parameters()):
+                        pe.lerp_(p.detach(), 1.0 - beta)
+                    for be, b in zip(self.ema.buffers(), self.generator.buffers()):
+                        be.copy_(b)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped += 1
+        self.nimg += n
+        self.step += 1
+        return {"loss": float(value), "grad_norm": grad_norm, "status": status, **info}
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def _generate(self, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images from fixed noise (its own generator: the training RNG streams are untouched)."""
+        g = torch.Generator().manual_seed(seed)
+        model = self.ema if self.ema is not None else self.generator
+        was_training = model.training
+        model.eval()
+        noise = torch.randn(count, *self.generator.noise_shape, generator=g, dtype=self.noise_dtype)
+        noise = noise.to(self.env.device)
+        pool = self.task.conditions
+        index = None if pool is None else pool.sample(count, g)
+        cond = None if pool is None else pool.condition(index, self.env.device)
+        images = model(noise, cond)
+        model.train(was_training)
+        return images, index
+
+    @torch.no_grad()
+    def heldout_scores(self) -> dict[str, float]:
+        """Excess ``s - b`` of each held-out encoder on ``heldout_num_samples`` generated images."""
+        images, index = self._generate(self.config.heldout_num_samples, self.config.seed + 7919)
+        feats = self.task.heldout_encode(images)
+        if self.task.joint_beta is not None:
+            from .joint import joint_features
+
+            emb = self.task.conditions.embedding(index, self.env.device)
+            feats = {k: joint_features(v, emb, self.task.joint_beta) for k, v in feats.items()}
+        return {
+            k: float(d(feats[k])) - self.task.heldout_floors[k] for k, d in self.task.heldout_distances.items()
+        }
+
+    # ------------------------------------------------------------------ logging
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.env.is_main:
+            return
+        self.stats_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.stats_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        if self.tb is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.tb.add_scalar(key, value, record["nimg"])
+                elif isinstance(value, dict):
+                    for sub, v in value.items():
+                        self.tb.add_scalar(f"{key}/{sub}", v, record["nimg"])
+
+
+def train(config: TrainConfig, *, task: TrainTask | None = None, session_nimg: int | None = None) -> dict[str, Any]:
+    """Train (or resume) the run described by ``config``; return a summary.
+
+    Args:
+        config: the run. Its resolved form is saved as ``<run_dir>/config.json``.
+        task: a prebuilt :class:`TrainTask` (default: built from ``config.task``).
+        session_nimg: stop this session after about this many images (checkpointing first),
+            as a time-sliced job would; the next call resumes from the latest checkpoint.
+    """
+    env = init_distributed(_device(config))
+    trainer = _Trainer(config, task, env)
+    run_dir = trainer.run_dir
+    resumed = trainer.resume()
+    if env.is_main:
+        atomic_write_json(run_dir / "config.json", config.to_dict())
+        if config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                raise ImportError("tensorboard=True needs the `tensorboard` package (pip install tensorboard)") from exc
+            trainer.tb = SummaryWriter(str(run_dir / "tensorboard"))
+    iv = config.intervals
+    start_nimg = trainer.nimg
+    limit = iv.total_nimg if session_nimg is None else min(iv.total_nimg, start_nimg + session_nimg)
+    bar = None
+    if config.progress and env.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=iv.total_nimg, initial=trainer.nimg, unit="img", dynamic_ncols=True)
+    window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": trainer.nimg}
+    last: dict[str, Any] = {}
+    while trainer.nimg < limit:
+        before = trainer.nimg
+        last = trainer.step_once()
+        now = trainer.nimg
+        if bar is not None:
+            bar.update(now - before)
+            bar.set_postfix(loss=f"{last['loss']:.4g}", status=last["status"])
+        if last["status"] == "nonfinite":
+            if env.is_main:
+                warnings.warn(f"non-finite loss or gradient at nimg={now}: step skipped", RuntimeWarning)
+            trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"]})
+        else:
+            window["loss"] += last["loss"]
+            window["steps"] += 1
+        if _crossed(before, now, iv.log_every_nimg):
+            elapsed = time.perf_counter() - window["t0"]
+            excess = trainer.controller.excess() if trainer.controller.smoothed is not None else {}
+            trainer.log({
+                "nimg": now, "step": trainer.step, "lr": trainer.lr, "status": last["status"],
+                "loss": window["loss"] / max(window["steps"], 1), "grad_norm": last["grad_norm"],
+                "score": last.get("score", {}), "excess": excess, "weight": last.get("weight", {}),
+                "skipped": trainer.skipped, "img_per_s": (now - window["nimg0"]) / max(elapsed, 1e-9),
+            })
+            window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": now}
+        if trainer.task.heldout_distances and _crossed(before, now, iv.heldout_every_nimg):
+            held = trainer.heldout_scores()
+            warning = trainer.monitor.update(held, trainer.controller.excess())
+            trainer.log({"nimg": now, "step": trainer.step, "heldout_excess": held, "monitor": warning})
+            if warning and env.is_main:
+                warnings.warn(warning, RuntimeWarning)
+        if env.is_main and _crossed(before, now, iv.sample_every_nimg):
+            images, _ = trainer._generate(config.num_samples, config.seed + 104729)
+            save_grid(run_dir / "samples" / f"samples-{now:012d}.png", images)
+        if _crossed(before, now, iv.checkpoint_every_nimg) or now >= limit:
+            state = trainer.state_dict()  # collective under torch.distributed: every rank calls it
+            if env.is_main:
+                save_checkpoint(run_dir, now, state, iv.keep_checkpoints)
+    if bar is not None:
+        bar.close()
+    if trainer.tb is not None:
+        trainer.tb.close()
+    return {
+        "nimg": trainer.nimg, "step": trainer.step, "skipped": trainer.skipped, "resumed": resumed,
+        "resumed_from_nimg": start_nimg if resumed else None, "last": last,
+        "generator": unwrap(trainer.model),
+    }

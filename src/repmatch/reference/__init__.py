@@ -1,0 +1,23 @@
+"""Reference side: feature extraction over datasets into sharded, resumable feature stores.
+
+    >>> from repmatch.data import open_dataset
+    >>> from repmatch.reference import extract_features, FeatureStore
+    >>> extract_features(open_dataset("fmnist:train"), "fmnist_classifier,fmnist_autoencoder", "feats/")
+    >>> store = FeatureStore("feats/")
+    >>> store.read()            # {name: (N, D) float32}
+    >>> store.fingerprints      # {name: fingerprint}
+"""
+
+from .extract import as_battery, extract_features, resolve_encoder_names
+from .store import FORMAT, LABELS_KEY, FeatureStore, shard_bounds, shard_name
+
+__all__ = [
+    "FORMAT",
+    "FeatureStore",
+    "LABELS_KEY",
+    "as_battery",
+    "extract_features",
+    "resolve_encoder_names",
+    "shard_bounds",
+    "shard_name",
+]

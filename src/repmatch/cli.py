@@ -16,6 +16,8 @@ from ._version import __version__
 
 # (verb module, in the order shown by --help)
 VERB_MODULES: tuple[str, ...] = (
+    "repmatch.evaluation.cli_floors",
+    "repmatch.evaluation.cli_eval",
 )
 
 

@@ -12,7 +12,8 @@ path (kernels, Nyström, distances, training), so a gain can never be the loss r
 from .fingerprints import FingerprintMismatchError, check_fingerprints
 from .frechet import frechet_distance, frechet_from_stats, gaussian_stats, sqrtm_psd
 from .mmd import median_bandwidth, rff_mmd2
-from .panel import fd_ratio_panel, mmd_ratio_panel, sw_floors, sw_ratio_panel
+from ._common import subsample_indices
+from .panel import fd_ratio_panel, mmd_ratio_panel, summarize_ratios, sw_floors, sw_ratio_panel
 from .sliced import random_projections, sliced_wasserstein
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "rff_mmd2",
     "sliced_wasserstein",
     "sqrtm_psd",
+    "subsample_indices",
+    "summarize_ratios",
     "sw_floors",
     "sw_ratio_panel",
 ]

@@ -18,20 +18,25 @@ def as_float64(name: str, x: torch.Tensor, *, dim: int | None = None) -> torch.T
     return check_features(name, x, dim=dim).to(torch.float64)
 
 
-def seeded_subsample(x: torch.Tensor, num_samples: int, seed: int) -> torch.Tensor:
-    """Return ``num_samples`` rows of ``x`` ``(N, D)`` chosen without replacement by ``seed``.
+def subsample_indices(num_rows: int, num_samples: int, seed: int) -> torch.Tensor:
+    """Row indices ``(min(num_rows, num_samples),)``: the first ``num_samples`` of a seeded permutation.
 
-    The choice is a deterministic function of ``(N, num_samples, seed)`` (CPU generator), so
-    the same training features are subsampled identically for the floors and for every
-    checkpoint. Returns ``x`` itself when ``N <= num_samples``.
+    A deterministic function of ``(num_rows, seed)`` (CPU generator): the same training rows
+    are chosen for the floors and for every checkpoint, and a smaller ``num_samples`` picks a
+    prefix of a larger one, so a caller may read ``num_samples`` rows once and slice. Every
+    metric here is invariant to row order, so the indices are left unsorted.
     """
     check_positive("num_samples", num_samples, integer=True)
-    n = x.shape[0]
-    if n <= num_samples:
+    gen = torch.Generator(device="cpu").manual_seed(check_seed(seed))
+    return torch.randperm(num_rows, generator=gen)[:num_samples]
+
+
+def seeded_subsample(x: torch.Tensor, num_samples: int, seed: int) -> torch.Tensor:
+    """Rows ``subsample_indices(N, num_samples, seed)`` of ``x`` ``(N, D)``; ``x`` itself if ``N <= num_samples``."""
+    check_positive("num_samples", num_samples, integer=True)
+    if x.shape[0] <= num_samples:
         return x
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    idx = torch.randperm(n, generator=gen)[:num_samples].sort().values
-    return x[idx.to(x.device)]
+    return x[subsample_indices(x.shape[0], num_samples, seed).to(x.device)]
 
 
 def check_seed(seed: object) -> int:

@@ -63,8 +63,17 @@ def _check_held_out(held_out: Sequence[str], names: list[str]) -> list[str]:
     return list(held_out)
 
 
-def _mean(values: list[float]) -> float:
-    return float(sum(values) / len(values))
+def summarize_ratios(ratios: Mapping[str, float], held_out: Sequence[str] = ()) -> dict[str, Any]:
+    """Panel means of per-encoder ratios: ``{"mean": (1/k) Σ r_e, "held_out_mean": mean over
+    ``held_out`` or None, "held_out": [...]}`` (Table 1's SW_r,k and SW_r,4†)."""
+    if not ratios:
+        raise ValueError("ratios must hold at least one encoder, got an empty mapping")
+    held = _check_held_out(held_out, list(ratios))
+    return {
+        "mean": float(sum(ratios.values()) / len(ratios)),
+        "held_out_mean": float(sum(ratios[n] for n in held) / len(held)) if held else None,
+        "held_out": held,
+    }
 
 
 def _ratio_panel(
@@ -78,7 +87,7 @@ def _ratio_panel(
     distances: PairDistances,
 ) -> dict[str, Any]:
     names = _check_sets(gen, train, val, floors)
-    held = _check_held_out(held_out, names)
+    _check_held_out(held_out, names)
     if fingerprints is not None:
         check_fingerprints(fingerprints, names)
     dist, floor, ratio = {}, {}, {}
@@ -91,14 +100,7 @@ def _ratio_panel(
             raise ValueError(f"encoder {name!r}: the real floor d(val, train) is {floor[name]!r}; "
                              "a ratio needs a positive floor (are val and train the same set?)")
         ratio[name] = dist[name] / floor[name]
-    return {
-        "per_encoder": ratio,
-        "mean": _mean(list(ratio.values())),
-        "held_out_mean": _mean([ratio[n] for n in held]) if held else None,
-        "held_out": held,
-        "distance": dist,
-        "floor": floor,
-    }
+    return {"per_encoder": ratio, **summarize_ratios(ratio, held_out), "distance": dist, "floor": floor}
 
 
 def _floors(train: Features, val: Features, distances: PairDistances) -> dict[str, float]:

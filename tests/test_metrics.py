@@ -297,3 +297,22 @@ def test_gpu_matches_cpu() -> None:
     gpu = sw_ratio_panel(cuda["g"], cuda["t"], cuda["v"], num_projections=256)
     assert gpu["per_encoder"] == pytest.approx(cpu["per_encoder"], rel=1e-6)
     assert rff_mmd2(gen["a"].cuda(), train["a"].cuda(), 1024) == pytest.approx(rff_mmd2(gen["a"], train["a"], 1024), rel=1e-6)
+
+
+def test_subsample_indices_are_seeded_prefixes_without_repeats() -> None:
+    from repmatch.metrics import subsample_indices
+
+    big, small = subsample_indices(1000, 300, seed=4), subsample_indices(1000, 120, seed=4)
+    assert torch.equal(big[:120], small)  # read once at the largest size, slice for the others
+    assert len(set(big.tolist())) == 300 and int(big.max()) < 1000
+    assert not torch.equal(big, subsample_indices(1000, 300, seed=5))
+    assert len(subsample_indices(50, 300, seed=0)) == 50
+
+
+def test_fd_panel_matches_direct_frechet_ratio() -> None:
+    gen, train, val = panel_sets(200)
+    out = fd_ratio_panel(gen, train, val, held_out=["a"])
+    for e in gen:
+        expect = frechet_distance(gen[e], train[e]) / frechet_distance(val[e], train[e])
+        assert out["per_encoder"][e] == pytest.approx(expect, rel=1e-10)
+    assert out["held_out_mean"] == pytest.approx(out["per_encoder"]["a"], rel=1e-12)

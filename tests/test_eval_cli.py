@@ -39,8 +39,16 @@ class _Linear(nn.Module):
 
 
 for _name, _dim, _held in (("evaltest_a", 6, False), ("evaltest_b", 4, True)):
-    _spec = EncoderSpec(name=_name, source="in-project", checkpoint="test", dim=_dim, input_size=8,
-                        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), held_out=_held)
+    _spec = EncoderSpec(
+        name=_name,
+        source="in-project",
+        checkpoint="test",
+        dim=_dim,
+        input_size=8,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        held_out=_held,
+    )
     register_encoder(_spec)(lambda spec, *, weights, pretrained, _d=_dim: _Linear(_d, seed=_d))
 
 
@@ -54,10 +62,15 @@ def _npz(path: Path, seed: int, n: int, shift: int = 0) -> str:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("evaldata")
-    paths = {"train": _npz(root / "train.npz", 0, 240), "val": _npz(root / "val.npz", 1, 200),
-             "gen": _npz(root / "gen.npz", 2, 200, shift=30)}
+    paths = {
+        "train": _npz(root / "train.npz", 0, 240),
+        "val": _npz(root / "val.npz", 1, 200),
+        "gen": _npz(root / "gen.npz", 2, 200, shift=30),
+    }
     for role in ("train", "val"):
-        extract_features(open_dataset(paths[role]), ENC, root / f"{role}_feats", progress=False, device="cpu")
+        extract_features(
+            open_dataset(paths[role]), ENC, root / f"{role}_feats", progress=False, device="cpu"
+        )
         paths[f"{role}_dir"] = str(root / f"{role}_feats")
     return paths
 
@@ -66,10 +79,27 @@ def _feats(path: str) -> dict[str, torch.Tensor]:
     return FeatureStore(path).read()
 
 
-def test_floors_verb_stores_floors_with_fingerprints(stores: dict[str, str], tmp_path: Path, capsys) -> None:
+def test_floors_verb_stores_floors_with_fingerprints(
+    stores: dict[str, str], tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "floors.json"
-    assert main(["floors", "--train", stores["train_dir"], "--val", stores["val_dir"], "--encoders", ENC,
-                 "--out", str(out), *SW]) == 0
+    assert (
+        main(
+            [
+                "floors",
+                "--train",
+                stores["train_dir"],
+                "--val",
+                stores["val_dir"],
+                "--encoders",
+                ENC,
+                "--out",
+                str(out),
+                *SW,
+            ]
+        )
+        == 0
+    )
     saved = json.loads(out.read_text())
     expect = sw_floors(_feats(stores["train_dir"]), _feats(stores["val_dir"]), 64, 0)
     assert saved["values"] == pytest.approx(expect, rel=1e-12)
@@ -78,19 +108,58 @@ def test_floors_verb_stores_floors_with_fingerprints(stores: dict[str, str], tmp
     assert "evaltest_b" in capsys.readouterr().out
 
 
-def test_eval_verb_from_npz_matches_direct_metrics(stores: dict[str, str], tmp_path: Path, capsys) -> None:
+def test_eval_verb_from_npz_matches_direct_metrics(
+    stores: dict[str, str], tmp_path: Path, capsys
+) -> None:
     floors = tmp_path / "floors.json"
-    main(["floors", "--train", stores["train_dir"], "--val", stores["val_dir"], "--encoders", ENC,
-          "--out", str(floors), *SW])
+    main(
+        [
+            "floors",
+            "--train",
+            stores["train_dir"],
+            "--val",
+            stores["val_dir"],
+            "--encoders",
+            ENC,
+            "--out",
+            str(floors),
+            *SW,
+        ]
+    )
     out = tmp_path / "eval"
-    assert main(["eval", "--gen", stores["gen"], "--train", stores["train_dir"], "--val", stores["val_dir"],
-                 "--encoders", ENC, "--out", str(out), "--floors", str(floors), *SW]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--gen",
+                stores["gen"],
+                "--train",
+                stores["train_dir"],
+                "--val",
+                stores["val_dir"],
+                "--encoders",
+                ENC,
+                "--out",
+                str(out),
+                "--floors",
+                str(floors),
+                *SW,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "stored floors" in printed and "evaltest_b†" in printed
     result = json.loads((out / "eval.json").read_text())
-    gen, train, val = _feats(str(out / "features" / "gen")), _feats(stores["train_dir"]), _feats(stores["val_dir"])
+    gen, train, val = (
+        _feats(str(out / "features" / "gen")),
+        _feats(stores["train_dir"]),
+        _feats(stores["val_dir"]),
+    )
     n = 200  # common size: train (240 rows) is subsampled by the panel's seeded choice
-    direct = sw_ratio_panel(gen, train, val, num_projections=64, num_samples=n, held_out=["evaltest_b"])
+    direct = sw_ratio_panel(
+        gen, train, val, num_projections=64, num_samples=n, held_out=["evaltest_b"]
+    )
     assert result["sw"]["per_encoder"] == pytest.approx(direct["per_encoder"], rel=1e-10)
     assert result["sw"]["mean"] == pytest.approx(direct["mean"], rel=1e-10)
     assert result["sw"]["held_out_mean"] == pytest.approx(direct["held_out_mean"], rel=1e-10)
@@ -102,37 +171,80 @@ def test_eval_verb_from_npz_matches_direct_metrics(stores: dict[str, str], tmp_p
     assert "| validation baseline |" in (out / "eval.md").read_text()
 
 
-def test_eval_from_features_dir_without_val_uses_stored_floors(stores: dict[str, str], tmp_path: Path) -> None:
-    first = evaluate(stores["gen"], stores["train_dir"], stores["val_dir"], encoders=ENC, out_dir=tmp_path / "a",
-                     config=EvalConfig(num_projections=64, cross_checks=()), floors_path=tmp_path / "none.json")
+def test_eval_from_features_dir_without_val_uses_stored_floors(
+    stores: dict[str, str], tmp_path: Path
+) -> None:
+    first = evaluate(
+        stores["gen"],
+        stores["train_dir"],
+        stores["val_dir"],
+        encoders=ENC,
+        out_dir=tmp_path / "a",
+        config=EvalConfig(num_projections=64, cross_checks=()),
+        floors_path=tmp_path / "none.json",
+    )
     assert "computed from val" in first["floors"]
-    again = evaluate(str(tmp_path / "a" / "features" / "gen"), stores["train_dir"], None, encoders=ENC,
-                     out_dir=tmp_path / "b", config=EvalConfig(num_projections=64),
-                     floors_path=tmp_path / "a" / "floors.json")
+    again = evaluate(
+        str(tmp_path / "a" / "features" / "gen"),
+        stores["train_dir"],
+        None,
+        encoders=ENC,
+        out_dir=tmp_path / "b",
+        config=EvalConfig(num_projections=64),
+        floors_path=tmp_path / "a" / "floors.json",
+    )
     assert again["sw"]["per_encoder"] == pytest.approx(first["sw"]["per_encoder"], rel=1e-12)
     assert "mmd" not in again  # cross-checks need val features
 
 
 def test_real_val_scores_one_through_eval(stores: dict[str, str], tmp_path: Path) -> None:
-    result = evaluate(stores["val_dir"], stores["train_dir"], stores["val_dir"], encoders=ENC, out_dir=tmp_path,
-                      config=EvalConfig(num_projections=32), floors_path=tmp_path / "none.json")
+    result = evaluate(
+        stores["val_dir"],
+        stores["train_dir"],
+        stores["val_dir"],
+        encoders=ENC,
+        out_dir=tmp_path,
+        config=EvalConfig(num_projections=32),
+        floors_path=tmp_path / "none.json",
+    )
     for key in ("sw", "mmd", "fd"):
         assert result[key]["per_encoder"] == pytest.approx(dict.fromkeys(NAMES, 1.0), rel=1e-12)
 
 
 def test_stale_floors_fingerprint_is_refused(stores: dict[str, str], tmp_path: Path) -> None:
     floors = tmp_path / "floors.json"
-    main(["floors", "--train", stores["train_dir"], "--val", stores["val_dir"], "--encoders", ENC,
-          "--out", str(floors), *SW])
+    main(
+        [
+            "floors",
+            "--train",
+            stores["train_dir"],
+            "--val",
+            stores["val_dir"],
+            "--encoders",
+            ENC,
+            "--out",
+            str(floors),
+            *SW,
+        ]
+    )
     saved = json.loads(floors.read_text())
     saved["fingerprints"]["evaltest_a"] = "evaltest_a-000000000000"
     floors.write_text(json.dumps(saved))
     with pytest.raises(FingerprintMismatchError, match="evaltest_a"):
-        evaluate(stores["gen"], stores["train_dir"], stores["val_dir"], encoders=ENC, out_dir=tmp_path / "o",
-                 config=EvalConfig(num_projections=64), floors_path=floors)
+        evaluate(
+            stores["gen"],
+            stores["train_dir"],
+            stores["val_dir"],
+            encoders=ENC,
+            out_dir=tmp_path / "o",
+            config=EvalConfig(num_projections=64),
+            floors_path=floors,
+        )
 
 
-def test_mismatched_feature_fingerprints_are_refused(stores: dict[str, str], tmp_path: Path) -> None:
+def test_mismatched_feature_fingerprints_are_refused(
+    stores: dict[str, str], tmp_path: Path
+) -> None:
     import shutil
 
     fake = tmp_path / "val_feats"
@@ -141,26 +253,71 @@ def test_mismatched_feature_fingerprints_are_refused(stores: dict[str, str], tmp
     manifest["encoders"][1]["fingerprint"] = "evaltest_b-ffffffffffff"
     (fake / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(FingerprintMismatchError, match=r"evaltest_b.*val=evaltest_b-ffff"):
-        evaluate(stores["gen"], stores["train_dir"], str(fake), encoders=ENC, out_dir=tmp_path / "o",
-                 config=EvalConfig(num_projections=64), floors_path=tmp_path / "none.json")
+        evaluate(
+            stores["gen"],
+            stores["train_dir"],
+            str(fake),
+            encoders=ENC,
+            out_dir=tmp_path / "o",
+            config=EvalConfig(num_projections=64),
+            floors_path=tmp_path / "none.json",
+        )
 
 
 def test_floors_with_other_settings_are_recomputed(stores: dict[str, str], tmp_path: Path) -> None:
     floors = tmp_path / "floors.json"
-    main(["floors", "--train", stores["train_dir"], "--val", stores["val_dir"], "--encoders", ENC,
-          "--out", str(floors), "--num-projections", "16"])
-    result = evaluate(stores["gen"], stores["train_dir"], stores["val_dir"], encoders=ENC, out_dir=tmp_path / "o",
-                      config=EvalConfig(num_projections=64, cross_checks=()), floors_path=floors)
+    main(
+        [
+            "floors",
+            "--train",
+            stores["train_dir"],
+            "--val",
+            stores["val_dir"],
+            "--encoders",
+            ENC,
+            "--out",
+            str(floors),
+            "--num-projections",
+            "16",
+        ]
+    )
+    result = evaluate(
+        stores["gen"],
+        stores["train_dir"],
+        stores["val_dir"],
+        encoders=ENC,
+        out_dir=tmp_path / "o",
+        config=EvalConfig(num_projections=64, cross_checks=()),
+        floors_path=floors,
+    )
     assert "unusable: num_projections is 16" in result["floors"]
 
 
-def test_missing_encoders_are_extracted_from_the_store_data(stores: dict[str, str], tmp_path: Path) -> None:
+def test_missing_encoders_are_extracted_from_the_store_data(
+    stores: dict[str, str], tmp_path: Path
+) -> None:
     partial = tmp_path / "train_a_only"
-    extract_features(open_dataset(stores["train"]), "evaltest_a", partial, progress=False, device="cpu")
-    result = evaluate(stores["gen"], str(partial), stores["val_dir"], encoders=ENC, out_dir=tmp_path / "o",
-                      config=EvalConfig(num_projections=64, cross_checks=()), floors_path=tmp_path / "none.json")
-    full = evaluate(stores["gen"], stores["train_dir"], stores["val_dir"], encoders=ENC, out_dir=tmp_path / "p",
-                    config=EvalConfig(num_projections=64, cross_checks=()), floors_path=tmp_path / "none.json")
+    extract_features(
+        open_dataset(stores["train"]), "evaltest_a", partial, progress=False, device="cpu"
+    )
+    result = evaluate(
+        stores["gen"],
+        str(partial),
+        stores["val_dir"],
+        encoders=ENC,
+        out_dir=tmp_path / "o",
+        config=EvalConfig(num_projections=64, cross_checks=()),
+        floors_path=tmp_path / "none.json",
+    )
+    full = evaluate(
+        stores["gen"],
+        stores["train_dir"],
+        stores["val_dir"],
+        encoders=ENC,
+        out_dir=tmp_path / "p",
+        config=EvalConfig(num_projections=64, cross_checks=()),
+        floors_path=tmp_path / "none.json",
+    )
     assert result["sw"]["per_encoder"] == pytest.approx(full["sw"]["per_encoder"], rel=1e-6)
 
 

@@ -34,6 +34,7 @@ def feats(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> 
 
 # ---------------------------------------------------------------- sliced Wasserstein
 
+
 def test_sw_matches_pot_given_same_projections() -> None:
     ot = pytest.importorskip("ot")
     x, y = feats(300, 16, 0), feats(300, 16, 1, shift=0.3, scale=1.5)
@@ -48,7 +49,9 @@ def test_sw_matches_pot_given_same_projections() -> None:
 def test_sw_of_a_set_with_itself_is_zero() -> None:
     x = feats(257, 9, 2)
     assert sliced_wasserstein(x, x, num_projections=64) == 0.0
-    assert sliced_wasserstein(x, x[torch.randperm(257)], num_projections=64) == pytest.approx(0.0, abs=1e-12)
+    assert sliced_wasserstein(x, x[torch.randperm(257)], num_projections=64) == pytest.approx(
+        0.0, abs=1e-12
+    )
 
 
 def test_sw_mean_shift_closed_form() -> None:
@@ -78,7 +81,9 @@ def test_sw_isotropic_gaussian_shift_statistically() -> None:
 def test_sw_independent_of_chunk_size(chunk: int) -> None:
     x, y = feats(200, 12, 7), feats(200, 12, 8, shift=0.2)
     ref = sliced_wasserstein(x, y, num_projections=300, chunk_size=300)
-    assert sliced_wasserstein(x, y, num_projections=300, chunk_size=chunk) == pytest.approx(ref, rel=1e-6)
+    assert sliced_wasserstein(x, y, num_projections=300, chunk_size=chunk) == pytest.approx(
+        ref, rel=1e-6
+    )
 
 
 def test_sw_float32_inputs_accumulate_in_float64() -> None:
@@ -116,10 +121,15 @@ def test_sw_input_errors_name_the_parameter() -> None:
 
 # ---------------------------------------------------------------- panels
 
+
 def panel_sets(n: int = 256) -> tuple[dict, dict, dict]:
     train = {"a": feats(n, 8, 10), "b": feats(n, 4, 11), "c": feats(n, 8, 12, scale=3.0)}
     val = {"a": feats(n, 8, 20), "b": feats(n, 4, 21), "c": feats(n, 8, 22, scale=3.0)}
-    gen = {"a": feats(n, 8, 30, shift=0.5), "b": feats(n, 4, 31, scale=2.0), "c": feats(n, 8, 32, scale=3.3)}
+    gen = {
+        "a": feats(n, 8, 30, shift=0.5),
+        "b": feats(n, 4, 31, scale=2.0),
+        "c": feats(n, 8, 32, scale=3.3),
+    }
     return gen, train, val
 
 
@@ -127,7 +137,9 @@ def test_sw_panel_matches_per_encoder_ratios_and_means() -> None:
     gen, train, val = panel_sets()
     out = sw_ratio_panel(gen, train, val, num_projections=128, seed=2, held_out=("b", "c"))
     for e in gen:
-        expect = sliced_wasserstein(gen[e], train[e], 128, 2) / sliced_wasserstein(val[e], train[e], 128, 2)
+        expect = sliced_wasserstein(gen[e], train[e], 128, 2) / sliced_wasserstein(
+            val[e], train[e], 128, 2
+        )
         assert out["per_encoder"][e] == pytest.approx(expect, rel=1e-12)
     r = out["per_encoder"]
     assert out["mean"] == pytest.approx((r["a"] + r["b"] + r["c"]) / 3, rel=1e-12)
@@ -190,6 +202,7 @@ def test_panel_input_errors() -> None:
 
 # ---------------------------------------------------------------- fingerprints
 
+
 def test_mismatched_fingerprints_raise_a_clear_error() -> None:
     gen, train, val = panel_sets(32)
     good = {role: {"a": "f-a", "b": "f-b", "c": "f-c"} for role in ("gen", "train", "val")}
@@ -203,6 +216,7 @@ def test_mismatched_fingerprints_raise_a_clear_error() -> None:
 
 
 # ---------------------------------------------------------------- MMD with random Fourier features
+
 
 def test_median_bandwidth_matches_scipy_pdist() -> None:
     from scipy.spatial.distance import pdist
@@ -218,7 +232,9 @@ def test_rff_mmd2_equals_explicit_feature_gram_form() -> None:
     phi_x = math.sqrt(2 / 512) * torch.cos(x @ w + b)
     phi_y = math.sqrt(2 / 512) * torch.cos(y @ w + b)
     oracle = (phi_x @ phi_x.T).mean() + (phi_y @ phi_y.T).mean() - 2 * (phi_x @ phi_y.T).mean()
-    assert rff_mmd2(x, y, num_features=512, seed=4, bandwidth=2.0) == pytest.approx(float(oracle), rel=1e-10)
+    assert rff_mmd2(x, y, num_features=512, seed=4, bandwidth=2.0) == pytest.approx(
+        float(oracle), rel=1e-10
+    )
 
 
 def test_rff_mmd2_approximates_exact_gaussian_mmd() -> None:
@@ -228,8 +244,11 @@ def test_rff_mmd2_approximates_exact_gaussian_mmd() -> None:
     sigma = median_bandwidth(y)
     gamma = 1 / (2 * sigma**2)
     xn, yn = x.numpy(), y.numpy()
-    exact = rbf_kernel(xn, xn, gamma=gamma).mean() + rbf_kernel(yn, yn, gamma=gamma).mean() \
+    exact = (
+        rbf_kernel(xn, xn, gamma=gamma).mean()
+        + rbf_kernel(yn, yn, gamma=gamma).mean()
         - 2 * rbf_kernel(xn, yn, gamma=gamma).mean()
+    )
     approx = [rff_mmd2(x, y, num_features=4096, seed=s) for s in range(3)]
     assert float(np.mean(approx)) == pytest.approx(float(exact), rel=0.1)
 
@@ -246,18 +265,23 @@ def test_mmd_panel_ratio_uses_one_kernel_for_gen_and_val() -> None:
     out = mmd_ratio_panel(gen, train, val, num_features=512, seed=3)
     for e in gen:
         sigma = median_bandwidth(train[e], seed=3)
-        expect = rff_mmd2(gen[e], train[e], 512, 3, sigma) / rff_mmd2(val[e], train[e], 512, 3, sigma)
+        expect = rff_mmd2(gen[e], train[e], 512, 3, sigma) / rff_mmd2(
+            val[e], train[e], 512, 3, sigma
+        )
         assert out["per_encoder"][e] == pytest.approx(expect, rel=1e-10)
 
 
 # ---------------------------------------------------------------- Fréchet
+
 
 def test_sqrtm_psd_matches_scipy() -> None:
     scipy_linalg = pytest.importorskip("scipy.linalg")
     a = feats(40, 12, 70)
     cov = a.T @ a / 40
     ours = sqrtm_psd(cov)
-    assert np.allclose(ours.numpy(), np.real(scipy_linalg.sqrtm(cov.numpy())), rtol=1e-8, atol=1e-10)
+    assert np.allclose(
+        ours.numpy(), np.real(scipy_linalg.sqrtm(cov.numpy())), rtol=1e-8, atol=1e-10
+    )
     assert torch.allclose(ours @ ours, cov, atol=1e-10)
 
 
@@ -276,6 +300,7 @@ def test_frechet_distance_matches_scipy_fid_formula() -> None:
 
 # ---------------------------------------------------------------- independence from the training loss
 
+
 def test_metrics_import_no_training_loss_module() -> None:
     forbidden = ["repmatch.distances", "repmatch.nystrom", "repmatch.train", "repmatch.kernels"]
     code = (
@@ -284,19 +309,26 @@ def test_metrics_import_no_training_loss_module() -> None:
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"repmatch.metrics imported training-loss modules: {out.stdout}"
+    assert out.stdout.strip() == "", (
+        f"repmatch.metrics imported training-loss modules: {out.stdout}"
+    )
 
 
 # ---------------------------------------------------------------- GPU path
+
 
 @pytest.mark.gpu
 def test_gpu_matches_cpu() -> None:
     gen, train, val = panel_sets(512)
     cpu = sw_ratio_panel(gen, train, val, num_projections=256)
-    cuda = {k: {e: t.cuda() for e, t in d.items()} for k, d in (("g", gen), ("t", train), ("v", val))}
+    cuda = {
+        k: {e: t.cuda() for e, t in d.items()} for k, d in (("g", gen), ("t", train), ("v", val))
+    }
     gpu = sw_ratio_panel(cuda["g"], cuda["t"], cuda["v"], num_projections=256)
     assert gpu["per_encoder"] == pytest.approx(cpu["per_encoder"], rel=1e-6)
-    assert rff_mmd2(gen["a"].cuda(), train["a"].cuda(), 1024) == pytest.approx(rff_mmd2(gen["a"], train["a"], 1024), rel=1e-6)
+    assert rff_mmd2(gen["a"].cuda(), train["a"].cuda(), 1024) == pytest.approx(
+        rff_mmd2(gen["a"], train["a"], 1024), rel=1e-6
+    )
 
 
 def test_subsample_indices_are_seeded_prefixes_without_repeats() -> None:

@@ -26,7 +26,18 @@ _EXPORTS = {
     "save_floors": "floors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "EvalConfig",
+    "FeatureSource",
+    "Floors",
+    "compute_floors",
+    "evaluate",
+    "format_table",
+    "load_floors",
+    "open_source",
+    "plot_ratios",
+    "save_floors",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,9 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--train", required=True, help="train feature store directory (or dataset spec)")
     p.add_argument("--val", required=True, help="val feature store directory (or dataset spec)")
-    p.add_argument("--encoders", default=None, help="panel name or 'a,b,c' (default: every encoder of the train store)")
+    p.add_argument(
+        "--encoders",
+        default=None,
+        help="panel name or 'a,b,c' (default: every encoder of the train store)",
+    )
     p.add_argument("--out", default=None, help="floors JSON path (default: TRAIN/floors.json)")
-    p.add_argument("--cache-dir", default=None, help="where missing features are extracted (default: next to --out)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where missing features are extracted (default: next to --out)",
+    )
     add_metric_args(p)
     p.set_defaults(func=run)
 
@@ -35,14 +43,19 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(cross_checks=(), **config_kwargs(args))
     names = resolve_names(args.encoders, args.train)
     out = Path(args.out) if args.out else Path(args.train) / FLOORS_FILE
-    kw = {"cache_dir": Path(args.cache_dir) if args.cache_dir else out.parent / "features",
-          "batch_size": config.batch_size, "device": config.device}
+    kw = {
+        "cache_dir": Path(args.cache_dir) if args.cache_dir else out.parent / "features",
+        "batch_size": config.batch_size,
+        "device": config.device,
+    }
     train = open_source(args.train, names, role="train", **kw)
     val = open_source(args.val, names, role="val", **kw)
     floors = compute_floors(train, val, names, config)
     save_floors(out, floors)
     width = max(len(n) for n in names)
-    print(f"SW(val, train) floors, {floors.num_samples} samples per set, {floors.num_projections} projections, seed {floors.seed}:")
+    print(
+        f"SW(val, train) floors, {floors.num_samples} samples per set, {floors.num_projections} projections, seed {floors.seed}:"
+    )
     for name in names:
         print(f"  {name:<{width}}  {floors.values[name]:.6g}")
     print(f"wrote {out}")

@@ -42,11 +42,20 @@ class EvalConfig:
         return self.device or "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("num_samples", "num_projections", "chunk_size", "cross_check_samples", "num_rff", "batch_size"):
+        for name in (
+            "num_samples",
+            "num_projections",
+            "chunk_size",
+            "cross_check_samples",
+            "num_rff",
+            "batch_size",
+        ):
             check_positive(name, getattr(self, name), integer=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         object.__setattr__(self, "cross_checks", tuple(self.cross_checks))
         unknown = [c for c in self.cross_checks if c not in CROSS_CHECKS]
         if unknown:
-            raise ValueError(f"cross_checks must be a subset of {list(CROSS_CHECKS)}, got {list(self.cross_checks)}")
+            raise ValueError(
+                f"cross_checks must be a subset of {list(CROSS_CHECKS)}, got {list(self.cross_checks)}"
+            )

@@ -40,14 +40,23 @@ class Floors:
         return {"format": FLOORS_FORMAT, "metric": "sliced_wasserstein", **dataclasses.asdict(self)}
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> "Floors":
+    def from_json(cls, obj: Mapping[str, Any]) -> Floors:
         if obj.get("format") != FLOORS_FORMAT:
-            raise ValueError(f"floors file has format {obj.get('format')!r}, expected {FLOORS_FORMAT!r}")
+            raise ValueError(
+                f"floors file has format {obj.get('format')!r}, expected {FLOORS_FORMAT!r}"
+            )
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in fields})
 
-    def mismatch(self, *, names: list[str], num_samples: int, config: EvalConfig,
-                 train: FeatureSource, val_data: str | None) -> str | None:
+    def mismatch(
+        self,
+        *,
+        names: list[str],
+        num_samples: int,
+        config: EvalConfig,
+        train: FeatureSource,
+        val_data: str | None,
+    ) -> str | None:
         """Why these floors cannot serve this evaluation (``None`` if they can).
 
         Raises ``FingerprintMismatchError`` when the train features' fingerprints differ from
@@ -57,8 +66,12 @@ class Floors:
         if missing:
             return f"no floor stored for {missing}"
         check_fingerprints({"floors": self.fingerprints, "train": train.fingerprints}, names)
-        wanted = {"num_samples": num_samples, "num_projections": config.num_projections, "seed": config.seed,
-                  "train_data": train.data}
+        wanted = {
+            "num_samples": num_samples,
+            "num_projections": config.num_projections,
+            "seed": config.seed,
+            "train_data": train.data,
+        }
         if val_data is not None:
             wanted["val_data"] = val_data
         for key, value in wanted.items():
@@ -72,18 +85,39 @@ def common_size(config: EvalConfig, *sources: FeatureSource) -> int:
     return min([config.num_samples, *(s.num_rows for s in sources)])
 
 
-def compute_floors(train: FeatureSource, val: FeatureSource, names: list[str], config: EvalConfig,
-                   *, num_samples: int | None = None) -> Floors:
+def compute_floors(
+    train: FeatureSource,
+    val: FeatureSource,
+    names: list[str],
+    config: EvalConfig,
+    *,
+    num_samples: int | None = None,
+) -> Floors:
     """SW(val, train) per encoder on seeded subsamples of ``num_samples`` rows (default: common size)."""
     n = common_size(config, train, val) if num_samples is None else num_samples
     check_fingerprints({"train": train.fingerprints, "val": val.fingerprints}, names)
     values = {}
     for name in names:
         t, v = train.read(name, n, config.seed), val.read(name, n, config.seed)
-        values.update(sw_floors({name: t.to(config.metric_device)}, {name: v.to(config.metric_device)},
-                                config.num_projections, config.seed, num_samples=n, chunk_size=config.chunk_size))
-    return Floors(values=values, fingerprints={n_: train.fingerprints[n_] for n_ in names}, num_samples=n,
-                  num_projections=config.num_projections, seed=config.seed, train_data=train.data, val_data=val.data)
+        values.update(
+            sw_floors(
+                {name: t.to(config.metric_device)},
+                {name: v.to(config.metric_device)},
+                config.num_projections,
+                config.seed,
+                num_samples=n,
+                chunk_size=config.chunk_size,
+            )
+        )
+    return Floors(
+        values=values,
+        fingerprints={n_: train.fingerprints[n_] for n_ in names},
+        num_samples=n,
+        num_projections=config.num_projections,
+        seed=config.seed,
+        train_data=train.data,
+        val_data=val.data,
+    )
 
 
 def save_floors(path: str | os.PathLike[str], floors: Floors) -> Path:
@@ -94,5 +128,12 @@ def load_floors(path: str | os.PathLike[str]) -> Floors:
     return Floors.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-__all__ = ["FLOORS_FILE", "FingerprintMismatchError", "Floors", "common_size", "compute_floors", "load_floors",
-           "save_floors"]
+__all__ = [
+    "FLOORS_FILE",
+    "FingerprintMismatchError",
+    "Floors",
+    "common_size",
+    "compute_floors",
+    "load_floors",
+    "save_floors",
+]

@@ -21,13 +21,24 @@ def format_table(result: dict[str, Any]) -> str:
     baseline (1 by construction) first and the raw SW floors last."""
     names, held = result["encoders"], set(result["held_out"])
     k, h = len(names), len(held)
-    head = ["metric", *(f"{n}†" if n in held else n for n in names), f"mean (k={k})", f"held-out mean† (k={h})"]
+    head = [
+        "metric",
+        *(f"{n}†" if n in held else n for n in names),
+        f"mean (k={k})",
+        f"held-out mean† (k={h})",
+    ]
     rows = [["validation baseline", *["1.00"] * k, "1.00", "1.00" if h else "–"]]
     for key, label in _ROWS:
         panel = result.get(key)
         if panel:
-            rows.append([label, *(_fmt(panel["per_encoder"][n]) for n in names), _fmt(panel["mean"]),
-                         _fmt(panel["held_out_mean"])])
+            rows.append(
+                [
+                    label,
+                    *(_fmt(panel["per_encoder"][n]) for n in names),
+                    _fmt(panel["mean"]),
+                    _fmt(panel["held_out_mean"]),
+                ]
+            )
     rows.append(["SW(val, train) floor", *(_fmt(result["sw"]["floor"][n]) for n in names), "", ""])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -47,12 +58,18 @@ def plot_ratios(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     names, held, sw = result["encoders"], set(result["held_out"]), result["sw"]
     values = [sw["per_encoder"][n] for n in names]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.6), dpi=120)
-    bars = ax.bar(range(len(names)), values, color=["tab:orange" if n in held else "tab:blue" for n in names])
+    bars = ax.bar(
+        range(len(names)), values, color=["tab:orange" if n in held else "tab:blue" for n in names]
+    )
     for bar, name in zip(bars, names):
         if name in held:
             bar.set_hatch("//")
-    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="real floor (val vs train) = 1")
-    ax.set_xticks(range(len(names)), [f"{n}†" if n in held else n for n in names], rotation=45, ha="right")
+    ax.axhline(
+        1.0, color="black", linestyle="--", linewidth=1, label="real floor (val vs train) = 1"
+    )
+    ax.set_xticks(
+        range(len(names)), [f"{n}†" if n in held else n for n in names], rotation=45, ha="right"
+    )
     ax.set_ylabel("SW(gen, train) / SW(val, train)")
     title = f"SW_r,{len(names)} = {sw['mean']:.3f}"
     if sw["held_out_mean"] is not None:

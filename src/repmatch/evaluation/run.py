@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json, atomic_write_text
-from ..metrics import check_fingerprints, fd_ratio_panel, mmd_ratio_panel, summarize_ratios, sw_ratio_panel
+from ..metrics import (
+    check_fingerprints,
+    fd_ratio_panel,
+    mmd_ratio_panel,
+    summarize_ratios,
+    sw_ratio_panel,
+)
 from .config import EvalConfig
 from .floors import FLOORS_FILE, Floors, common_size, compute_floors, load_floors, save_floors
 from .report import format_table, plot_ratios
@@ -47,16 +53,32 @@ def default_held_out(names: list[str]) -> list[str]:
     return held
 
 
-def _select_floors(path: Path, *, names: list[str], n: int, config: EvalConfig, train: FeatureSource,
-                   val: FeatureSource | None) -> tuple[Floors | None, str]:
+def _select_floors(
+    path: Path,
+    *,
+    names: list[str],
+    n: int,
+    config: EvalConfig,
+    train: FeatureSource,
+    val: FeatureSource | None,
+) -> tuple[Floors | None, str]:
     if not path.is_file():
         return None, f"no floors file at {path}"
     floors = load_floors(path)
     if val is not None:
         check_fingerprints({"floors": floors.fingerprints, "val": val.fingerprints}, names)
-    reason = floors.mismatch(names=names, num_samples=n, config=config, train=train,
-                             val_data=None if val is None else val.data)
-    return (floors, f"stored floors {path}") if reason is None else (None, f"stored floors {path} unusable: {reason}")
+    reason = floors.mismatch(
+        names=names,
+        num_samples=n,
+        config=config,
+        train=train,
+        val_data=None if val is None else val.data,
+    )
+    return (
+        (floors, f"stored floors {path}")
+        if reason is None
+        else (None, f"stored floors {path} unusable: {reason}")
+    )
 
 
 def evaluate(
@@ -66,16 +88,17 @@ def evaluate(
     *,
     encoders: str | Sequence[str] | None = None,
     out_dir: str | os.PathLike[str],
-    config: EvalConfig = EvalConfig(),
+    config: EvalConfig | None = None,
     floors_path: str | os.PathLike[str] | None = None,
     held_out: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score ``gen`` against ``train`` with floors from ``val`` (or stored floors); see module doc.
 
     ``gen``/``train``/``val`` are feature-store directories or dataset specs (image folder,
-    ``.npz``, ``fmnist:test``). ``floors_path`` defaults to ``<train>/floors.json``. Returns the
+    ``.npz``, ``fmnist:test``). ``floors_path`` defaults to ``<train>/floors.json``; ``config`` to ``EvalConfig()``. Returns the
     result dict that is also written to ``out_dir/eval.json``.
     """
+    config = EvalConfig() if config is None else config
     out = Path(out_dir)
     names = resolve_names(encoders, train)
     held = default_held_out(names) if held_out is None else list(held_out)
@@ -92,7 +115,9 @@ def evaluate(
 
     n = common_size(config, gen_src, train_src, *([val_src] if val_src else []))
     path = Path(floors_path) if floors_path is not None else Path(train) / FLOORS_FILE
-    floors, floors_note = _select_floors(path, names=names, n=n, config=config, train=train_src, val=val_src)
+    floors, floors_note = _select_floors(
+        path, names=names, n=n, config=config, train=train_src, val=val_src
+    )
     if floors is None:
         if val_src is None:
             raise ValueError(f"val is required: {floors_note}")
@@ -106,14 +131,24 @@ def evaluate(
         cn = config.cross_check_samples
         g = gen_src.read(name, max(n, cn), config.seed).to(device)
         t = train_src.read(name, max(n, cn), config.seed).to(device)
-        parts = {"sw": sw_ratio_panel({name: g[:n]}, {name: t[:n]}, floors={name: floors.values[name]},
-                                      num_projections=config.num_projections, seed=config.seed,
-                                      num_samples=n, chunk_size=config.chunk_size)}
+        parts = {
+            "sw": sw_ratio_panel(
+                {name: g[:n]},
+                {name: t[:n]},
+                floors={name: floors.values[name]},
+                num_projections=config.num_projections,
+                seed=config.seed,
+                num_samples=n,
+                chunk_size=config.chunk_size,
+            )
+        }
         if val_src is not None and config.cross_checks:
             v = val_src.read(name, cn, config.seed).to(device)
             sets = ({name: g[:cn]}, {name: t[:cn]}, {name: v})
             if "mmd" in config.cross_checks:
-                parts["mmd"] = mmd_ratio_panel(*sets, num_features=config.num_rff, seed=config.seed, num_samples=cn)
+                parts["mmd"] = mmd_ratio_panel(
+                    *sets, num_features=config.num_rff, seed=config.seed, num_samples=cn
+                )
             if "fd" in config.cross_checks:
                 parts["fd"] = fd_ratio_panel(*sets, num_samples=cn, seed=config.seed)
         for key, part in parts.items():
@@ -122,13 +157,23 @@ def evaluate(
                 acc[field][name] = part[field][name]
 
     result: dict[str, Any] = {
-        "gen": gen_src.data, "train": train_src.data, "val": None if val_src is None else val_src.data,
-        "encoders": names, "held_out": held, "num_samples": n, "fingerprints": gen_src.fingerprints,
-        "floors": floors_note, "config": dataclasses.asdict(config),
+        "gen": gen_src.data,
+        "train": train_src.data,
+        "val": None if val_src is None else val_src.data,
+        "encoders": names,
+        "held_out": held,
+        "num_samples": n,
+        "fingerprints": gen_src.fingerprints,
+        "floors": floors_note,
+        "config": dataclasses.asdict(config),
     }
     for key, acc in panels.items():
-        result[key] = {"per_encoder": acc["per_encoder"], **summarize_ratios(acc["per_encoder"], held),
-                       "distance": acc["distance"], "floor": acc["floor"]}
+        result[key] = {
+            "per_encoder": acc["per_encoder"],
+            **summarize_ratios(acc["per_encoder"], held),
+            "distance": acc["distance"],
+            "floor": acc["floor"],
+        }
     atomic_write_json(out / "eval.json", result)
     atomic_write_text(out / "eval.md", format_table(result))
     plot_ratios(result, out / "sw_ratios.png")

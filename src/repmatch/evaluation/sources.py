@@ -38,14 +38,32 @@ class FeatureSource:
 
     def read(self, name: str, num_samples: int, seed: int) -> torch.Tensor:
         """Features ``(min(N, num_samples), D)`` of encoder ``name``: rows ``subsample_indices(N, num_samples, seed)``."""
-        return self.stores[name].read(name, rows=subsample_indices(self.num_rows, num_samples, seed))
+        return self.stores[name].read(
+            name, rows=subsample_indices(self.num_rows, num_samples, seed)
+        )
 
 
-def _extract(data: str, names: list[str], out: Path, *, limit: int | None, batch_size: int, device: str | None) -> FeatureStore:
+def _extract(
+    data: str,
+    names: list[str],
+    out: Path,
+    *,
+    limit: int | None,
+    batch_size: int,
+    device: str | None,
+) -> FeatureStore:
     from ..data import open_dataset
 
-    return extract_features(open_dataset(data), ",".join(names), out, data=None, batch_size=batch_size,
-                            limit=limit, device=device, progress=False)
+    return extract_features(
+        open_dataset(data),
+        ",".join(names),
+        out,
+        data=None,
+        batch_size=batch_size,
+        limit=limit,
+        device=device,
+        progress=False,
+    )
 
 
 def open_source(
@@ -72,7 +90,9 @@ def open_source(
             match = _LIMIT.match(store.data)
             data, limit = (match["data"], int(match["limit"])) if match else (store.data, None)
             try:
-                extra = _extract(data, missing, cache, limit=limit, batch_size=batch_size, device=device)
+                extra = _extract(
+                    data, missing, cache, limit=limit, batch_size=batch_size, device=device
+                )
             except (FileNotFoundError, ValueError) as err:
                 raise ValueError(
                     f"{role}: the feature store {str(path)!r} lacks encoders {missing} and its data "
@@ -80,8 +100,12 @@ def open_source(
                     "`repmatch features`"
                 ) from err
             if len(extra) != len(store):
-                raise ValueError(f"{role}: re-extracted {len(extra)} rows but the store has {len(store)}")
+                raise ValueError(
+                    f"{role}: re-extracted {len(extra)} rows but the store has {len(store)}"
+                )
             stores.update({n: extra for n in missing})
         return FeatureSource(role=role, data=store.data, num_rows=len(store), stores=stores)
     store = _extract(source, names, cache, limit=None, batch_size=batch_size, device=device)
-    return FeatureSource(role=role, data=store.data, num_rows=len(store), stores={n: store for n in names})
+    return FeatureSource(
+        role=role, data=store.data, num_rows=len(store), stores={n: store for n in names}
+    )

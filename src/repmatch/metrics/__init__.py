@@ -9,10 +9,10 @@ path (kernels, Nyström, distances, training), so a gain can never be the loss r
 - ``check_fingerprints`` / ``FingerprintMismatchError``: refuse features from other spaces.
 """
 
+from ._common import subsample_indices
 from .fingerprints import FingerprintMismatchError, check_fingerprints
 from .frechet import frechet_distance, frechet_from_stats, gaussian_stats, sqrtm_psd
 from .mmd import median_bandwidth, rff_mmd2
-from ._common import subsample_indices
 from .panel import fd_ratio_panel, mmd_ratio_panel, summarize_ratios, sw_floors, sw_ratio_panel
 from .sliced import random_projections, sliced_wasserstein
 

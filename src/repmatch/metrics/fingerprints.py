@@ -22,7 +22,9 @@ def check_fingerprints(fingerprints: Mapping[str, Mapping[str, str]], names: Ite
     its features cannot be vouched for.
     """
     if not isinstance(fingerprints, Mapping):
-        raise TypeError(f"fingerprints must be a mapping role -> {{encoder: fingerprint}}, got {type(fingerprints).__name__}")
+        raise TypeError(
+            f"fingerprints must be a mapping role -> {{encoder: fingerprint}}, got {type(fingerprints).__name__}"
+        )
     for name in names:
         seen: dict[str, str] = {}
         for role, table in fingerprints.items():

@@ -20,7 +20,9 @@ def sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
     Eigenvalues below zero (round-off of a PSD matrix) are clamped to zero.
     """
     if not isinstance(a, torch.Tensor) or a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"a must be a square matrix tensor (D, D), got {getattr(a, 'shape', type(a).__name__)}")
+        raise ValueError(
+            f"a must be a square matrix tensor (D, D), got {getattr(a, 'shape', type(a).__name__)}"
+        )
     a64 = a.to(torch.float64)
     evals, evecs = torch.linalg.eigh((a64 + a64.T) / 2)
     return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
@@ -36,9 +38,15 @@ def gaussian_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, (xc.T @ xc) / (x64.shape[0] - 1)
 
 
-def frechet_from_stats(mu_x: torch.Tensor, cov_x: torch.Tensor, mu_y: torch.Tensor, cov_y: torch.Tensor) -> float:
+def frechet_from_stats(
+    mu_x: torch.Tensor, cov_x: torch.Tensor, mu_y: torch.Tensor, cov_y: torch.Tensor
+) -> float:
     """FD from Gaussian statistics (means ``(D,)``, covariances ``(D, D)``), float64."""
-    if mu_x.shape != mu_y.shape or cov_x.shape != cov_y.shape or cov_x.shape != (mu_x.shape[0],) * 2:
+    if (
+        mu_x.shape != mu_y.shape
+        or cov_x.shape != cov_y.shape
+        or cov_x.shape != (mu_x.shape[0],) * 2
+    ):
         raise ValueError(
             f"statistics shapes disagree: mu_x {tuple(mu_x.shape)}, cov_x {tuple(cov_x.shape)}, "
             f"mu_y {tuple(mu_y.shape)}, cov_y {tuple(cov_y.shape)}"
@@ -54,6 +62,8 @@ def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """FD between Gaussian fits of ``x`` ``(N, D)`` and ``y`` ``(M, D)``; sizes may differ."""
     mu_x, cov_x = gaussian_stats(x)
     if y.ndim == 2 and y.shape[1] != mu_x.shape[0]:
-        raise ValueError(f"y has feature dimension {y.shape[1]}, expected {mu_x.shape[0]} (that of x)")
+        raise ValueError(
+            f"y has feature dimension {y.shape[1]}, expected {mu_x.shape[0]} (that of x)"
+        )
     mu_y, cov_y = gaussian_stats(y)
     return frechet_from_stats(mu_x, cov_x, mu_y, cov_y)

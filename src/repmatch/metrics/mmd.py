@@ -26,7 +26,9 @@ DEFAULT_BANDWIDTH_SAMPLES = 2048
 DEFAULT_ROW_CHUNK = 4096
 
 
-def median_bandwidth(x: torch.Tensor, *, max_samples: int = DEFAULT_BANDWIDTH_SAMPLES, seed: int = 0) -> float:
+def median_bandwidth(
+    x: torch.Tensor, *, max_samples: int = DEFAULT_BANDWIDTH_SAMPLES, seed: int = 0
+) -> float:
     """Median heuristic σ: the (lower) median of ‖x_i − x_j‖, i < j, over ≤ ``max_samples`` rows of ``x`` ``(N, D)``."""
     x64 = seeded_subsample(as_float64("x", x), max_samples, check_seed(seed))
     if x64.shape[0] < 2:
@@ -35,11 +37,15 @@ def median_bandwidth(x: torch.Tensor, *, max_samples: int = DEFAULT_BANDWIDTH_SA
     iu = torch.triu_indices(x64.shape[0], x64.shape[0], offset=1, device=x64.device)
     sigma = float(dist[iu[0], iu[1]].median())
     if not sigma > 0:
-        raise ValueError("x has median pairwise distance 0 (mostly duplicate rows); pass bandwidth explicitly")
+        raise ValueError(
+            "x has median pairwise distance 0 (mostly duplicate rows); pass bandwidth explicitly"
+        )
     return sigma
 
 
-def rff_weights(dim: int, bandwidth: float, num_features: int = DEFAULT_NUM_FEATURES, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def rff_weights(
+    dim: int, bandwidth: float, num_features: int = DEFAULT_NUM_FEATURES, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Frequencies ``W`` ``(D, F)`` ~ N(0, σ⁻²) and phases ``b`` ``(F,)`` ~ U[0, 2π), float64, CPU, fixed by the seed."""
     check_positive("dim", dim, integer=True)
     check_positive("bandwidth", bandwidth)
@@ -50,13 +56,15 @@ def rff_weights(dim: int, bandwidth: float, num_features: int = DEFAULT_NUM_FEAT
     return w, b
 
 
-def rff_mean_embedding(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, chunk_size: int = DEFAULT_ROW_CHUNK) -> torch.Tensor:
+def rff_mean_embedding(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, chunk_size: int = DEFAULT_ROW_CHUNK
+) -> torch.Tensor:
     """Mean feature map (1/N) Σ_i φ(x_i) ``(F,)`` of float64 ``x`` ``(N, D)``, summed over row chunks."""
     check_positive("chunk_size", chunk_size, integer=True)
     w, b = w.to(x.device), b.to(x.device)
     total = torch.zeros(w.shape[1], dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], chunk_size):
-        total += torch.cos(x[start:start + chunk_size] @ w + b).sum(dim=0)
+        total += torch.cos(x[start : start + chunk_size] @ w + b).sum(dim=0)
     return total * (math.sqrt(2.0 / w.shape[1]) / x.shape[0])
 
 
@@ -75,7 +83,13 @@ def rff_mmd2(
     """
     x64 = as_float64("x", x)
     y64 = as_float64("y", y, dim=x64.shape[1])
-    sigma = median_bandwidth(y64, seed=seed) if bandwidth is None else float(check_positive("bandwidth", bandwidth))
+    sigma = (
+        median_bandwidth(y64, seed=seed)
+        if bandwidth is None
+        else float(check_positive("bandwidth", bandwidth))
+    )
     w, b = rff_weights(x64.shape[1], sigma, num_features, seed)
-    diff = rff_mean_embedding(x64, w, b, chunk_size=chunk_size) - rff_mean_embedding(y64, w, b, chunk_size=chunk_size)
+    diff = rff_mean_embedding(x64, w, b, chunk_size=chunk_size) - rff_mean_embedding(
+        y64, w, b, chunk_size=chunk_size
+    )
     return float(diff.square().sum())

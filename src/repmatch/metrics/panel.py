@@ -25,7 +25,12 @@ from ._common import as_float64, check_seed, seeded_subsample
 from .fingerprints import check_fingerprints
 from .frechet import frechet_from_stats, gaussian_stats
 from .mmd import DEFAULT_NUM_FEATURES, median_bandwidth, rff_mean_embedding, rff_weights
-from .sliced import DEFAULT_CHUNK_SIZE, DEFAULT_NUM_PROJECTIONS, random_projections, sliced_w2_squared
+from .sliced import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_NUM_PROJECTIONS,
+    random_projections,
+    sliced_w2_squared,
+)
 
 Features = Mapping[str, torch.Tensor]
 # distances(train_e, [set_e, ...]) -> [d(set_e, train_e), ...] for one encoder
@@ -35,28 +40,38 @@ DEFAULT_SW_SAMPLES = 16384  # 16384 samples per set (§4.1)
 DEFAULT_MMD_SAMPLES = 50000  # 50000 samples for the RFF-MMD ratio (§4.4)
 
 
-def _check_sets(gen: Features, train: Features, val: Features | None, floors: Mapping[str, float] | None) -> list[str]:
+def _check_sets(
+    gen: Features, train: Features, val: Features | None, floors: Mapping[str, float] | None
+) -> list[str]:
     for label, feats in (("gen", gen), ("train", train), ("val", val)):
         if feats is not None and not isinstance(feats, Mapping):
-            raise TypeError(f"{label} must be a dict {{encoder: (N, D) tensor}}, got {type(feats).__name__}")
+            raise TypeError(
+                f"{label} must be a dict {{encoder: (N, D) tensor}}, got {type(feats).__name__}"
+            )
     if not gen:
         raise ValueError("gen must hold features for at least one encoder, got an empty dict")
     names = list(gen)
     if (val is None) == (floors is None):
-        raise ValueError("pass exactly one of val (features) or floors (precomputed d(val, train)), got "
-                         f"{'both' if val is not None else 'neither'}")
+        raise ValueError(
+            "pass exactly one of val (features) or floors (precomputed d(val, train)), got "
+            f"{'both' if val is not None else 'neither'}"
+        )
     needed = {"train": train, "val": val, "floors": floors}
     for label, table in needed.items():
         if table is not None:
             missing = [n for n in names if n not in table]
             if missing:
-                raise ValueError(f"{label} lacks encoders {missing} present in gen; it has {sorted(table)}")
+                raise ValueError(
+                    f"{label} lacks encoders {missing} present in gen; it has {sorted(table)}"
+                )
     return names
 
 
 def _check_held_out(held_out: Sequence[str], names: list[str]) -> list[str]:
     if isinstance(held_out, str):
-        raise TypeError(f"held_out must be a sequence of encoder names, got the string {held_out!r}")
+        raise TypeError(
+            f"held_out must be a sequence of encoder names, got the string {held_out!r}"
+        )
     unknown = [n for n in held_out if n not in names]
     if unknown:
         raise ValueError(f"held_out names {unknown} are not in the panel {names}")
@@ -97,10 +112,17 @@ def _ratio_panel(
         dist[name] = values[0]
         floor[name] = float(floors[name]) if floors is not None else values[1]
         if not floor[name] > 0:
-            raise ValueError(f"encoder {name!r}: the real floor d(val, train) is {floor[name]!r}; "
-                             "a ratio needs a positive floor (are val and train the same set?)")
+            raise ValueError(
+                f"encoder {name!r}: the real floor d(val, train) is {floor[name]!r}; "
+                "a ratio needs a positive floor (are val and train the same set?)"
+            )
         ratio[name] = dist[name] / floor[name]
-    return {"per_encoder": ratio, **summarize_ratios(ratio, held_out), "distance": dist, "floor": floor}
+    return {
+        "per_encoder": ratio,
+        **summarize_ratios(ratio, held_out),
+        "distance": dist,
+        "floor": floor,
+    }
 
 
 def _floors(train: Features, val: Features, distances: PairDistances) -> dict[str, float]:
@@ -114,7 +136,10 @@ def _floors(train: Features, val: Features, distances: PairDistances) -> dict[st
 
 # ---------------------------------------------------------------- Sliced-Wasserstein (eq. 5)
 
-def _sw_distances(num_projections: int, seed: int, num_samples: int, chunk_size: int) -> PairDistances:
+
+def _sw_distances(
+    num_projections: int, seed: int, num_samples: int, chunk_size: int
+) -> PairDistances:
     check_positive("num_projections", num_projections, integer=True)
     check_positive("num_samples", num_samples, integer=True)
     check_seed(seed)
@@ -129,7 +154,7 @@ def _sw_distances(num_projections: int, seed: int, num_samples: int, chunk_size:
         dim = ref.shape[1]
         if dim not in cache:
             cache[dim] = random_projections(dim, num_projections, seed)
-        return [v ** 0.5 for v in sliced_w2_squared(ref, sets, cache[dim], chunk_size=chunk_size)]
+        return [v**0.5 for v in sliced_w2_squared(ref, sets, cache[dim], chunk_size=chunk_size)]
 
     return distances
 
@@ -158,7 +183,9 @@ def sw_ratio_panel(
     "held_out": [...], "distance": {name: SW(gen, train)}, "floor": {name: SW(val, train)}}``.
     """
     dist = _sw_distances(num_projections, seed, num_samples, chunk_size)
-    return _ratio_panel(gen, train, val, floors=floors, held_out=held_out, fingerprints=fingerprints, distances=dist)
+    return _ratio_panel(
+        gen, train, val, floors=floors, held_out=held_out, fingerprints=fingerprints, distances=dist
+    )
 
 
 def sw_floors(
@@ -176,6 +203,7 @@ def sw_floors(
 
 # ---------------------------------------------------------------- RFF-MMD² (Appendix D)
 
+
 def _mmd_distances(num_features: int, seed: int, num_samples: int) -> PairDistances:
     check_positive("num_features", num_features, integer=True)
     check_positive("num_samples", num_samples, integer=True)
@@ -187,7 +215,9 @@ def _mmd_distances(num_features: int, seed: int, num_samples: int) -> PairDistan
         ref_mean = rff_mean_embedding(ref, w, b)
         out = []
         for o in others:
-            s = seeded_subsample(as_float64("features", o, dim=ref.shape[1]).to(ref.device), num_samples, seed)
+            s = seeded_subsample(
+                as_float64("features", o, dim=ref.shape[1]).to(ref.device), num_samples, seed
+            )
             out.append(float((rff_mean_embedding(s, w, b) - ref_mean).square().sum()))
         return out
 
@@ -214,10 +244,13 @@ def mmd_ratio_panel(
     Same arguments and return layout as ``sw_ratio_panel``.
     """
     dist = _mmd_distances(num_features, seed, num_samples)
-    return _ratio_panel(gen, train, val, floors=floors, held_out=held_out, fingerprints=fingerprints, distances=dist)
+    return _ratio_panel(
+        gen, train, val, floors=floors, held_out=held_out, fingerprints=fingerprints, distances=dist
+    )
 
 
 # ---------------------------------------------------------------- Fréchet (FD_r,k)
+
 
 def _fd_distances(num_samples: int | None, seed: int) -> PairDistances:
     if num_samples is not None:
@@ -256,4 +289,6 @@ def fd_ratio_panel(
     ``num_samples=None`` uses every row. Same return layout as ``sw_ratio_panel``.
     """
     dist = _fd_distances(num_samples, seed)
-    return _ratio_panel(gen, train, val, floors=floors, held_out=held_out, fingerprints=fingerprints, distances=dist)
+    return _ratio_panel(
+        gen, train, val, floors=floors, held_out=held_out, fingerprints=fingerprints, distances=dist
+    )

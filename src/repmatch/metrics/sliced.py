@@ -27,7 +27,9 @@ DEFAULT_NUM_PROJECTIONS = 1024  # M = 1024 in the paper (§4.1)
 DEFAULT_CHUNK_SIZE = 128
 
 
-def random_projections(dim: int, num_projections: int = DEFAULT_NUM_PROJECTIONS, seed: int = 0) -> torch.Tensor:
+def random_projections(
+    dim: int, num_projections: int = DEFAULT_NUM_PROJECTIONS, seed: int = 0
+) -> torch.Tensor:
     """Unit projection directions ``(D, L)``, float64 on the CPU, fixed by ``(dim, L, seed)``.
 
     Columns are i.i.d. standard normal vectors normalised to unit length, i.e. uniform on
@@ -42,14 +44,20 @@ def random_projections(dim: int, num_projections: int = DEFAULT_NUM_PROJECTIONS,
 
 def _check_projections(projections: object, dim: int) -> torch.Tensor:
     if not isinstance(projections, torch.Tensor) or not projections.is_floating_point():
-        raise TypeError(f"projections must be a floating-point torch.Tensor of shape (D, L), got {type(projections).__name__}")
+        raise TypeError(
+            f"projections must be a floating-point torch.Tensor of shape (D, L), got {type(projections).__name__}"
+        )
     if projections.ndim != 2 or projections.shape[0] != dim or projections.shape[1] == 0:
-        raise ValueError(f"projections must have shape (D={dim}, L>0), got {tuple(projections.shape)}")
+        raise ValueError(
+            f"projections must have shape (D={dim}, L>0), got {tuple(projections.shape)}"
+        )
     theta = projections.to(torch.float64)
     norms = theta.norm(dim=0)
     if not bool(torch.allclose(norms, torch.ones_like(norms), atol=1e-6)):
         worst = float((norms - 1).abs().max())
-        raise ValueError(f"projections must have unit-norm columns, got a column norm off by {worst:.3g}")
+        raise ValueError(
+            f"projections must have unit-norm columns, got a column norm off by {worst:.3g}"
+        )
     return theta
 
 
@@ -71,7 +79,7 @@ def sliced_w2_squared(
     num_projections = theta.shape[1]
     totals = [0.0] * len(others)
     for start in range(0, num_projections, chunk_size):
-        block = theta[:, start:start + chunk_size]
+        block = theta[:, start : start + chunk_size]
         # (c, N) layout so each projection's values are contiguous for the sort.
         ref_sorted = (block.T @ ref.T).sort(dim=1).values
         for i, other in enumerate(others):

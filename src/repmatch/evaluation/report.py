@@ -39,7 +39,9 @@ def format_table(result: dict[str, Any]) -> str:
                     _fmt(panel["held_out_mean"]),
                 ]
             )
-    rows.append(["SW(val, train) floor", *(_fmt(result["sw"]["floor"][n]) for n in names), "", ""])
+    rows.append(
+        ["SW(val, train) floor", *(f"{result['sw']['floor'][n]:.4g}" for n in names), "", ""]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -75,7 +77,8 @@ def plot_ratios(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     if sw["held_out_mean"] is not None:
         title += f"   held-out† mean = {sw['held_out_mean']:.3f}"
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylim(0, 1.2 * max([*values, 1.0]))  # headroom for the legend
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

@@ -21,6 +21,8 @@ VERB_MODULES: tuple[str, ...] = (
     "repmatch.train.command",
     "repmatch.models.teacher_cli",
     "repmatch.report.cli",
+    "repmatch.evaluation.cli_floors",
+    "repmatch.evaluation.cli_eval",
 )
 
 

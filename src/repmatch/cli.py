@@ -23,6 +23,7 @@ VERB_MODULES: tuple[str, ...] = (
     "repmatch.report.cli",
     "repmatch.evaluation.cli_floors",
     "repmatch.evaluation.cli_eval",
+    "repmatch.pipelines.cli",
 )
 
 

@@ -129,7 +129,29 @@ def toy_conditional(run_dir: str = "runs/toy_conditional") -> TrainConfig:
     )
 
 
-PRESETS: dict[str, Callable[..., TrainConfig]] = {"toy": toy, "toy_conditional": toy_conditional}
+def _fmnist_arm(recipe: str, run_dir: str | None, pipeline_dir: str | None, arm: str) -> TrainConfig:
+    from ..pipelines.fmnist_parts import Layout, arm_train_config
+    from ..pipelines.fmnist_recipe import get_recipe
+
+    config = arm_train_config(get_recipe(recipe), Layout.of(pipeline_dir or f"runs/{recipe}"), arm)
+    return config if run_dir is None else config.replace(run_dir=run_dir)
+
+
+def fmnist_tiny(run_dir: str | None = None, pipeline_dir: str | None = None, arm: str = "post") -> TrainConfig:
+    """iRDM arm of the ``fmnist-tiny`` job (needs its earlier stages: ``repmatch fmnist``)."""
+    return _fmnist_arm("fmnist-tiny", run_dir, pipeline_dir, arm)
+
+
+def fmnist(run_dir: str | None = None, pipeline_dir: str | None = None, arm: str = "post") -> TrainConfig:
+    """iRDM arm of the full ``fmnist`` job for one GPU (needs its earlier stages)."""
+    return _fmnist_arm("fmnist", run_dir, pipeline_dir, arm)
+
+
+PRESETS: dict[str, Callable[..., TrainConfig]] = {
+    "toy": toy, "toy_conditional": toy_conditional, "fmnist-tiny": fmnist_tiny, "fmnist": fmnist,
+}
+
+from . import fmnist_task  # noqa: E402,F401  (registers the "fmnist" task)
 
 
 def get_preset(name: str, **kwargs: Any) -> TrainConfig:

@@ -219,8 +219,9 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
 
 
 def merge_stats(layout: Layout) -> Path:
-    """``OUT/stats.jsonl``: both arms' curves side by side (one panel per quantity), the
-    teacher's loss, and held-out excesses, for ``repmatch report``."""
+    """``OUT/stats.jsonl``: both arms' curves side by side (one panel per quantity: eq.-3 score,
+    excess over the floor and controller weight per encoder, held-out excess) and the
+    teacher's flow-matching loss, for ``repmatch report``."""
     lines = []
     for arm in ("post", "scratch"):
         path = layout.arm(arm) / "stats.jsonl"
@@ -228,12 +229,15 @@ def merge_stats(layout: Layout) -> Path:
             continue
         for rec in map(json.loads, path.read_text().splitlines()):
             out: dict[str, Any] = {"nimg": rec["nimg"]}
-            if "loss" in rec:
-                out["loss"] = {arm: rec["loss"]}
+            if "score" in rec:
+                # The logged loss is Σ λ·raw/|raw| (scale-free, ±budget): the raw eq.-3 scores
+                # and their excess over the floor are what show progress.
                 for enc, v in rec.get("score", {}).items():
                     out[f"score_{enc}"] = {arm: v}
                 for enc, v in rec.get("excess", {}).items():
                     out[f"excess_{enc}"] = {arm: v}
+                for enc, v in rec.get("weight", {}).items():
+                    out[f"weight_{enc}"] = {arm: v}
             for enc, v in (rec.get("heldout_excess") or {}).items():
                 out[f"heldout_excess_{enc}"] = {arm: v}
             lines.append(out)

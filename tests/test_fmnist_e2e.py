@@ -1,0 +1,201 @@
+"""End-to-end smoke of the Fashion-MNIST job (``repmatch fmnist``) at tiny sizes.
+
+One pipeline run (module fixture) through the CLI: in-project encoders, teacher, features,
+floors, joint Nyström references, both iRDM arms, samples, eval and the HTML report; the tests
+check each stage's outputs against independent recomputations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from repmatch.cli import main
+from repmatch.pipelines.fmnist import MODELS, STAGES, load_model, run_pipeline
+from repmatch.pipelines.fmnist_parts import Layout, joint_fingerprint, make_battery
+from repmatch.pipelines.fmnist_recipe import ArmConfig, FmnistRecipe, get_recipe
+
+pytestmark = pytest.mark.skipif(
+    not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir()
+    and "REPMATCH_FMNIST_ROOT" not in __import__("os").environ,
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
+
+
+def smoke_recipe() -> FmnistRecipe:
+    arm = ArmConfig(batch_size=32, chunk_size=16, total_nimg=64, lr=1e-3, log_every_nimg=32)
+    return FmnistRecipe(
+        name="smoke", train_encoders=("fmnist_classifier",),
+        heldout_encoders=("fmnist_autoencoder", "efficientnet_lite0"), input_sizes={"efficientnet_lite0": 32},
+        encoder_epochs=1, encoder_train_rows=256, teacher_model="tiny", teacher_steps=4, teacher_batch_size=16,
+        teacher_warmup_steps=1, reference_rows=200, eval_train_rows=100, val_rows=100, eval_samples=100,
+        num_projections=32, num_landmarks=32, kmeans_iters=2, post=arm, scratch=arm, scratch_width=8,
+        device="cpu", feature_batch_size=100,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: intra-op threads cost more than they save
+    try:
+        root = tmp_path_factory.mktemp("fmnist-smoke")
+        cfg = root / "recipe.json"
+        cfg.write_text(json.dumps(smoke_recipe().to_dict()))
+        assert main(["fmnist", "--config", str(cfg), "--out", str(root / "out")]) == 0
+        yield Layout.of(root / "out")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_every_stage_finished_and_a_rerun_skips_them(run):
+    for stage in STAGES:
+        assert (run.stages / f"{stage}.json").is_file(), stage
+    logs: list[str] = []
+    assert run_pipeline(smoke_recipe(), run.root, log=logs.append) == {}
+    assert all("skipped" in line for line in logs) and len(logs) == len(STAGES)
+
+
+def test_a_different_recipe_is_refused(run):
+    with pytest.raises(ValueError, match="different recipe"):
+        run_pipeline(smoke_recipe().replace(seed=1), run.root, stages=["report"])
+
+
+def test_references_are_joint_and_match_the_battery(run):
+    from repmatch.nystrom import NystromReference
+    from repmatch.reference import FeatureStore
+
+    recipe = smoke_recipe()
+    battery = make_battery(recipe, recipe.train_encoders, run)
+    store = FeatureStore(run.reference_features(recipe))
+    assert len(store) == recipe.reference_rows
+    ref = NystromReference.load(run.references / "fmnist_classifier")
+    assert ref.fingerprint == joint_fingerprint(battery.fingerprints["fmnist_classifier"], recipe)
+    assert ref.dim == store.dims["fmnist_classifier"] + 10  # φ(x) ⊕ β·onehot(c), eq. 4
+    assert ref.pool_size == recipe.reference_rows
+    # The store's features are the battery's on the same images (an independent forward).
+    from repmatch.data import open_dataset
+
+    ds = open_dataset("fmnist:train")
+    images = torch.stack([ds[i][0] for i in range(8)])
+    with torch.no_grad():
+        direct = battery(images)["fmnist_classifier"]
+    torch.testing.assert_close(store.read("fmnist_classifier", rows=slice(0, 8)), direct, rtol=1e-4, atol=1e-4)
+    assert store.labels[:8].tolist() == [int(ds[i][1]) for i in range(8)]
+
+
+def test_samples_are_class_balanced_and_the_start_is_the_one_step_teacher(run):
+    from repmatch.models import load_teacher
+    from repmatch.train import FewStepGenerator
+
+    recipe = smoke_recipe()
+    arrays = {m: np.load(run.generated / f"{m}.npz") for m in MODELS}
+    for m, a in arrays.items():
+        assert a["images"].shape == (recipe.eval_samples, 1, 28, 28) and a["images"].dtype == np.uint8, m
+        assert np.bincount(a["labels"], minlength=10).tolist() == [recipe.eval_samples // 10] * 10
+        assert (run.samples / f"{m}.png").is_file()
+    # The untrained start is the teacher run in one Euler step, recomputed here.
+    start = FewStepGenerator(load_teacher(run.teacher), 1, (1, 28, 28)).eval()
+    noise = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(recipe.seed + 1))
+    labels = torch.arange(4) % 10
+    with torch.no_grad():
+        expect = (start(noise, labels).clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8).numpy()
+    assert np.array_equal(arrays["start_1step"]["images"][:4], expect)
+    # Post-training moved the weights away from the start.
+    post = load_model("irdm_post_1step", recipe, run, torch.device("cpu"))
+    moved = [not torch.equal(a, b) for a, b in zip(post.state_dict().values(), start.state_dict().values())]
+    assert any(moved)
+
+
+def test_eval_ratios_are_distance_over_stored_floor(run):
+    floors = json.loads((run.train_features / "floors.json").read_text())
+    results = json.loads((run.root / "results.json").read_text())
+    recipe = smoke_recipe()
+    assert set(results) == set(MODELS)
+    for m in MODELS:
+        ev = json.loads((run.eval / m / "eval.json").read_text())
+        assert ev["held_out"] == list(recipe.heldout_encoders)
+        assert ev["num_samples"] == recipe.eval_samples
+        sw = ev["sw"]
+        for enc in recipe.encoders:
+            assert sw["floor"][enc] == pytest.approx(floors["values"][enc])
+            assert sw["per_encoder"][enc] == pytest.approx(sw["distance"][enc] / sw["floor"][enc])
+        assert results[m]["mean"] == pytest.approx(np.mean([sw["per_encoder"][e] for e in recipe.encoders]))
+        assert results[m]["held_out_mean"] == pytest.approx(
+            np.mean([sw["per_encoder"][e] for e in recipe.heldout_encoders]))
+    table = (run.root / "results.md").read_text()
+    assert all(m in table for m in MODELS)
+
+
+def test_report_has_grids_table_and_curves(run):
+    page = (run.root / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page  # self-contained
+    assert len(re.findall(r'<img alt="samples: ', page)) == len(MODELS)
+    assert 'alt="training curves"' in page
+    table = re.search(r'<table id="sw-table">.*?</table>', page, re.S).group(0)
+    assert table.count("<tr>") == len(MODELS) + 1
+    stats = [json.loads(line) for line in (run.root / "stats.jsonl").read_text().splitlines()]
+    assert any("score_fmnist_classifier" in r and "post" in r["score_fmnist_classifier"] for r in stats)
+    assert any("score_fmnist_classifier" in r and "scratch" in r["score_fmnist_classifier"] for r in stats)
+
+
+_PROBE = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.map.call(document.images, function (i) {
+    return {w: i.naturalWidth, h: i.naturalHeight, complete: i.complete};
+  });
+  var rows = document.querySelectorAll('#sw-table tbody tr').length;
+  var pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify({imgs: imgs, rows: rows});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    probed = tmp_path / "probed.html"
+    probed.write_text((run.root / "report.html").read_text().replace("</body>", _PROBE + "</body>"))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
+    assert match, f"probe missing from the rendered DOM: {dom[:500]!r}"
+    probe = json.loads(match.group(1).replace("&quot;", '"'))
+    assert probe["rows"] == len(MODELS)
+    assert len(probe["imgs"]) == len(MODELS) + 1  # four sample grids and the curves
+    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in probe["imgs"]), probe
+
+
+def test_recipe_validation():
+    with pytest.raises(ValueError, match="both trained against and held out"):
+        smoke_recipe().replace(heldout_encoders=("fmnist_classifier",))
+    with pytest.raises(ValueError, match="input_sizes"):
+        smoke_recipe().replace(input_sizes={"open_nsfw": 64})
+    with pytest.raises(ValueError, match="preset"):
+        get_recipe("nope")
+    assert get_recipe("fmnist").eval_samples == 10000
+    assert len(get_recipe("fmnist").heldout_encoders) >= 2
+
+
+def test_fmnist_task_options_are_checked(tmp_path):
+    from repmatch.train.presets import get_preset
+    from repmatch.train.task import build_task
+
+    config = get_preset("fmnist-tiny", pipeline_dir=str(tmp_path))
+    assert config.task == "fmnist" and config.task_options["arm"] == "post"
+    with pytest.raises(ValueError, match="task_options"):
+        build_task(config.replace(task_options={"arm": "post"}), torch.device("cpu"))
+    bad = dict(config.task_options, arm="distill")
+    with pytest.raises(ValueError, match="arm"):
+        build_task(config.replace(task_options=bad), torch.device("cpu"))

@@ -239,6 +239,14 @@ def test_teacher_resume_is_bit_exact(tmp_path, small_data):
     assert strip(straight) == strip(resumed)
 
 
+def test_teacher_fresh_start_drops_lines_of_a_run_killed_before_its_first_checkpoint(tmp_path, small_data):
+    stale = {"step": 2, "nimg": 32, "loss": 9.0, "lr": 1.0, "time_s": 0.0}
+    (tmp_path / "stats.jsonl").write_text(json.dumps(stale) + "\n")  # no checkpoint.pt beside it
+    train_teacher(_tiny(steps=4), tmp_path, data=small_data, progress=False)
+    lines = [json.loads(ln) for ln in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == [2, 4] and lines[0]["loss"] != 9.0
+
+
 def test_teacher_refuses_to_resume_a_different_run(tmp_path, small_data):
     train_teacher(_tiny(steps=2), tmp_path, data=small_data, progress=False)
     with pytest.raises(ValueError, match="differs"):

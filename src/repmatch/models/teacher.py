@@ -204,6 +204,9 @@ def train_teacher(
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, elapsed, window = state["step"], state["elapsed_s"], state["loss_window"]
         _truncate_stats(out / "stats.jsonl", step)
+    else:
+        # A fresh start: drop lines an interrupted run logged before its first checkpoint.
+        _truncate_stats(out / "stats.jsonl", 0)
     atomic_write_json(
         out / "config.json", {"teacher": asdict(config), "model": model_cfg.to_dict()}
     )

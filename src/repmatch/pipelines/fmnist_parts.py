@@ -90,9 +90,14 @@ def make_battery(
     *,
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
+    training: bool = False,
 ) -> "EncoderBattery":  # noqa: F821
     """The encoders ``names`` as the recipe builds them: in-project Fashion-MNIST encoders from
-    ``OUT/encoders`` (their recipe in the fingerprint), resolution overrides applied."""
+    ``OUT/encoders`` (their recipe in the fingerprint), resolution overrides applied.
+
+    ``training=True`` (the iRDM loss) enables the recipe's bf16 autocast on CUDA; features for
+    references, floors and evaluation are always computed in float32.
+    """
     from ..encoders import EncoderBattery, create
     from ..encoders.fmnist import FMNIST_ENCODERS
 
@@ -104,7 +109,7 @@ def make_battery(
         if name in recipe.input_sizes:
             overrides["input_size"] = recipe.input_sizes[name]
         modules.append(create(name, **overrides).to(device))
-    use_bf16 = recipe.autocast_bf16 and torch.device(device).type == "cuda"
+    use_bf16 = training and recipe.autocast_bf16 and torch.device(device).type == "cuda"
     return EncoderBattery(modules, chunk_size=chunk_size, autocast_bf16=use_bf16)
 
 

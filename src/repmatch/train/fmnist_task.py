@@ -70,7 +70,7 @@ def build_fmnist_task(config: TrainConfig, device: torch.device) -> TrainTask:
         raise ValueError("the fmnist task needs joint=JointConfig(condition='class') (eq. 4 features)")
     beta = config.joint.beta
 
-    battery = make_battery(recipe, recipe.train_encoders, layout, device=device)
+    battery = make_battery(recipe, recipe.train_encoders, layout, device=device, training=True)
     dists = _references(recipe, layout, battery, recipe.train_encoders, device)
     # The condition pool mirrors the reference's own labels (App. E.1).
     ref_labels = FeatureStore(layout.reference_features(recipe)).labels.long()

@@ -176,8 +176,8 @@ def fmnist_tiny() -> FmnistRecipe:
         eval_samples=500,
         num_projections=256,
         num_landmarks=256,
-        post=ArmConfig(batch_size=128, chunk_size=128, total_nimg=128 * 30, lr=5e-4, log_every_nimg=128 * 2),
-        scratch=ArmConfig(batch_size=128, chunk_size=128, total_nimg=128 * 30, lr=2e-3, log_every_nimg=128 * 2),
+        post=ArmConfig(batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=5e-4, log_every_nimg=128 * 4),
+        scratch=ArmConfig(batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=2e-3, log_every_nimg=128 * 4),
         device="cpu",
         feature_batch_size=128,
     )

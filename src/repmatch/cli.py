@@ -16,10 +16,12 @@ from ._version import __version__
 
 # (verb module, in the order shown by --help)
 VERB_MODULES: tuple[str, ...] = (
-    "repmatch.reference.cli",
     "repmatch.encoders.fmnist_cli",
+    "repmatch.reference.cli",
+    "repmatch.evaluation.cli_floors",
     "repmatch.train.command",
     "repmatch.models.teacher_cli",
+    "repmatch.evaluation.cli_eval",
     "repmatch.report.cli",
 )
 

@@ -58,8 +58,9 @@ class EncoderSpec:
 
     Image preprocessing applied by the encoder (``x`` in [0, 1], shape ``(N, C, H, W)``):
     broadcast one channel to three; resize (``crop_mode="center"``: shorter side to
-    ``input_size / crop_pct`` keeping aspect, then centre-crop ``input_size``;
-    ``"squash"``: straight to ``input_size``) with ``interpolation`` and ``antialias``;
+    ``input_size / crop_pct`` keeping aspect; ``"squash"``: both sides to
+    ``input_size / crop_pct``), with ``interpolation`` and ``antialias``, then centre-crop
+    ``input_size``;
     reorder channels to ``channel_order``; then ``(x * pixel_scale - mean) / std``.
 
     Attributes:

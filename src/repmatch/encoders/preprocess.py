@@ -50,7 +50,7 @@ def resize(images: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
     th, tw = spec.input_size
     h, w = images.shape[-2:]
     if spec.crop_mode == "squash":
-        size = (th, tw)
+        size = (int(math.floor(th / spec.crop_pct + 0.5)), int(math.floor(tw / spec.crop_pct + 0.5)))
     else:
         scale = max(th / h, tw / w) / spec.crop_pct
         size = (max(th, int(math.floor(h * scale + 0.5))), max(tw, int(math.floor(w * scale + 0.5))))

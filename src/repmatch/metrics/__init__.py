@@ -1,0 +1,36 @@
+"""Evaluation metrics: pure float64 functions of feature tensors (paper eq. 5, Appendix D).
+
+Independent of the training objective by design: this package imports nothing from the loss
+path (kernels, Nyström, distances, training), so a gain can never be the loss read back.
+
+- ``sliced_wasserstein`` / ``sw_ratio_panel`` / ``sw_floors``: SW₂ and the SW_r,k panel;
+- ``rff_mmd2`` / ``mmd_ratio_panel``: the RFF-MMD² ratio cross-check (MMD_r,k);
+- ``frechet_distance`` / ``fd_ratio_panel``: the Fréchet ratio cross-check (FD_r,k);
+- ``check_fingerprints`` / ``FingerprintMismatchError``: refuse features from other spaces.
+"""
+
+from ._common import subsample_indices
+from .fingerprints import FingerprintMismatchError, check_fingerprints
+from .frechet import frechet_distance, frechet_from_stats, gaussian_stats, sqrtm_psd
+from .mmd import median_bandwidth, rff_mmd2
+from .panel import fd_ratio_panel, mmd_ratio_panel, summarize_ratios, sw_floors, sw_ratio_panel
+from .sliced import random_projections, sliced_wasserstein
+
+__all__ = [
+    "FingerprintMismatchError",
+    "check_fingerprints",
+    "fd_ratio_panel",
+    "frechet_distance",
+    "frechet_from_stats",
+    "gaussian_stats",
+    "median_bandwidth",
+    "mmd_ratio_panel",
+    "random_projections",
+    "rff_mmd2",
+    "sliced_wasserstein",
+    "sqrtm_psd",
+    "subsample_indices",
+    "summarize_ratios",
+    "sw_floors",
+    "sw_ratio_panel",
+]

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from repmatch.data import FashionMNIST, ImageFolder, NpzImages, default_fmnist_root, open_dataset, read_idx
+from repmatch.data import (
+    FashionMNIST,
+    ImageFolder,
+    NpzImages,
+    default_fmnist_root,
+    open_dataset,
+    read_idx,
+)
 
 FMNIST = default_fmnist_root()
 needs_fmnist = pytest.mark.skipif(
@@ -24,7 +31,8 @@ def _write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
     header = struct.pack(">BBBB", 0, 0, codes[array.dtype], array.ndim)
     header += struct.pack(f">{array.ndim}I", *array.shape)
     blob = header + array.tobytes()
-    (gzip.open if gz else open)(path, "wb").write(blob)
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(blob)
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -55,10 +63,11 @@ def test_read_idx_rejects_bad_files(tmp_path: Path) -> None:
 @needs_fmnist
 def test_fmnist_matches_torchvision_reader(tmp_path: Path) -> None:
     # Peer oracle: torchvision's own idx (SN3) parser on the decompressed test split.
-    from torchvision.datasets.mnist import read_label_file, read_image_file
+    from torchvision.datasets.mnist import read_image_file, read_label_file
 
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        (tmp_path / name).write_bytes(gzip.open(FMNIST / f"{name}.gz").read())
+        with gzip.open(FMNIST / f"{name}.gz") as f:
+            (tmp_path / name).write_bytes(f.read())
     ds = FashionMNIST("test")
     ref_images = read_image_file(str(tmp_path / "t10k-images-idx3-ubyte"))
     ref_labels = read_label_file(str(tmp_path / "t10k-labels-idx1-ubyte"))
@@ -188,3 +197,21 @@ def test_open_dataset_errors(tmp_path: Path) -> None:
         open_dataset("fmnist:valid")
     with pytest.raises(TypeError, match="spec"):
         open_dataset(3)  # type: ignore[arg-type]
+
+
+def test_spec_tracks_content(tmp_path: Path) -> None:
+    images = np.zeros((2, 4, 4), np.uint8)
+    np.savez(tmp_path / "s.npz", images=images)
+    first = NpzImages(tmp_path / "s.npz").spec
+    assert first.startswith(str((tmp_path / "s.npz").resolve()) + "@sha256:")
+    assert NpzImages(tmp_path / "s.npz").spec == first
+    images[0, 0, 0] = 1
+    np.savez(tmp_path / "s.npz", images=images)  # same path, new content
+    assert NpzImages(tmp_path / "s.npz").spec != first
+    _write_folder(tmp_path / "f")
+    before = ImageFolder(tmp_path / "f").spec
+    assert ImageFolder(tmp_path / "f").spec == before
+    from PIL import Image
+
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "f" / "a" / "new.png")
+    assert ImageFolder(tmp_path / "f").spec != before

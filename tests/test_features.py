@@ -15,7 +15,7 @@ import torch
 
 from repmatch.data import ImageFolder, NpzImages
 from repmatch.encoders import EncoderBattery
-from repmatch.encoders.fmnist import FMNIST_ENCODERS, FmnistTrainConfig, _MODELS
+from repmatch.encoders.fmnist import _MODELS, FMNIST_ENCODERS, FmnistTrainConfig
 from repmatch.reference import FeatureStore, extract_features
 from repmatch.reference import extract as extract_mod
 
@@ -127,6 +127,12 @@ def test_refuses_to_resume_a_different_extraction(npz: Path, tmp_path: Path, bat
         extract_features(ds, battery, out, shard_size=16, limit=20, progress=False)
     with pytest.raises(ValueError, match="data"):
         extract_features(ds, battery, out, shard_size=16, data="something-else", progress=False)
+    # New content at the same path (e.g. fresh samples) never reuses the finished store.
+    rewritten = ds.images.copy()
+    rewritten[0] ^= 1
+    np.savez(npz, images=rewritten[:, 0], labels=ds.labels)
+    with pytest.raises(ValueError, match="sha256"):
+        extract_features(NpzImages(npz), battery, out, shard_size=16, progress=False)
 
 
 def test_argument_errors(npz: Path, tmp_path: Path, battery: EncoderBattery) -> None:
@@ -172,12 +178,12 @@ def _fake_cached_weights(cache: Path) -> None:
                   metadata={"recipe": json.dumps(FmnistTrainConfig().recipe())})
 
 
-def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path) -> None:
+def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     _fake_cached_weights(cache)
     env = {**os.environ, "PYTHONPATH": SRC, "REPMATCH_CACHE": str(cache)}
     out = tmp_path / "killed"
-    args = ["--data", str(npz), "--encoders", "fmnist", "--out", str(out), "--batch-size", "5",
+    args = ["features", "--data", str(npz), "--encoders", "fmnist", "--out", str(out), "--batch-size", "5",
             "--shard-size", "10", "--num-workers", "0", "--device", "cpu", "--no-progress"]
     # The killed run is the real CLI, SIGKILLed (no cleanup of any kind) on its 5th batch.
     killer = textwrap.dedent(f"""
@@ -191,19 +197,20 @@ def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path) -> Non
             return real(b, x)
         extract._encode = encode
         from repmatch.cli import main
-        sys.exit(main(["features"] + {args!r}))
+        sys.exit(main({args!r}))
     """)
-    proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -9, proc.stderr
     assert json.loads((out / "manifest.json").read_text())["completed_shards"] == [0, 1]
-    proc = subprocess.run([sys.executable, "-m", "repmatch", "features", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "repmatch", *args], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
+    # The uninterrupted reference run: same command, in this process.
+    from repmatch.cli import main
+
+    monkeypatch.setenv("REPMATCH_CACHE", str(cache))
     whole = tmp_path / "whole"
     args[args.index(str(out))] = str(whole)
-    proc = subprocess.run([sys.executable, "-m", "repmatch", "features", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert main(args) == 0
     a, b = FeatureStore(out), FeatureStore(whole)
     assert a.complete and a.fingerprints == b.fingerprints
     for name in FMNIST_ENCODERS:
@@ -217,3 +224,14 @@ def test_cli_dry_run(npz: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["features", "--data", str(npz), "--encoders", "fmnist", "--out", "x", "--limit", "7", "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)
     assert resolved["encoders"] == list(FMNIST_ENCODERS) and resolved["rows"] == 7
+
+
+@pytest.mark.gpu
+def test_cuda_extraction_matches_cpu(npz: Path, tmp_path: Path, battery: EncoderBattery) -> None:
+    ds = NpzImages(npz)
+    cpu = extract_features(ds, battery, tmp_path / "cpu", batch_size=16, shard_size=20, device="cpu", progress=False)
+    gpu = extract_features(ds, battery, tmp_path / "gpu", batch_size=16, shard_size=20, num_workers=1,
+                           device="cuda", progress=False)
+    battery.to("cpu")
+    for name in FMNIST_ENCODERS:
+        torch.testing.assert_close(gpu.read(name), cpu.read(name), rtol=1e-4, atol=1e-4)

@@ -14,8 +14,8 @@ from .open import open_dataset
 
 __all__ = [
     "FMNIST_SPLITS",
-    "FashionMNIST",
     "IMAGE_SUFFIXES",
+    "FashionMNIST",
     "ImageFolder",
     "NpzImages",
     "default_fmnist_root",

@@ -4,11 +4,13 @@ With ``labels="subfolder"`` the class of a file is the name of its top-level sub
 ``root`` (class indices follow the sorted subfolder names, as in torchvision's ImageFolder);
 with ``labels=None`` every label is ``-1``. Files are decoded with Pillow and converted to
 RGB (``mode="RGB"``, 3 channels) or luminance (``mode="L"``, 1 channel) so every item of
-one dataset has the same channel count.
+one dataset has the same channel count. The dataset's ``spec`` is
+``<absolute root>@stat:<hash of the sorted (path, size, mtime) listing>``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -45,7 +47,13 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         if not self.files:
             raise ValueError(f"root: no image files ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}")
         self.root = root
-        self.spec = str(root.resolve())
+        # Names, sizes and modification times identify the content without reading every file,
+        # so a feature store notices files added, removed or rewritten since its extraction.
+        listing = hashlib.sha256()
+        for p in self.files:
+            st = p.stat()
+            listing.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        self.spec = f"{root.resolve()}@stat:{listing.hexdigest()[:16]}"
         if labels == "subfolder":
             tops = [p.relative_to(root).parts for p in self.files]
             loose = [Path(*t) for t in tops if len(t) < 2]

@@ -4,10 +4,12 @@ The image array is the one named ``images`` or, failing that, the archive's only
 layout is ``(N, H, W)`` (grayscale), ``(N, H, W, C)`` or ``(N, C, H, W)`` with ``C`` in
 ``{1, 3}``. Channels-last is assumed when the last axis has 1 or 3 entries (the numpy/PIL
 convention), channels-first otherwise. ``labels`` (optional) must be integers of shape ``(N,)``.
+The dataset's ``spec`` is ``<absolute path>@sha256:<first 16 hex digits of the file's hash>``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -27,6 +29,14 @@ def _to_nchw(images: np.ndarray, path: Path) -> np.ndarray:
         f"path: images in {str(path)!r} have shape {images.shape}; accepted are (N, H, W), "
         "(N, H, W, C) or (N, C, H, W) with C in {1, 3}"
     )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class NpzImages(UInt8ImageArray):
@@ -61,5 +71,7 @@ class NpzImages(UInt8ImageArray):
                     f"got dtype {labels.dtype} shape {labels.shape}"
                 )
             labels = labels.astype(np.int64)
-        super().__init__(images, labels, spec=str(path.resolve()))
+        # The content hash makes the spec change when the file is rewritten (e.g. new samples at
+        # the same path), so a feature store never silently reuses features of old content.
+        super().__init__(images, labels, spec=f"{path.resolve()}@sha256:{_sha256(path)[:16]}")
         self.path = path

@@ -27,12 +27,15 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 from torch import nn
 
 from .._validate import check_choice, check_positive
+
+if TYPE_CHECKING:
+    from .base import Encoder
 
 MODALITIES = ("image", "text")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
@@ -357,7 +360,7 @@ def _builder_for(spec: EncoderSpec) -> Builder:
     )
 
 
-def create(name: str, **overrides: Any):  # -> Encoder (typed in __init__ to avoid a cycle)
+def create(name: str, **overrides: Any) -> Encoder:
     """Instantiate the encoder registered as ``name``, frozen (eval mode, no parameter grads).
 
     Keyword overrides: any :class:`EncoderSpec` field (a changed field changes the

@@ -7,7 +7,8 @@ graph to ``images`` is kept, so a loss on the features backpropagates into the g
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -28,10 +29,13 @@ class EncoderBattery(nn.Module):
             result, and its gradient, equal the unchunked call.
         autocast_bf16: run the encoders under bfloat16 autocast when the images are on a
             CUDA device (ignored on CPU); features are returned in float32.
-        held_out: names evaluated but not trained against. ``None`` takes each spec's
-            ``held_out`` flag; an explicit sequence (possibly empty) replaces them.
-        **create_kwargs: passed to :func:`create` for encoders given by name (``weights`` is
-            not accepted here: use ``REPMATCH_WEIGHTS`` or pass created encoders).
+        held_out: names evaluated but not trained against, in addition to those whose spec
+            has ``held_out=True`` (to train on one of those, pass
+            ``create(name, held_out=False)``).
+        weights: ``{name: path}`` for encoders given by name (a config key maps here);
+            names not in it use their default weights or ``REPMATCH_WEIGHTS``.
+        **create_kwargs: passed to :func:`create` for encoders given by name
+            (``pretrained``, ``device``, ``dtype``).
     """
 
     def __init__(
@@ -40,7 +44,8 @@ class EncoderBattery(nn.Module):
         *,
         chunk_size: int | None = None,
         autocast_bf16: bool = False,
-        held_out: Iterable[str] | None = None,
+        held_out: Iterable[str] = (),
+        weights: Mapping[str, str | os.PathLike[str]] | None = None,
         **create_kwargs: object,
     ) -> None:
         super().__init__()
@@ -48,11 +53,17 @@ class EncoderBattery(nn.Module):
             raise TypeError(f"encoders must be a non-empty sequence of names or Encoders, got {encoders!r}")
         if chunk_size is not None:
             check_positive("chunk_size", chunk_size, integer=True)
-        if "weights" in create_kwargs:
-            raise TypeError("weights= is per encoder: pass created encoders or set REPMATCH_WEIGHTS")
+        weights = dict(weights or {})
+        names = [e for e in encoders if isinstance(e, str)]
+        stray = sorted(set(weights) - set(names))
+        if stray:
+            raise ValueError(f"weights names {stray} are not encoders given by name in {names}")
         modules: dict[str, ImageEncoder] = {}
         for item in encoders:
-            enc = create(item, **create_kwargs) if isinstance(item, str) else item
+            if isinstance(item, str):
+                enc = create(item, weights=weights.get(item), **create_kwargs)
+            else:
+                enc = item
             if not isinstance(enc, ImageEncoder):
                 raise TypeError(
                     f"encoders must be image encoder names or ImageEncoder instances, got "
@@ -64,14 +75,13 @@ class EncoderBattery(nn.Module):
         self.encoders = nn.ModuleDict(modules)
         self.chunk_size = chunk_size
         self.autocast_bf16 = bool(autocast_bf16)
-        if held_out is None:
-            self._held_out = tuple(n for n, e in modules.items() if e.spec.held_out)
-        else:
-            held = tuple(held_out)
-            unknown = sorted(set(held) - set(modules))
-            if unknown:
-                raise ValueError(f"held_out names {unknown} are not in the battery {list(modules)}")
-            self._held_out = tuple(n for n in modules if n in held)
+        if isinstance(held_out, str):
+            raise TypeError(f"held_out must be a sequence of names, got the string {held_out!r}")
+        held = set(held_out)
+        unknown = sorted(held - set(modules))
+        if unknown:
+            raise ValueError(f"held_out names {unknown} are not in the battery {list(modules)}")
+        self._held_out = tuple(n for n, e in modules.items() if n in held or e.spec.held_out)
 
     @property
     def names(self) -> list[str]:

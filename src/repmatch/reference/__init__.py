@@ -13,8 +13,8 @@ from .store import FORMAT, LABELS_KEY, FeatureStore, shard_bounds, shard_name
 
 __all__ = [
     "FORMAT",
-    "FeatureStore",
     "LABELS_KEY",
+    "FeatureStore",
     "as_battery",
     "extract_features",
     "resolve_encoder_names",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,20 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from .._io import atomic_save_safetensors, atomic_write_json
 from .._validate import check_positive
-from .store import FORMAT, LABELS_KEY, MANIFEST, FeatureStore, shard_bounds, shard_name
+from ..encoders import EncoderBattery, list_panels, panel
+from .store import (
+    FORMAT,
+    LABELS_KEY,
+    MANIFEST,
+    FeatureStore,
+    read_manifest,
+    shard_bounds,
+    shard_name,
+)
 
 
 def resolve_encoder_names(text: str) -> list[str]:
     """``"a,b,c"`` -> ``["a", "b", "c"]``; a single panel name -> that panel's encoders."""
-    from ..encoders import list_panels, panel
-
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError(f"encoders must name encoders ('a,b') or a panel {list_panels()}, got {text!r}")
@@ -36,10 +42,8 @@ def resolve_encoder_names(text: str) -> list[str]:
     return names
 
 
-def as_battery(encoders: Any) -> Any:
+def as_battery(encoders: Any) -> EncoderBattery:
     """An ``EncoderBattery`` from a battery, names (``"a,b"``, a panel, a list) or encoder modules."""
-    from ..encoders import EncoderBattery
-
     if isinstance(encoders, EncoderBattery):
         return encoders
     if isinstance(encoders, str):
@@ -54,7 +58,7 @@ def as_battery(encoders: Any) -> Any:
     return EncoderBattery(list(encoders))
 
 
-def _encode(battery: Any, images: torch.Tensor | list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def _encode(battery: EncoderBattery, images: torch.Tensor | list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """``battery(images)``; a list of differently sized images is encoded per same-shape run."""
     if isinstance(images, torch.Tensor):
         return battery(images)
@@ -84,7 +88,7 @@ def _to(images: torch.Tensor | list[torch.Tensor], device: torch.device) -> Any:
     return [img.to(device, non_blocking=True) for img in images]
 
 
-def _identity(data: str, num_rows: int, shard_size: int, battery: Any, num_classes: int) -> dict[str, Any]:
+def _identity(data: str, num_rows: int, shard_size: int, battery: EncoderBattery, num_classes: int) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "data": data,
@@ -105,8 +109,6 @@ def _resume_state(out: Path, identity: dict[str, Any]) -> list[int]:
     path = out / MANIFEST
     if not path.exists():
         return []
-    from .store import read_manifest
-
     old = read_manifest(out)
     for key, want in identity.items():
         if old.get(key) != want:
@@ -116,6 +118,16 @@ def _resume_state(out: Path, identity: dict[str, Any]) -> list[int]:
                 "(fingerprints), limit and shard size; choose another out_dir or delete this one"
             )
     return [k for k in old["completed_shards"] if (out / shard_name(k)).is_file()]
+
+
+def _write_shard(out: Path, shard: int, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
+    """Write shard ``shard`` atomically, then record it in the manifest (in that order, so a
+    manifest never lists a shard whose file is incomplete)."""
+    start, stop = shard_bounds(shard, manifest["rows_per_shard"], manifest["num_rows"])
+    atomic_save_safetensors(out / shard_name(shard), tensors, metadata={"start": str(start), "stop": str(stop)})
+    manifest["completed_shards"] = sorted([*manifest["completed_shards"], shard])
+    manifest["complete"] = len(manifest["completed_shards"]) == manifest["num_shards"]
+    atomic_write_json(out / MANIFEST, manifest)
 
 
 def _batches(todo: list[int], shard_size: int, num_rows: int, batch_size: int) -> Iterator[list[int]]:
@@ -205,39 +217,23 @@ def extract_features(
         pin_memory=on_cuda,
         prefetch_factor=4 if num_workers > 0 else None,
     )
-    rows_done = sum(shard_bounds(k, shard_size, num_rows)[1] - shard_bounds(k, shard_size, num_rows)[0] for k in done)
-    bar = tqdm(total=num_rows, initial=rows_done, unit="img", desc="features", disable=not progress)
+    rows_left = sum(shard_bounds(k, shard_size, num_rows)[1] - shard_bounds(k, shard_size, num_rows)[0] for k in todo)
+    bar = tqdm(total=num_rows, initial=num_rows - rows_left, unit="img", desc="features", disable=not progress)
     pending = iter(todo)
     shard = next(pending)
-    start, stop = shard_bounds(shard, shard_size, num_rows)
     buf: dict[str, list[torch.Tensor]] = {n: [] for n in [*battery.names, LABELS_KEY]}
-    filled = 0
-    t0 = time.perf_counter()
     with torch.inference_mode():
         for images, labels in loader:
             feats = _encode(battery, _to(images, device))
             for n in battery.names:
                 buf[n].append(feats[n].to("cpu", torch.float32))
             buf[LABELS_KEY].append(labels)
-            filled += len(labels)
             bar.update(len(labels))
-            if filled == stop - start:
-                tensors = {n: torch.cat(v) for n, v in buf.items()}
-                atomic_save_safetensors(
-                    out / shard_name(shard), tensors, metadata={"start": str(start), "stop": str(stop)}
-                )
-                # The manifest lists a shard only after its file is complete on disk.
-                manifest["completed_shards"] = sorted([*manifest["completed_shards"], shard])
-                manifest["complete"] = len(manifest["completed_shards"]) == identity["num_shards"]
-                atomic_write_json(out / MANIFEST, manifest)
+            start, stop = shard_bounds(shard, shard_size, num_rows)
+            if sum(len(t) for t in buf[LABELS_KEY]) == stop - start:
+                _write_shard(out, shard, {n: torch.cat(v) for n, v in buf.items()}, manifest)
                 buf = {n: [] for n in buf}
-                filled = 0
                 shard = next(pending, -1)
-                if shard >= 0:
-                    start, stop = shard_bounds(shard, shard_size, num_rows)
     bar.close()
     assert manifest["complete"], "every scheduled batch was consumed, so every shard was written"
-    if progress:
-        rate = (num_rows - rows_done) / max(time.perf_counter() - t0, 1e-9)
-        print(f"features: {num_rows} rows x {len(battery.names)} encoders -> {out} ({rate:.0f} img/s)")
     return FeatureStore(out)

@@ -134,7 +134,6 @@ class FeatureStore:
         shards = list(range(self.num_shards)) if idx is None else (np.unique(idx // self.rows_per_shard).tolist() or [0])
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
         for k in shards:
-            start, stop = shard_bounds(k, self.rows_per_shard, self.num_rows)
             with safe_open(str(self.root / shard_name(k)), framework="pt") as f:
                 for key in keys:
                     parts[key].append(f.get_tensor(key))

@@ -177,6 +177,32 @@ def test_paper_encoder_gradients_reach_input(name: str) -> None:
     check_grad_and_batch_independence(e, torch.rand(2, 3, 72, 96))
 
 
+@pytest.mark.parametrize("size", [160, 128])
+def test_timm_adapter_loads_a_local_file_offline(scratch_registry: None, no_network: None, tmp_path,
+                                                 size: int) -> None:  # noqa: ANN001
+    """The timm path end to end: a user-supplied safetensors file, class-token pooling, and a
+    resolution other than the checkpoint's (position embedding resampled at load)."""
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    donor = timm.create_model("test_vit", num_classes=10).eval()
+    save_file(donor.state_dict(), str(tmp_path / "model.safetensors"))
+    spec = enc.EncoderSpec(name="tiny_vit", source="timm", checkpoint="test_vit.r160_in1k",
+                           dim=donor.num_features, input_size=size, pooling="cls",
+                           mean=(0.5,) * 3, std=(0.5,) * 3)
+    enc.register_encoder(spec)
+    e = enc.create("tiny_vit", weights=tmp_path)  # a directory holding model.safetensors
+    x = torch.rand(2, 3, 100, 90)
+    with torch.no_grad():
+        got = e(x)
+        if size == 160:  # same resolution: timm's own pre-logits on our preprocessing
+            want = donor.forward_head(donor.forward_features(e.preprocess(x)), pre_logits=True)
+            assert torch.allclose(got, want, atol=1e-5)
+    assert got.shape == (2, spec.dim) and e.pretrained
+    assert torch.equal(e.backbone.blocks[0].attn.qkv.weight, donor.blocks[0].attn.qkv.weight)
+
+
 def test_fid_inception_matches_pytorch_fid(monkeypatch: pytest.MonkeyPatch) -> None:
     """Our FID Inception (torchvision + TF pooling blocks) equals pytorch-fid's, same weights."""
     pf = pytest.importorskip("pytorch_fid.inception")
@@ -191,7 +217,7 @@ def test_fid_inception_matches_pytorch_fid(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(pf, "load_state_dict_from_url", lambda *a, **k: state)  # no download
     ref = pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=False,
                          normalize_input=True).eval()
-    x = torch.rand(2, 3, 299, 299)
+    x = torch.rand(1, 3, 299, 299)
     with torch.no_grad():
         want = ref(x)[0].flatten(1)
         got = ours(x)

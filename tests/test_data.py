@@ -111,6 +111,16 @@ def test_npz_layouts(tmp_path: Path, layout: str) -> None:
         assert label == i
 
 
+def test_recorded_identity_reopens_and_refuses_changed_data(tmp_path: Path) -> None:
+    path = tmp_path / "x.npz"
+    np.savez(path, images=np.zeros((2, 4, 4), dtype=np.uint8))
+    recorded = open_dataset(str(path)).spec
+    assert open_dataset(recorded).spec == recorded
+    np.savez(path, images=np.ones((2, 4, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="changed since it was recorded"):
+        open_dataset(recorded)
+
+
 def test_npz_single_array_without_labels(tmp_path: Path) -> None:
     arr = np.random.default_rng(2).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
     np.savez_compressed(tmp_path / "y.npz", samples=arr)

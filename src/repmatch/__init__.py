@@ -1,39 +1,59 @@
-"""repmatch: Representation Distribution Matching (iRDM) for one-step generators."""
+"""repmatch: Representation Distribution Matching (iRDM) for one-step generators.
+
+The top-level names are imported lazily (PEP 562) so that ``import repmatch.metrics`` does
+not pull in the training-loss modules (evaluation stays independent of the objective) and
+``repmatch --help`` does not pay for importing the math stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .distances import (
-    MMDRFF,
-    Distance,
-    Drifting,
-    Frechet,
-    MMDExact,
-    MMDNystrom,
-    SlicedWasserstein,
-    drifting_loss,
-    frechet_distance,
-    mmd_exact_loss,
-    mmd_nystrom_loss,
-    sliced_wasserstein_loss,
-)
-from .kernels import gaussian_kernel, median_bandwidth, multiscale_bandwidths
-from .nystrom import NystromReference
 
-__all__ = [
-    "MMDRFF",
-    "Distance",
-    "Drifting",
-    "Frechet",
-    "MMDExact",
-    "MMDNystrom",
-    "NystromReference",
-    "SlicedWasserstein",
-    "__version__",
-    "drifting_loss",
-    "frechet_distance",
-    "gaussian_kernel",
-    "median_bandwidth",
-    "mmd_exact_loss",
-    "mmd_nystrom_loss",
-    "multiscale_bandwidths",
-    "sliced_wasserstein_loss",
-]
+if TYPE_CHECKING:
+    from .distances import (
+        MMDRFF,
+        Distance,
+        Drifting,
+        Frechet,
+        MMDExact,
+        MMDNystrom,
+        SlicedWasserstein,
+        drifting_loss,
+        frechet_distance,
+        mmd_exact_loss,
+        mmd_nystrom_loss,
+        sliced_wasserstein_loss,
+    )
+    from .kernels import gaussian_kernel, median_bandwidth, multiscale_bandwidths
+    from .nystrom import NystromReference
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "MMDRFF", "Distance", "Drifting", "Frechet", "MMDExact", "MMDNystrom",
+            "SlicedWasserstein", "drifting_loss", "frechet_distance", "mmd_exact_loss",
+            "mmd_nystrom_loss", "sliced_wasserstein_loss",
+        ),
+        ".distances",
+    ),
+    **dict.fromkeys(("gaussian_kernel", "median_bandwidth", "multiscale_bandwidths"), ".kernels"),
+    "NystromReference": ".nystrom",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # cache: later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module 'repmatch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -16,13 +16,13 @@ from ._version import __version__
 
 # (verb module, in the order shown by --help)
 VERB_MODULES: tuple[str, ...] = (
-    "repmatch.reference.cli",
     "repmatch.encoders.fmnist_cli",
+    "repmatch.reference.cli",
+    "repmatch.evaluation.cli_floors",
     "repmatch.train.command",
     "repmatch.models.teacher_cli",
-    "repmatch.report.cli",
-    "repmatch.evaluation.cli_floors",
     "repmatch.evaluation.cli_eval",
+    "repmatch.report.cli",
     "repmatch.pipelines.cli",
 )
 

@@ -21,9 +21,22 @@ def open_dataset(spec: str, *, labels: str | None = None) -> Dataset:
     - ``path/to/file.npz``: :class:`NpzImages`;
     - ``path/to/folder``: :class:`ImageFolder` (RGB); ``labels="subfolder"`` takes the class
       from the subfolder name, ``labels=None`` (default) leaves every label ``-1``.
+
+    A spec as a feature store records it (``path@sha256:<hash>`` or ``path@stat:<hash>``)
+    re-opens that path and checks that its content still has that identity, so features are
+    never extended from data that changed since they were extracted.
     """
     if not isinstance(spec, str) or not spec:
         raise TypeError(f"spec must be a non-empty string ({_ACCEPTED}), got {spec!r}")
+    path_part, sep, identity = spec.rpartition("@")
+    if sep and identity.split(":", 1)[0] in ("sha256", "stat"):
+        dataset = open_dataset(path_part, labels=labels)
+        if dataset.spec != spec:
+            raise ValueError(
+                f"spec {spec!r}: the data at {path_part!r} changed since it was recorded "
+                f"(its identity is now {dataset.spec!r})"
+            )
+        return dataset
     if spec.startswith("fmnist:"):
         split = spec.split(":", 1)[1]
         if split not in FMNIST_SPLITS:

@@ -31,12 +31,28 @@ pytestmark = pytest.mark.skipif(
 def smoke_recipe() -> FmnistRecipe:
     arm = ArmConfig(batch_size=32, chunk_size=16, total_nimg=64, lr=1e-3, log_every_nimg=32)
     return FmnistRecipe(
-        name="smoke", train_encoders=("fmnist_classifier",),
-        heldout_encoders=("fmnist_autoencoder", "efficientnet_lite0"), input_sizes={"efficientnet_lite0": 32},
-        encoder_epochs=1, encoder_train_rows=256, teacher_model="tiny", teacher_steps=4, teacher_batch_size=16,
-        teacher_warmup_steps=1, reference_rows=200, eval_train_rows=100, val_rows=100, eval_samples=100,
-        num_projections=32, num_landmarks=32, kmeans_iters=2, post=arm, scratch=arm, scratch_width=8,
-        device="cpu", feature_batch_size=100,
+        name="smoke",
+        train_encoders=("fmnist_classifier",),
+        heldout_encoders=("fmnist_autoencoder", "efficientnet_lite0"),
+        input_sizes={"efficientnet_lite0": 32},
+        encoder_epochs=1,
+        encoder_train_rows=256,
+        teacher_model="tiny",
+        teacher_steps=4,
+        teacher_batch_size=16,
+        teacher_warmup_steps=1,
+        reference_rows=200,
+        eval_train_rows=100,
+        val_rows=100,
+        eval_samples=100,
+        num_projections=32,
+        num_landmarks=32,
+        kmeans_iters=2,
+        post=arm,
+        scratch=arm,
+        scratch_width=8,
+        device="cpu",
+        feature_batch_size=100,
     )
 
 
@@ -86,7 +102,9 @@ def test_references_are_joint_and_match_the_battery(run):
     images = torch.stack([ds[i][0] for i in range(8)])
     with torch.no_grad():
         direct = battery(images)["fmnist_classifier"]
-    torch.testing.assert_close(store.read("fmnist_classifier", rows=slice(0, 8)), direct, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        store.read("fmnist_classifier", rows=slice(0, 8)), direct, rtol=1e-4, atol=1e-4
+    )
     assert store.labels[:8].tolist() == [int(ds[i][1]) for i in range(8)]
 
 
@@ -97,7 +115,9 @@ def test_samples_are_class_balanced_and_the_start_is_the_one_step_teacher(run):
     recipe = smoke_recipe()
     arrays = {m: np.load(run.generated / f"{m}.npz") for m in MODELS}
     for m, a in arrays.items():
-        assert a["images"].shape == (recipe.eval_samples, 1, 28, 28) and a["images"].dtype == np.uint8, m
+        assert (
+            a["images"].shape == (recipe.eval_samples, 1, 28, 28) and a["images"].dtype == np.uint8
+        ), m
         assert np.bincount(a["labels"], minlength=10).tolist() == [recipe.eval_samples // 10] * 10
         assert (run.samples / f"{m}.png").is_file()
     # The untrained start is the teacher run in one Euler step, recomputed here.
@@ -109,7 +129,10 @@ def test_samples_are_class_balanced_and_the_start_is_the_one_step_teacher(run):
     assert np.array_equal(arrays["start_1step"]["images"][:4], expect)
     # Post-training moved the weights away from the start.
     post = load_model("irdm_post_1step", recipe, run, torch.device("cpu"))
-    moved = [not torch.equal(a, b) for a, b in zip(post.state_dict().values(), start.state_dict().values())]
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(post.state_dict().values(), start.state_dict().values())
+    ]
     assert any(moved)
 
 
@@ -126,9 +149,12 @@ def test_eval_ratios_are_distance_over_stored_floor(run):
         for enc in recipe.encoders:
             assert sw["floor"][enc] == pytest.approx(floors["values"][enc])
             assert sw["per_encoder"][enc] == pytest.approx(sw["distance"][enc] / sw["floor"][enc])
-        assert results[m]["mean"] == pytest.approx(np.mean([sw["per_encoder"][e] for e in recipe.encoders]))
+        assert results[m]["mean"] == pytest.approx(
+            np.mean([sw["per_encoder"][e] for e in recipe.encoders])
+        )
         assert results[m]["held_out_mean"] == pytest.approx(
-            np.mean([sw["per_encoder"][e] for e in recipe.heldout_encoders]))
+            np.mean([sw["per_encoder"][e] for e in recipe.heldout_encoders])
+        )
     table = (run.root / "results.md").read_text()
     assert all(m in table for m in MODELS)
 
@@ -138,11 +164,15 @@ def test_report_has_grids_table_and_curves(run):
     assert "http://" not in page and "https://" not in page  # self-contained
     assert len(re.findall(r'<img alt="samples: ', page)) == len(MODELS)
     assert 'alt="training curves"' in page
-    table = re.search(r'<table id="sw-table">.*?</table>', page, re.S).group(0)
+    table = re.search(r'<table id="sw-table">.*?</table>', page, re.DOTALL).group(0)
     assert table.count("<tr>") == len(MODELS) + 1
     stats = [json.loads(line) for line in (run.root / "stats.jsonl").read_text().splitlines()]
-    assert any("score_fmnist_classifier" in r and "post" in r["score_fmnist_classifier"] for r in stats)
-    assert any("score_fmnist_classifier" in r and "scratch" in r["score_fmnist_classifier"] for r in stats)
+    assert any(
+        "score_fmnist_classifier" in r and "post" in r["score_fmnist_classifier"] for r in stats
+    )
+    assert any(
+        "score_fmnist_classifier" in r and "scratch" in r["score_fmnist_classifier"] for r in stats
+    )
 
 
 _PROBE = """<script>
@@ -160,14 +190,29 @@ window.addEventListener('load', function () {
 
 
 def test_report_renders_in_headless_chromium(run, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    browser = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     if browser is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
     probed = tmp_path / "probed.html"
     probed.write_text((run.root / "report.html").read_text().replace("</body>", _PROBE + "</body>"))
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
+    ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
     match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
     assert match, f"probe missing from the rendered DOM: {dom[:500]!r}"

@@ -17,19 +17,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "writes OUT/stages/<stage>.json when done and is skipped on a rerun; an interrupted stage "
         f"resumes. Stages, in order: {', '.join(STAGES)}.",
     )
-    p.add_argument("--preset", default="fmnist-tiny", help="fmnist-tiny (CPU, minutes) or fmnist (one GPU)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="JSON recipe (the fields of FmnistRecipe) instead of --preset")
+    p.add_argument(
+        "--preset", default="fmnist-tiny", help="fmnist-tiny (CPU, minutes) or fmnist (one GPU)"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="JSON recipe (the fields of FmnistRecipe) instead of --preset",
+    )
     p.add_argument("--out", default=None, help="output directory (default: runs/<preset>)")
-    p.add_argument("--stage", action="append", default=None, choices=STAGES,
-                   help="run only this stage (repeatable; default: all)")
-    p.add_argument("--force", action="append", default=[], choices=STAGES,
-                   help="rerun this stage even if it finished (repeatable)")
-    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the recipe's device")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 when the recipe runs on the CPU — on a small or "
-                   "shared machine one intra-op thread ran the tiny models up to 10x faster than 2 — "
-                   "else torch's choice)")
+    p.add_argument(
+        "--stage",
+        action="append",
+        default=None,
+        choices=STAGES,
+        help="run only this stage (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        choices=STAGES,
+        help="rerun this stage even if it finished (repeatable)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        choices=("auto", "cpu", "cuda"),
+        help="override the recipe's device",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1 when the recipe runs on the CPU — on a small or "
+        "shared machine one intra-op thread ran the tiny models up to 10x faster than 2 — "
+        "else torch's choice)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
     p.set_defaults(func=run)
 

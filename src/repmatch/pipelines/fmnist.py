@@ -44,7 +44,18 @@ from .fmnist_parts import (
 )
 from .fmnist_recipe import FmnistRecipe
 
-STAGES = ("encoders", "teacher", "features", "floors", "references", "post", "scratch", "samples", "eval", "report")
+STAGES = (
+    "encoders",
+    "teacher",
+    "features",
+    "floors",
+    "references",
+    "post",
+    "scratch",
+    "samples",
+    "eval",
+    "report",
+)
 # The four models of the results table (paper Table 1 / §4.2 comparison).
 MODELS = ("teacher_4step", "start_1step", "irdm_post_1step", "irdm_scratch_1step")
 
@@ -79,9 +90,13 @@ def stage_teacher(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
     from ..models import TeacherConfig, train_teacher
 
     cfg = TeacherConfig(
-        model=recipe.teacher_model, steps=recipe.teacher_steps, batch_size=recipe.teacher_batch_size,
-        lr=recipe.teacher_lr, warmup_steps=recipe.teacher_warmup_steps,
-        sample_steps=recipe.teacher_sampler_steps, seed=recipe.seed,
+        model=recipe.teacher_model,
+        steps=recipe.teacher_steps,
+        batch_size=recipe.teacher_batch_size,
+        lr=recipe.teacher_lr,
+        warmup_steps=recipe.teacher_warmup_steps,
+        sample_steps=recipe.teacher_sampler_steps,
+        seed=recipe.seed,
     )
     result = train_teacher(cfg, layout.teacher, device=device, progress=False)
     return {"steps": result.step, "last_loss": result.last_loss}
@@ -103,7 +118,9 @@ def stage_features(recipe: FmnistRecipe, layout: Layout, device: torch.device) -
     if ref_dir != layout.train_features:
         names = recipe.encoders if recipe.monitor_heldout else recipe.train_encoders
         ref_battery = make_battery(recipe, names, layout, device=device)
-        store = extract_features(open_dataset("fmnist:train"), ref_battery, ref_dir, limit=recipe.reference_rows, **kw)
+        store = extract_features(
+            open_dataset("fmnist:train"), ref_battery, ref_dir, limit=recipe.reference_rows, **kw
+        )
         rows[ref_dir.name] = len(store)
     return {"rows": rows}
 
@@ -144,7 +161,11 @@ def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device)
             device=device,
         )
         ref.save(layout.references / name)
-        info[name] = {"pool": ref.pool_size, "landmarks": ref.num_landmarks, "bandwidth": ref.bandwidth}
+        info[name] = {
+            "pool": ref.pool_size,
+            "landmarks": ref.num_landmarks,
+            "bandwidth": ref.bandwidth,
+        }
     return info
 
 
@@ -159,7 +180,9 @@ def _train_arm(arm: str) -> Callable[[FmnistRecipe, Layout, torch.device], dict[
     return stage
 
 
-def load_model(name: str, recipe: FmnistRecipe, layout: Layout, device: torch.device) -> torch.nn.Module:
+def load_model(
+    name: str, recipe: FmnistRecipe, layout: Layout, device: torch.device
+) -> torch.nn.Module:
     """One of :data:`MODELS` in eval mode (trained arms: EMA weights when kept)."""
     from ..models import ConvGenerator, load_teacher
     from ..models.conv_generator import ConvGeneratorConfig
@@ -167,11 +190,15 @@ def load_model(name: str, recipe: FmnistRecipe, layout: Layout, device: torch.de
     from ..train.checkpoint import latest_checkpoint, load_checkpoint
 
     if name == "teacher_4step":
-        model: torch.nn.Module = FewStepGenerator(load_teacher(layout.teacher), recipe.teacher_sampler_steps, IMAGE_SHAPE)
+        model: torch.nn.Module = FewStepGenerator(
+            load_teacher(layout.teacher), recipe.teacher_sampler_steps, IMAGE_SHAPE
+        )
     elif name in ("start_1step", "irdm_post_1step"):
         model = FewStepGenerator(load_teacher(layout.teacher), 1, IMAGE_SHAPE)
     elif name == "irdm_scratch_1step":
-        model = ConvGenerator(ConvGeneratorConfig(width=recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES))
+        model = ConvGenerator(
+            ConvGeneratorConfig(width=recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES)
+        )
     else:
         raise ValueError(f"model must be one of {list(MODELS)}, got {name!r}")
     if name.startswith("irdm_"):
@@ -191,8 +218,13 @@ def stage_samples(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
         model = load_model(name, recipe, layout, device)
         # Matched noise: every model sees the same seeds (rows of equal noise_shape coincide).
         write_sample_grid(model, layout.samples / f"{name}.png", seed=recipe.seed)
-        write_samples_npz(model, layout.generated / f"{name}.npz", num_samples=recipe.eval_samples,
-                          seed=recipe.seed + 1, batch_size=recipe.feature_batch_size)
+        write_samples_npz(
+            model,
+            layout.generated / f"{name}.npz",
+            num_samples=recipe.eval_samples,
+            seed=recipe.seed + 1,
+            batch_size=recipe.feature_batch_size,
+        )
     return {"models": list(MODELS), "per_model": recipe.eval_samples}
 
 
@@ -206,14 +238,28 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
     for name in MODELS:
         # Gen features through the recipe's battery (its overrides and encoder weights), so
         # ``evaluate`` compares stores of one feature space (it checks the fingerprints).
-        gen = extract_features(open_dataset(str(layout.generated / f"{name}.npz")), battery,
-                               layout.features / f"gen-{name}", batch_size=recipe.feature_batch_size,
-                               device=device, progress=False)
-        out = evaluate(str(gen.root), str(layout.train_features), str(layout.test_features),
-                       encoders=list(recipe.encoders), out_dir=layout.eval / name,
-                       config=_eval_config(recipe, device), held_out=list(recipe.heldout_encoders))
-        results[name] = {"per_encoder": out["sw"]["per_encoder"], "mean": out["sw"]["mean"],
-                         "held_out_mean": out["sw"]["held_out_mean"]}
+        gen = extract_features(
+            open_dataset(str(layout.generated / f"{name}.npz")),
+            battery,
+            layout.features / f"gen-{name}",
+            batch_size=recipe.feature_batch_size,
+            device=device,
+            progress=False,
+        )
+        out = evaluate(
+            str(gen.root),
+            str(layout.train_features),
+            str(layout.test_features),
+            encoders=list(recipe.encoders),
+            out_dir=layout.eval / name,
+            config=_eval_config(recipe, device),
+            held_out=list(recipe.heldout_encoders),
+        )
+        results[name] = {
+            "per_encoder": out["sw"]["per_encoder"],
+            "mean": out["sw"]["mean"],
+            "held_out_mean": out["sw"]["held_out_mean"],
+        }
     atomic_write_json(layout.root / "results.json", results)
     return results
 
@@ -245,7 +291,9 @@ def merge_stats(layout: Layout) -> Path:
     if teacher.exists():
         for rec in map(json.loads, teacher.read_text().splitlines()):
             lines.append({"nimg": rec["nimg"], "teacher_flow_matching_loss": rec["loss"]})
-    return atomic_write_text(layout.root / "stats.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    return atomic_write_text(
+        layout.root / "stats.jsonl", "".join(json.dumps(r) + "\n" for r in lines)
+    )
 
 
 def stage_report(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
@@ -292,12 +340,18 @@ def results_table(recipe: FmnistRecipe, results: dict[str, Any]) -> str:
 def write_results_md(recipe: FmnistRecipe, layout: Layout) -> Path:
     results_path = layout.root / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    timings = {s: json.loads((layout.stages / f"{s}.json").read_text())["seconds"]
-               for s in STAGES if (layout.stages / f"{s}.json").exists()}
+    timings = {
+        s: json.loads((layout.stages / f"{s}.json").read_text())["seconds"]
+        for s in STAGES
+        if (layout.stages / f"{s}.json").exists()
+    }
     text = f"# {recipe.name}: SW_r,k (eq. 5), {recipe.eval_samples} samples per set\n\n"
     text += results_table(recipe, results) if results else "(no evaluation yet)\n"
     text += "\n† held out from training. Stage wall times (s): "
-    text += ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}\n"
+    text += (
+        ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        + f"; total {sum(timings.values()):.0f}\n"
+    )
     return atomic_write_text(layout.root / "results.md", text)
 
 
@@ -338,7 +392,9 @@ def run_pipeline(
             continue
         marker = layout.stages / f"{stage}.json"
         if marker.exists() and stage not in force:
-            log(f"[{stage}] done before ({json.loads(marker.read_text())['seconds']:.0f} s), skipped")
+            log(
+                f"[{stage}] done before ({json.loads(marker.read_text())['seconds']:.0f} s), skipped"
+            )
             continue
         log(f"[{stage}] running")
         t0 = time.perf_counter()

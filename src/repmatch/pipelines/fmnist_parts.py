@@ -50,7 +50,11 @@ class Layout:
 
     def reference_features(self, recipe: FmnistRecipe) -> Path:
         """Train rows behind the Nyström references (the eval store when the subsets agree)."""
-        return self.train_features if recipe.reference_rows == recipe.eval_train_rows else self.features / "train-ref"
+        return (
+            self.train_features
+            if recipe.reference_rows == recipe.eval_train_rows
+            else self.features / "train-ref"
+        )
 
     @property
     def references(self) -> Path:
@@ -80,7 +84,9 @@ def fmnist_encoder_recipe(recipe: FmnistRecipe) -> dict:
     """The ``FmnistTrainConfig`` recipe (spec ``options``) of the in-project encoders."""
     from ..encoders.fmnist import FmnistTrainConfig
 
-    return FmnistTrainConfig(epochs=recipe.encoder_epochs, train_rows=recipe.encoder_train_rows).recipe()
+    return FmnistTrainConfig(
+        epochs=recipe.encoder_epochs, train_rows=recipe.encoder_train_rows
+    ).recipe()
 
 
 def make_battery(
@@ -91,7 +97,7 @@ def make_battery(
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
     training: bool = False,
-) -> "EncoderBattery":  # noqa: F821
+) -> EncoderBattery:  # noqa: F821
     """The encoders ``names`` as the recipe builds them: in-project Fashion-MNIST encoders from
     ``OUT/encoders`` (their recipe in the fingerprint), resolution overrides applied.
 
@@ -105,7 +111,10 @@ def make_battery(
     for name in names:
         overrides: dict = {}
         if name in FMNIST_ENCODERS:
-            overrides = {"weights": layout.encoders / f"{name}.safetensors", "options": fmnist_encoder_recipe(recipe)}
+            overrides = {
+                "weights": layout.encoders / f"{name}.safetensors",
+                "options": fmnist_encoder_recipe(recipe),
+            }
         if name in recipe.input_sizes:
             overrides["input_size"] = recipe.input_sizes[name]
         modules.append(create(name, **overrides).to(device))
@@ -124,7 +133,7 @@ def resolve_device(recipe: FmnistRecipe) -> torch.device:
     return torch.device(recipe.device)
 
 
-def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> "TrainConfig":  # noqa: F821
+def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainConfig:  # noqa: F821
     """The :class:`repmatch.train.TrainConfig` of one iRDM arm (``post`` or ``scratch``)."""
     from .._validate import check_choice
     from ..train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
@@ -132,7 +141,9 @@ def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> "TrainCo
 
     check_choice("arm", arm, ("post", "scratch"))
     a = getattr(recipe, arm)
-    heldout_every = 10 * a.log_every_nimg if recipe.monitor_heldout and recipe.heldout_encoders else None
+    heldout_every = (
+        10 * a.log_every_nimg if recipe.monitor_heldout and recipe.heldout_encoders else None
+    )
     return TrainConfig(
         task="fmnist",
         task_options={"arm": arm, "pipeline_dir": str(layout.root), "recipe": recipe.to_dict()},
@@ -151,7 +162,9 @@ def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> "TrainCo
             heldout_every_nimg=heldout_every,
         ),
         ema_halflife_nimg=a.ema_halflife_nimg,
-        joint=JointConfig(condition="class", beta=recipe.beta, bandwidth_scale=recipe.bandwidth_scale),
+        joint=JointConfig(
+            condition="class", beta=recipe.beta, bandwidth_scale=recipe.bandwidth_scale
+        ),
         progress=False,
         num_samples=100,
         heldout_num_samples=min(recipe.eval_samples, 2048),

@@ -116,12 +116,23 @@ class FmnistRecipe:
         object.__setattr__(self, "input_sizes", dict(self.input_sizes))
         unknown = sorted(set(self.input_sizes) - set(self.encoders))
         if unknown:
-            raise ValueError(f"input_sizes names {unknown}, which are not in the battery {list(self.encoders)}")
+            raise ValueError(
+                f"input_sizes names {unknown}, which are not in the battery {list(self.encoders)}"
+            )
         for key, value in self.input_sizes.items():
             check_positive(f"input_sizes[{key!r}]", value, integer=True)
-        for name in ("encoder_epochs", "teacher_steps", "teacher_batch_size", "teacher_sampler_steps",
-                     "eval_samples", "num_projections", "num_landmarks", "kmeans_iters", "scratch_width",
-                     "feature_batch_size"):
+        for name in (
+            "encoder_epochs",
+            "teacher_steps",
+            "teacher_batch_size",
+            "teacher_sampler_steps",
+            "eval_samples",
+            "num_projections",
+            "num_landmarks",
+            "kmeans_iters",
+            "scratch_width",
+            "feature_batch_size",
+        ):
             check_positive(name, getattr(self, name), integer=True)
         for name in ("encoder_train_rows", "reference_rows", "eval_train_rows", "val_rows"):
             if getattr(self, name) is not None:
@@ -132,7 +143,9 @@ class FmnistRecipe:
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         for arm in ("post", "scratch"):
             if not isinstance(getattr(self, arm), ArmConfig):
-                raise TypeError(f"{arm} must be an ArmConfig, got {type(getattr(self, arm)).__name__}")
+                raise TypeError(
+                    f"{arm} must be an ArmConfig, got {type(getattr(self, arm)).__name__}"
+                )
 
     @property
     def encoders(self) -> tuple[str, ...]:
@@ -176,8 +189,12 @@ def fmnist_tiny() -> FmnistRecipe:
         eval_samples=500,
         num_projections=256,
         num_landmarks=256,
-        post=ArmConfig(batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=5e-4, log_every_nimg=128 * 4),
-        scratch=ArmConfig(batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=2e-3, log_every_nimg=128 * 4),
+        post=ArmConfig(
+            batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=5e-4, log_every_nimg=128 * 4
+        ),
+        scratch=ArmConfig(
+            batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=2e-3, log_every_nimg=128 * 4
+        ),
         device="cpu",
         feature_batch_size=128,
     )
@@ -192,10 +209,22 @@ def fmnist() -> FmnistRecipe:
         teacher_batch_size=128,
         eval_samples=10000,
         num_landmarks=4096,
-        post=ArmConfig(batch_size=4096, chunk_size=512, total_nimg=4096 * 800, lr=2e-5,
-                       log_every_nimg=4096 * 10, ema_halflife_nimg=4096 * 50),
-        scratch=ArmConfig(batch_size=4096, chunk_size=512, total_nimg=4096 * 2000, lr=2e-4,
-                          log_every_nimg=4096 * 10, ema_halflife_nimg=4096 * 50),
+        post=ArmConfig(
+            batch_size=4096,
+            chunk_size=512,
+            total_nimg=4096 * 800,
+            lr=2e-5,
+            log_every_nimg=4096 * 10,
+            ema_halflife_nimg=4096 * 50,
+        ),
+        scratch=ArmConfig(
+            batch_size=4096,
+            chunk_size=512,
+            total_nimg=4096 * 2000,
+            lr=2e-4,
+            log_every_nimg=4096 * 10,
+            ema_halflife_nimg=4096 * 50,
+        ),
         scratch_width=128,
         monitor_heldout=True,
         cross_checks=("mmd", "fd"),

@@ -25,7 +25,7 @@ from .task import TrainTask, estimate_floors, register_task
 TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
 
 
-def _references(recipe, layout, battery, names, device):  # noqa: ANN001, ANN202
+def _references(recipe, layout, battery, names, device):
     from ..distances import mmd_nystrom_loss
     from ..nystrom import NystromReference
     from ..pipelines.fmnist_parts import joint_fingerprint
@@ -43,7 +43,7 @@ def _references(recipe, layout, battery, names, device):  # noqa: ANN001, ANN202
     return dists
 
 
-def _val_features(layout, names, beta, device):  # noqa: ANN001, ANN202
+def _val_features(layout, names, beta, device):
     from ..pipelines.fmnist_parts import FMNIST_NUM_CLASSES
     from ..reference import FeatureStore
 
@@ -62,12 +62,16 @@ def build_fmnist_task(config: TrainConfig, device: torch.device) -> TrainTask:
     unknown = sorted(set(opts) - set(TASK_OPTIONS))
     missing = sorted(set(TASK_OPTIONS) - set(opts))
     if unknown or missing:
-        raise ValueError(f"fmnist task_options must have exactly {list(TASK_OPTIONS)}; unknown {unknown}, missing {missing}")
+        raise ValueError(
+            f"fmnist task_options must have exactly {list(TASK_OPTIONS)}; unknown {unknown}, missing {missing}"
+        )
     arm = check_choice("task_options.arm", opts["arm"], ("post", "scratch"))
     recipe = FmnistRecipe.from_dict(opts["recipe"])
     layout = Layout.of(opts["pipeline_dir"])
     if config.joint is None or config.joint.condition != "class":
-        raise ValueError("the fmnist task needs joint=JointConfig(condition='class') (eq. 4 features)")
+        raise ValueError(
+            "the fmnist task needs joint=JointConfig(condition='class') (eq. 4 features)"
+        )
     beta = config.joint.beta
 
     battery = make_battery(recipe, recipe.train_encoders, layout, device=device, training=True)
@@ -86,7 +90,9 @@ def build_fmnist_task(config: TrainConfig, device: torch.device) -> TrainTask:
         from ..models import ConvGenerator
         from ..models.conv_generator import ConvGeneratorConfig
 
-        generator = ConvGenerator(ConvGeneratorConfig(width=recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES))
+        generator = ConvGenerator(
+            ConvGeneratorConfig(width=recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES)
+        )
 
     held: dict = {}
     held_battery = None

@@ -51,6 +51,7 @@ def smoke_recipe() -> FmnistRecipe:
         post=arm,
         scratch=arm,
         scratch_width=8,
+        monitor_heldout=True,
         device="cpu",
         feature_batch_size=100,
     )
@@ -157,6 +158,15 @@ def test_eval_ratios_are_distance_over_stored_floor(run):
         )
     table = (run.root / "results.md").read_text()
     assert all(m in table for m in MODELS)
+
+
+def test_heldout_encoders_are_monitored_during_training(run):
+    recipe = smoke_recipe()
+    for arm in ("post", "scratch"):
+        lines = [json.loads(x) for x in (run.arm(arm) / "stats.jsonl").read_text().splitlines()]
+        held = [x["heldout_excess"] for x in lines if "heldout_excess" in x]
+        assert held and set(held[-1]) == set(recipe.heldout_encoders)
+        assert all(np.isfinite(v) for v in held[-1].values())
 
 
 def test_report_has_grids_table_and_curves(run):

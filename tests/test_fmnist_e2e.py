@@ -254,3 +254,16 @@ def test_fmnist_task_options_are_checked(tmp_path):
     bad = dict(config.task_options, arm="distill")
     with pytest.raises(ValueError, match="arm"):
         build_task(config.replace(task_options=bad), torch.device("cpu"))
+
+
+def test_eval_rescores_a_rewritten_sample_file(run, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(run.root, copy)
+    gen = copy / "generated"
+    shutil.copyfile(gen / "teacher_4step.npz", gen / "start_1step.npz")  # new content, same path
+    run_pipeline(smoke_recipe(), copy, stages=["eval"], force=["eval"], log=lambda _: None)
+    results = json.loads((copy / "results.json").read_text())
+    # Identical images score identically: the stale feature store of the old file was dropped.
+    assert results["start_1step"] == results["teacher_4step"]
+    before = json.loads((run.root / "results.json").read_text())
+    assert before["start_1step"] != before["teacher_4step"]

@@ -25,6 +25,7 @@ Everything reuses the project's pieces: ``train_fmnist_encoder``, ``train_teache
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -231,17 +232,22 @@ def stage_samples(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
 def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
     from ..data import open_dataset
     from ..evaluation import evaluate
-    from ..reference import extract_features
+    from ..reference import FeatureStore, extract_features
+    from ..reference.store import MANIFEST
 
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
     results = {}
     for name in MODELS:
+        samples = open_dataset(str(layout.generated / f"{name}.npz"))
+        target = layout.features / f"gen-{name}"
+        if (target / MANIFEST).is_file() and FeatureStore(target).data != samples.spec:
+            shutil.rmtree(target)  # features of an earlier sample file (its content hash differs)
         # Gen features through the recipe's battery (its overrides and encoder weights), so
         # ``evaluate`` compares stores of one feature space (it checks the fingerprints).
         gen = extract_features(
-            open_dataset(str(layout.generated / f"{name}.npz")),
+            samples,
             battery,
-            layout.features / f"gen-{name}",
+            target,
             batch_size=recipe.feature_batch_size,
             device=device,
             progress=False,

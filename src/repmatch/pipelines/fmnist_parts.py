@@ -142,7 +142,9 @@ def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainCon
     check_choice("arm", arm, ("post", "scratch"))
     a = getattr(recipe, arm)
     heldout_every = (
-        min(10 * a.log_every_nimg, a.total_nimg) if recipe.monitor_heldout and recipe.heldout_encoders else None
+        min(10 * a.log_every_nimg, a.total_nimg)
+        if recipe.monitor_heldout and recipe.heldout_encoders
+        else None
     )
     return TrainConfig(
         task="fmnist",

@@ -1,0 +1,257 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import sqrtm
+
+import repmatch
+from repmatch import NystromReference, distances
+from repmatch.distances import (
+    drifting_field,
+    drifting_loss,
+    frechet_distance,
+    mmd_exact_loss,
+    mmd_nystrom_loss,
+    random_projections,
+    sliced_wasserstein_loss,
+    sqrtm_psd,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _data(n, d, seed, shift=0.0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, generator=g, dtype=torch.float64) + shift).to(dtype)
+
+
+def _brute_mmd2(x, y, sigmas):
+    """Biased MMD² by explicit double loops over pairs (numpy, float64)."""
+    x, y = x.detach().numpy(), y.detach().numpy()
+
+    def mean_k(a, b, s):
+        return np.mean([[math.exp(-np.sum((u - v) ** 2) / (2 * s * s)) for v in b] for u in a])
+
+    return sum(mean_k(x, x, s) - 2 * mean_k(x, y, s) + mean_k(y, y, s) for s in sigmas)
+
+
+def test_mmd_exact_matches_brute_force_multiscale():
+    x, y = _data(9, 3, 0), _data(7, 3, 1, shift=0.5)
+    got = float(mmd_exact_loss(x, y, (0.7, 1.5)))
+    assert got == pytest.approx(_brute_mmd2(x, y, (0.7, 1.5)), abs=1e-12)
+
+
+def test_mmd_nystrom_with_all_landmarks_is_the_exact_mmd():
+    pool, gen = _data(40, 3, 2), _data(11, 3, 3, shift=0.3)
+    refs = NystromReference.build_multiscale(pool, num_landmarks=40, factors=(0.5, 1.0, 2.0))
+    assert len({id(r.landmarks) for r in refs}) == 1  # scales share landmarks
+    got = float(mmd_nystrom_loss(gen, refs))
+    assert got == pytest.approx(_brute_mmd2(gen, pool, [r.bandwidth for r in refs]), abs=1e-8)
+
+
+@pytest.mark.parametrize("fn", ["nystrom", "exact"])
+def test_chunking_does_not_change_value_or_gradient(fn):
+    pool = _data(64, 5, 4)
+    ref = NystromReference.build(pool, num_landmarks=16)
+
+    def loss(x, chunk):
+        if fn == "nystrom":
+            return mmd_nystrom_loss(x, [ref], chunk_size=chunk)
+        return mmd_exact_loss(x, pool[:20], (1.0, 2.0), chunk_size=chunk)
+
+    values, grads = [], []
+    for chunk in (None, 7, 1):
+        x = _data(23, 5, 5).requires_grad_()
+        v = loss(x, chunk)
+        v.backward()
+        values.append(v.item())
+        grads.append(x.grad)
+    for v, g in zip(values[1:], grads[1:]):
+        assert v == pytest.approx(values[0], abs=1e-13)
+        torch.testing.assert_close(g, grads[0], rtol=1e-12, atol=1e-14)
+
+
+def _fitted(name, ref, **kw):
+    return distances.create(name, **kw).fit(ref)
+
+
+GRADCHECK_CASES = {
+    "mmd_nystrom": dict(num_landmarks=12, scales=(0.5, 1.0, 2.0), chunk_size=4),
+    "mmd_exact": dict(sample_size=15, scales=(1.0, 3.0)),
+    "mmd_rff": dict(num_features=32, scales=(0.5, 1.0)),
+    "frechet": {},
+    "sliced_wasserstein": dict(num_projections=16),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADCHECK_CASES))
+def test_gradcheck_every_distance(name):
+    ref = _data(60, 4, 6)
+    dist = _fitted(name, ref, **GRADCHECK_CASES[name])
+    x = _data(10, 4, 7, shift=0.2).requires_grad_()
+    # Resampling distances get the same generator state at every evaluation.
+    assert torch.autograd.gradcheck(lambda z: dist(z, generator=torch.Generator().manual_seed(1)), (x,))
+
+
+def test_gradcheck_drifting_field_and_loss_gradient_is_minus_field():
+    x = _data(6, 3, 8).requires_grad_()
+    y = _data(5, 3, 9, shift=0.5)
+    assert torch.autograd.gradcheck(lambda z: drifting_field(z, y, (0.3, 1.0), normalize=False, scale=1.5), (x,))
+    loss = drifting_loss(x, y, (0.3, 1.0))
+    loss.backward()
+    v = drifting_field(x.detach(), y, (0.3, 1.0))
+    torch.testing.assert_close(x.grad, -v / x.shape[0], rtol=1e-12, atol=1e-14)
+    dist = _fitted("drifting", _data(30, 3, 10), bank_size=8)
+    assert torch.isfinite(dist(x.detach()))
+
+
+def _brute_drift(x, y, radii, normalize):
+    x, y = x.numpy(), y.numpy()
+    B, P = len(x), len(y)
+    dp = np.array([[np.linalg.norm(a - b) for b in y] for a in x])
+    dn = np.array([[np.linalg.norm(a - b) for b in x] for a in x])
+    s = (dp.sum() + dn.sum()) / (B * P + B * (B - 1))
+    V = np.zeros_like(x)
+    for r in radii:
+        logit = np.concatenate([-dp, -dn], 1) / (r * s)
+        for i in range(B):
+            logit[i, P + i] = -np.inf
+        e = np.exp(logit)
+        a = np.sqrt(e / e.sum(1, keepdims=True) * e / e.sum(0, keepdims=True))
+        v = np.zeros_like(x)
+        for i in range(B):
+            for j in range(P):
+                v[i] += a[i, j] * a[i, P:].sum() * y[j]
+            for j in range(B):
+                v[i] -= a[i, P + j] * a[i, :P].sum() * x[j]
+        if normalize:
+            v *= s / np.sqrt(np.mean(np.sum(v * v, 1)))
+        V += v
+    return V
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_drifting_field_matches_loop_oracle(normalize):
+    x, y = _data(7, 3, 11), _data(5, 3, 12, shift=1.0)
+    got = drifting_field(x, y, (0.2, 0.5), normalize=normalize).numpy()
+    np.testing.assert_allclose(got, _brute_drift(x, y, (0.2, 0.5), normalize), rtol=1e-10, atol=1e-12)
+
+
+def test_frechet_matches_scipy_sqrtm():
+    ref, gen = _data(200, 5, 13), _data(50, 5, 14, shift=0.4) * 1.3
+    dist = _fitted("frechet", ref)
+    r, g = ref.numpy(), gen.numpy()
+    cr, cg = np.cov(r, rowvar=False), np.cov(g, rowvar=False)
+    expected = np.sum((g.mean(0) - r.mean(0)) ** 2) + np.trace(cg + cr - 2 * sqrtm(cg @ cr).real)
+    assert float(dist(gen)) == pytest.approx(expected, rel=1e-9)
+    m = torch.from_numpy(cg)
+    np.testing.assert_allclose(sqrtm_psd(m).numpy(), sqrtm(cg).real, rtol=1e-9, atol=1e-12)
+
+
+def test_frechet_gradient_finite_when_batch_smaller_than_dim():
+    dist = _fitted("frechet", _data(100, 8, 15))
+    x = _data(4, 8, 16).requires_grad_()
+    dist(x).backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_sliced_wasserstein_matches_pot():
+    ot = pytest.importorskip("ot")
+    x, y = _data(30, 4, 17), _data(30, 4, 18, shift=0.7)
+    theta = random_projections(4, 25, torch.Generator().manual_seed(0))
+    ours = float(sliced_wasserstein_loss(x, y, theta))
+    pot = ot.sliced_wasserstein_distance(x.numpy(), y.numpy(), p=2, projections=theta.numpy())
+    assert ours == pytest.approx(float(pot) ** 2, rel=1e-10)
+
+
+def test_rff_is_the_feature_space_mmd_and_approaches_the_kernel_mmd():
+    ref, gen = _data(200, 3, 19), _data(40, 3, 20, shift=0.8)
+    dist = _fitted("mmd_rff", ref, num_features=20000, bandwidth=1.5)
+    w, b = dist.weights.numpy(), dist.offsets.numpy()
+    phi = lambda a: np.sqrt(2 / 20000) * np.cos(a.numpy() @ w + b)  # noqa: E731
+    expected = np.sum((phi(gen).mean(0) - phi(ref).mean(0)) ** 2)
+    assert float(dist(gen)) == pytest.approx(expected, rel=1e-9)
+    assert float(dist(gen)) == pytest.approx(float(mmd_exact_loss(gen, ref, 1.5)), rel=0.05)
+
+
+def test_float64_in_float64_out_and_float32_close():
+    ref = _data(80, 4, 21)
+    for name in distances.NAMES:
+        kw = {"mmd_nystrom": {"num_landmarks": 8}, "drifting": {"bank_size": 16}}.get(name, {})
+        dist = _fitted(name, ref, **kw)
+        x = _data(12, 4, 22)
+        v64 = dist(x, generator=torch.Generator().manual_seed(0))
+        v32 = dist(x.float(), generator=torch.Generator().manual_seed(0))
+        assert v64.dtype == torch.float64 and v32.dtype == torch.float32, name
+        assert float(v32) == pytest.approx(float(v64), rel=1e-4, abs=1e-6), name
+
+
+def test_float32_nystrom_gradient_close_to_float64():
+    g = torch.Generator().manual_seed(0)
+    centres = 4 * torch.randn(8, 32, generator=g, dtype=torch.float64)
+    pool = centres[torch.randint(8, (2000,), generator=g)] + torch.randn(2000, 32, generator=g, dtype=torch.float64)
+    gen = centres[torch.randint(8, (256,), generator=g)] + 1.2 * torch.randn(256, 32, generator=g, dtype=torch.float64)
+    ref = NystromReference.build(pool.float(), num_landmarks=128)
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        x = gen.to(dtype).detach().requires_grad_()
+        mmd_nystrom_loss(x, ref, chunk_size=64).backward()
+        grads.append(x.grad.double())
+    assert float((grads[1] - grads[0]).norm() / grads[0].norm()) < 1e-3
+
+
+def test_generator_makes_resampling_reproducible():
+    ref = _data(100, 4, 23)
+    x = _data(10, 4, 24)
+    for name in ("mmd_exact", "sliced_wasserstein", "drifting"):
+        dist = _fitted(name, ref, **({"bank_size": 16} if name == "drifting" else {}))
+        a = dist(x, generator=torch.Generator().manual_seed(5))
+        b = dist(x, generator=torch.Generator().manual_seed(5))
+        assert torch.equal(a, b), name
+
+
+def test_interface_errors():
+    with pytest.raises(ValueError, match="name must be one of"):
+        distances.create("wasserstein")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        distances.create("frechet")(torch.zeros(3, 2))
+    dist = _fitted("mmd_exact", _data(20, 4, 25))
+    with pytest.raises(ValueError, match="gen_features has feature dimension 3, expected 4"):
+        dist(torch.zeros(5, 3, dtype=torch.float64))
+    bad = torch.zeros(5, 4)
+    bad[1, 1] = float("nan")
+    with pytest.raises(ValueError, match="gen_features contains NaN"):
+        dist(bad)
+    with pytest.raises(ValueError, match="must have shape"):
+        dist(torch.zeros(4))
+    with pytest.raises(ValueError, match="sample_size=30 exceeds"):
+        _fitted("mmd_exact", _data(20, 4, 25), sample_size=30)(torch.zeros(5, 4))
+    with pytest.raises(TypeError, match="reference must be a NystromReference"):
+        mmd_nystrom_loss(torch.zeros(3, 4), [1, 2])
+
+
+def test_top_level_exports():
+    for name in ("median_bandwidth", "NystromReference", "mmd_nystrom_loss", "MMDExact", "MMDRFF",
+                 "Frechet", "SlicedWasserstein", "Drifting"):
+        assert hasattr(repmatch, name)
+
+
+@pytest.mark.gpu
+def test_cuda_nystrom_tf32_gradient_close_to_float64():
+    pool = _data(4000, 64, 30, dtype=torch.float32).cuda()
+    ref = NystromReference.build(pool, num_landmarks=256, precision="tf32")
+    x = _data(512, 64, 31, shift=0.2, dtype=torch.float32).cuda().requires_grad_()
+    mmd_nystrom_loss(x, ref, precision="tf32", chunk_size=128).backward()
+    x64 = x.detach().double().requires_grad_()
+    ref64 = NystromReference(landmarks=ref.landmarks.double(), alpha=ref.alpha, bandwidth=ref.bandwidth,
+                             data_term=ref.data_term, pool_size=ref.pool_size)
+    mmd_nystrom_loss(x64, ref64).backward()
+    assert float((x.grad.double() - x64.grad).norm() / x64.grad.norm()) < 1e-2

@@ -1,0 +1,119 @@
+import pytest
+import torch
+
+from repmatch import NystromReference, gaussian_kernel, mmd_nystrom_loss
+from repmatch.nystrom import kmeans
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _mixture(n, d, seed=0, k=4, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    centres = 3.0 * torch.randn(k, d, generator=g, dtype=torch.float64)
+    labels = torch.randint(k, (n,), generator=g)
+    return (centres[labels] + torch.randn(n, d, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def _cross_error(pool, gen, ref):
+    s = ref.bandwidth
+    exact = gaussian_kernel(gen, pool, s).mean(1)
+    approx = gaussian_kernel(gen, ref.landmarks.double(), s) @ ref.alpha
+    return float((approx - exact).abs().max())
+
+
+def test_all_points_as_landmarks_reproduce_exact_terms():
+    pool, gen = _mixture(96, 6, 0), _mixture(20, 6, 1)
+    ref = NystromReference.build(pool, num_landmarks=96, seed=0)
+    assert _cross_error(pool, gen, ref) < 1e-8
+    exact_data = float(gaussian_kernel(pool, pool, ref.bandwidth).mean())
+    assert ref.data_term == pytest.approx(exact_data, abs=1e-8)
+
+
+def test_nystrom_error_shrinks_with_landmarks():
+    pool, gen = _mixture(600, 5, 2), _mixture(50, 5, 3)
+    errs = [_cross_error(pool, gen, NystromReference.build(pool, num_landmarks=m, seed=0)) for m in (4, 16, 64, 256)]
+    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 1e-2 * errs[0]
+
+
+def test_chunked_sources_match_tensor_source():
+    pool = _mixture(80, 4, 4)
+    gen = _mixture(10, 4, 5)
+    a = NystromReference.build(pool, num_landmarks=80, bandwidth=2.0)
+    chunks = list(pool.split(17))
+    b = NystromReference.build(chunks, num_landmarks=80, bandwidth=2.0, chunk_size=17)
+    c = NystromReference.build(lambda: iter(chunks), num_landmarks=80, bandwidth=2.0)
+    assert b.pool_size == c.pool_size == 80
+    for r in (b, c):
+        assert r.data_term == pytest.approx(a.data_term, abs=1e-10)
+        assert float(mmd_nystrom_loss(gen, r)) == pytest.approx(float(mmd_nystrom_loss(gen, a)), abs=1e-10)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        NystromReference.build(iter(chunks), num_landmarks=8)
+
+
+def test_kmeans_deterministic_nonempty_and_close_to_sklearn():
+    from sklearn.cluster import KMeans
+
+    x = _mixture(500, 3, 6, k=6)
+    c1, l1 = kmeans(x, 12, seed=3)
+    c2, l2 = kmeans(x, 12, seed=3)
+    assert torch.equal(c1, c2) and torch.equal(l1, l2)
+    assert torch.bincount(l1, minlength=12).min() > 0
+    ours = float(((x - c1[l1]) ** 2).sum())
+    theirs = KMeans(12, n_init=4, random_state=0).fit(x.numpy()).inertia_
+    assert ours < 1.15 * theirs
+
+
+def test_kmeans_never_returns_empty_cluster_on_degenerate_data():
+    # Heavy duplicates plus far outliers: Lloyd steps empty clusters that must be reseeded.
+    x = torch.cat([torch.zeros(200, 2), torch.ones(200, 2), 50 + torch.arange(10.0)[:, None].repeat(1, 2)])
+    x = x.double()
+    centers, labels = kmeans(x, 12, seed=0, iters=5)
+    assert torch.bincount(labels, minlength=12).min() > 0
+    with pytest.raises(ValueError, match="distinct rows"):
+        kmeans(x, 13, seed=0)
+
+
+def test_save_load_roundtrip_bit_exact(tmp_path):
+    pool = _mixture(200, 5, 7, dtype=torch.float32)
+    ref = NystromReference.build(pool, num_landmarks=32, seed=1, fingerprint="enc:test")
+    ref.save(tmp_path / "ref")
+    back = NystromReference.load(tmp_path / "ref")
+    assert torch.equal(back.landmarks, ref.landmarks) and back.landmarks.dtype == ref.landmarks.dtype
+    assert torch.equal(back.alpha, ref.alpha)
+    assert (back.bandwidth, back.data_term, back.pool_size, back.fingerprint) == (
+        ref.bandwidth, ref.data_term, ref.pool_size, ref.fingerprint)
+    gen = pool[:16] + 0.1
+    assert torch.equal(mmd_nystrom_loss(gen, back), mmd_nystrom_loss(gen, ref))
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        NystromReference.load(tmp_path / "missing")
+
+
+def test_bad_input_raises_clear_errors():
+    pool = _mixture(50, 4, 8)
+    nan_pool = pool.clone()
+    nan_pool[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="features contains NaN"):
+        NystromReference.build(nan_pool, num_landmarks=4)
+    with pytest.raises(ValueError, match="features must have shape"):
+        NystromReference.build(pool[0], num_landmarks=4)
+    with pytest.raises(ValueError, match="num_landmarks=51"):
+        NystromReference.build(pool, num_landmarks=51)
+    with pytest.raises(ValueError, match="bandwidth"):
+        NystromReference.build(pool, num_landmarks=4, bandwidth="mean")
+    with pytest.raises(ValueError, match="bandwidth"):
+        NystromReference.build(pool, num_landmarks=4, bandwidth=-1.0)
+    with pytest.raises(ValueError, match=r"features \(chunk 1\) has feature dimension 3"):
+        NystromReference.build([pool[:10], pool[10:, :3]], num_landmarks=4)
+    ref = NystromReference.build(pool, num_landmarks=8, fingerprint="a")
+    with pytest.raises(ValueError, match="feature dimension 5, expected 4"):
+        mmd_nystrom_loss(torch.zeros(3, 5, dtype=torch.float64), ref)
+    with pytest.raises(ValueError, match="fingerprint 'b'"):
+        ref.check_compatible(pool, fingerprint="b")

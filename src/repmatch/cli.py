@@ -16,6 +16,7 @@ from ._version import __version__
 
 # (verb module, in the order shown by --help)
 VERB_MODULES: tuple[str, ...] = (
+    "repmatch.studies.spiral_cli",
 )
 
 

@@ -150,8 +150,12 @@ def spiral_reference(config: SpiralConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return points @ q.T, q
 
 
-def make_arm_distance(arm: str, reference: torch.Tensor, batch_size: int, config: SpiralConfig) -> Any:
-    """The fitted :mod:`repmatch.distances` distance of ``arm`` at training batch ``batch_size``."""
+def make_arm_distance(arm: str, reference: torch.Tensor, config: SpiralConfig) -> Any:
+    """The fitted :mod:`repmatch.distances` distance of ``arm`` on ``reference`` (N, D).
+
+    The arms that resample (``sliced_wasserstein``, ``mmd_exact``: B rows; ``drifting``: a
+    bank) draw from ``reference`` with the ``generator`` passed at each call.
+    """
     from .. import distances
     from ..kernels import median_bandwidth
 
@@ -163,15 +167,15 @@ def make_arm_distance(arm: str, reference: torch.Tensor, batch_size: int, config
     if arm == "frechet":
         dist = distances.create("frechet")
     elif arm == "sliced_wasserstein":
-        dist = distances.create(
-            "sliced_wasserstein", num_projections=config.num_projections, reference_batch_size=batch_size
-        )
+        # Each call draws fresh projections and B fresh reference rows (B = the batch's size).
+        dist = distances.create("sliced_wasserstein", num_projections=config.num_projections, seed=config.seed)
     elif arm == "drifting":
-        dist = distances.create("drifting", bank_size=config.drift_bank, radii=config.drift_radii)
+        dist = distances.create("drifting", bank_size=config.drift_bank, radii=config.drift_radii, seed=config.seed)
     elif arm == "mmd_rff":
         dist = distances.create("mmd_rff", num_features=config.num_features, seed=config.seed, **kernel)
     elif arm == "mmd_exact":
-        dist = distances.create("mmd_exact", reference_batch_size=batch_size, **kernel)
+        # sample_size=None: B fresh reference rows per call, B = the batch's size.
+        dist = distances.create("mmd_exact", seed=config.seed, **kernel)
     else:
         dist = distances.create("mmd_nystrom", num_landmarks=config.num_features, seed=config.seed, **kernel)
     return dist.fit(reference)
@@ -211,6 +215,9 @@ def train_cells(
     """
     reference, q = spiral_reference(config)
     widths = [config.noise_dim] + [config.hidden_width] * config.hidden_layers + [config.dim]
+    # A distance does not depend on the batch size (resampling follows the call's batch), so each
+    # arm is fitted once and shared by its cells.
+    fitted = {arm: make_arm_distance(arm, reference, config) for arm in dict.fromkeys(a for a, _ in cells)}
     groups: list[_Group] = []
     for b in sorted({b for _, b in cells}):
         members = [c for c in cells if c[1] == b]
@@ -219,7 +226,7 @@ def train_cells(
                 batch_size=b,
                 cells=members,
                 mlp=StackedMLP(widths, [_cell_seed(config.seed, a, b, _INIT) for a, _ in members]),
-                distances=[make_arm_distance(a, reference, b, config) for a, _ in members],
+                distances=[fitted[a] for a, _ in members],
                 noise=[torch.Generator().manual_seed(_cell_seed(config.seed, a, b, _NOISE)) for a, _ in members],
                 resample=[torch.Generator().manual_seed(_cell_seed(config.seed, a, b, _RESAMPLE)) for a, _ in members],
             )
@@ -358,7 +365,16 @@ def run_spiral(config: SpiralConfig = SpiralConfig(), *, progress: bool = True) 
     total = config.iterations * len(config.cells)
     with tqdm(total=total, disable=not progress, unit="it", unit_scale=True, desc="spiral") as bar:
         if config.workers == 1:
-            samples = train_cells(config, config.cells, on_progress=lambda n: bar.update(n * len(config.cells)))
+            # One thread, like each worker: at these sizes a second OpenMP thread gains little
+            # on a quiet machine and spin-waits badly on a busy one.
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                samples = train_cells(
+                    config, config.cells, on_progress=lambda n: bar.update(n * len(config.cells))
+                )
+            finally:
+                torch.set_num_threads(threads)
         else:
             samples = _run_workers(config, bar)
     scorer = SpiralScorer(config.spiral, num_anchors=config.num_anchors, radius=config.anchor_radius)

@@ -131,8 +131,10 @@ class SpiralScorer:
             (torch.zeros(1, dtype=torch.float64), torch.cumsum(self.curve.diff(dim=0).norm(dim=1), 0))
         )
         targets = torch.linspace(0.0, float(arc[-1]), num_anchors, dtype=torch.float64)
-        idx = torch.searchsorted(arc, targets).clamp(max=num_curve_points - 1)
-        self.anchors = self.curve[idx]
+        # Interpolate within the polyline's segments so anchors sit at exact arc-length stations.
+        idx = torch.searchsorted(arc, targets, right=True).clamp(1, num_curve_points - 1)
+        frac = ((targets - arc[idx - 1]) / (arc[idx] - arc[idx - 1])).clamp(0.0, 1.0)[:, None]
+        self.anchors = self.curve[idx - 1] + frac * (self.curve[idx] - self.curve[idx - 1])
 
     def recall(self, points: torch.Tensor) -> float:
         """Fraction of anchors with a point of ``points`` (N, 2) within ``radius``."""

@@ -46,7 +46,15 @@ def _sequential(config: sp.SpiralConfig) -> float:
     return total
 
 
-def _batched(config: sp.SpiralConfig) -> float:
+def _split_by_rows(cells: list[tuple[str, int]], workers: int) -> list[list[tuple[str, int]]]:
+    """The naive split: balance the summed batch size only."""
+    parts: list[list[tuple[str, int]]] = [[] for _ in range(workers)]
+    for cell in sorted(cells, key=lambda c: -c[1]):
+        min(parts, key=lambda p: sum(b for _, b in p)).append(cell)
+    return parts
+
+
+def _batched(config: sp.SpiralConfig, cells: list[tuple[str, int]] | None = None) -> float:
     """CPU seconds of the batched harness over the whole grid, setup (fits, scoring) excluded.
 
     Setup is measured by a 1-iteration run and subtracted: ``t(N) - t(1)`` covers N - 1 steps.
@@ -54,7 +62,7 @@ def _batched(config: sp.SpiralConfig) -> float:
     def run(iterations: int) -> float:
         cfg = sp.with_overrides(config, iterations=iterations)
         start = time.process_time()
-        sp.train_cells(cfg, cfg.cells)
+        sp.train_cells(cfg, cfg.cells if cells is None else cells)
         return time.process_time() - start
 
     one = run(1)
@@ -93,6 +101,12 @@ def main() -> None:
     for name, t in (("cell after cell (baseline)", seq), ("batched harness", bat)):
         ms = 1e3 * t / args.iterations
         print(f"{name:<28}{ms:>18.1f}{seq / t:>8.2f}{ms * full / 1e3:>17.0f}")
+    print(f"\nper-worker CPU s of the batched harness ({args.workers} workers, {args.iterations} it)")
+    for name, parts in (("split by summed B", _split_by_rows(config.cells, args.workers)),
+                        ("split by cost model", sp._partition(config.cells, args.workers))):
+        times = [_batched(sp.with_overrides(config, arms=tuple(dict.fromkeys(a for a, _ in p))), p)
+                 for p in parts]
+        print(f"  {name:<22}" + " ".join(f"{t:7.2f}" for t in times) + f"   max/mean {max(times) / (sum(times) / len(times)):.2f}")
     costs = _per_arm(config)
     print(f"\ndistance call + backward, CPU ms (sum over the grid: {sum(costs.values()):.1f} ms/grid-step)")
     print(f"{'arm':<20}" + "".join(f"{'B=' + str(b):>9}" for b in config.batch_sizes))

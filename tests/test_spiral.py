@@ -173,10 +173,13 @@ def test_cells_are_independent_of_grouping() -> None:
     assert torch.allclose(alone[("mmd_rff", 8)], grid[("mmd_rff", 8)], atol=1e-5)
 
 
-def test_partition_balances_batch_rows() -> None:
-    parts = sp._partition(sp.SpiralConfig().cells, 2)
-    assert sorted(c for p in parts for c in p) == sorted(sp.SpiralConfig().cells)
-    assert [sum(b for _, b in p) for p in parts] == [504, 504]
+def test_partition_covers_the_grid_and_balances_cost() -> None:
+    cells = sp.SpiralConfig().cells
+    parts = sp._partition(cells, 2)
+    assert sorted(c for p in parts for c in p) == sorted(cells)
+    loads = [sum(sp._cell_cost(c) for c in p) for p in parts]
+    assert max(loads) - min(loads) <= max(sp._cell_cost(c) for c in cells)
+    assert len(sp._partition(cells[:1], 4)) == 1
 
 
 def test_nan_loss_never_reaches_the_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:

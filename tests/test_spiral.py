@@ -20,7 +20,6 @@ from repmatch.studies.spiral_data import (
 )
 from repmatch.studies.stacked_mlp import StackedMLP, clip_grad_norm_per_cell
 
-
 # --- data and scorer -------------------------------------------------------------------------
 
 def test_real_data_scores_the_floor() -> None:

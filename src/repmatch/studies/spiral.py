@@ -35,14 +35,14 @@ from .stacked_mlp import StackedMLP, clip_grad_norm_per_cell
 
 __all__ = [
     "ARMS",
-    "SpiralConfig",
     "SpiralCell",
+    "SpiralConfig",
     "SpiralResult",
-    "quick_config",
     "make_arm_distance",
+    "quick_config",
+    "run_spiral",
     "spiral_reference",
     "train_cells",
-    "run_spiral",
     "with_overrides",
 ]
 
@@ -128,7 +128,7 @@ class SpiralConfig:
 
 def quick_config(**overrides: Any) -> SpiralConfig:
     """A seconds-long smoke-test configuration (few iterations, in-process, small evaluation)."""
-    base: dict[str, Any] = dict(iterations=40, workers=1, num_eval=1000)
+    base: dict[str, Any] = {"iterations": 40, "workers": 1, "num_eval": 1000}
     base.update(overrides)
     return SpiralConfig(**base)
 
@@ -163,7 +163,7 @@ def make_arm_distance(arm: str, reference: torch.Tensor, config: SpiralConfig) -
     if arm.startswith("mmd_"):
         # One bandwidth for the whole MMD family, so the three arms share one kernel.
         sigma = median_bandwidth(reference, seed=config.seed)
-        kernel: dict[str, Any] = dict(bandwidth=sigma, scales=config.bandwidth_factors)
+        kernel: dict[str, Any] = {"bandwidth": sigma, "scales": config.bandwidth_factors}
     if arm == "frechet":
         dist = distances.create("frechet")
     elif arm == "sliced_wasserstein":
@@ -304,7 +304,7 @@ def _worker(config: SpiralConfig, cells: list[tuple[str, int]], queue: Any) -> N
         torch.set_num_threads(1)
         out = train_cells(config, cells, on_progress=lambda n: queue.put(("tick", n * len(cells))))
         queue.put(("done", {c: v.numpy() for c, v in out.items()}))
-    except BaseException:
+    except Exception:
         queue.put(("error", traceback.format_exc()))
 
 

@@ -37,11 +37,15 @@ def format_table(result: SpiralResult) -> str:
     load = ", ".join(f"{x:.2f}" for x in result.load_avg)
     lines += [
         "",
-        f"Entries: anchor recall / medDist. Real data: recall {result.real_recall:.2f}, "
-        f"medDist {result.real_floor:.3f} (the floor).",
-        f"{result.config.iterations} iterations per cell, {len(result.cells)} cells, "
-        f"{result.config.workers} worker process(es); wall time {result.wall_time_s:.1f} s "
-        f"(load average at the end: {load}).",
+        (
+            f"Entries: anchor recall / medDist. Real data: recall {result.real_recall:.2f}, "
+            f"medDist {result.real_floor:.3f} (the floor)."
+        ),
+        (
+            f"{result.config.iterations} iterations per cell, {len(result.cells)} cells, "
+            f"{result.config.workers} worker process(es); wall time {result.wall_time_s:.1f} s "
+            f"(load average at the end: {load})."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -67,7 +71,7 @@ def render_figure(result: SpiralResult, *, max_points: int = 2000) -> bytes:
             ax.plot(curve[:, 0], curve[:, 1], color="0.6", lw=0.8, zorder=1)
             ax.scatter(pts[:, 0], pts[:, 1], s=0.6, color="tab:blue", alpha=0.5, lw=0, zorder=2)
             ax.text(0.03, 0.97, f"{cell.recall:.2f} / {cell.med_dist:.3f}", transform=ax.transAxes,
-                    ha="left", va="top", fontsize=7, bbox=dict(fc="white", ec="none", alpha=0.8, pad=1))
+                    ha="left", va="top", fontsize=7, bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
             ax.set_aspect("equal")

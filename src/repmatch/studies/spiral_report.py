@@ -85,7 +85,7 @@ def render_figure(result: SpiralResult, *, max_points: int = 2000) -> bytes:
         f"Spiral in R^{result.config.dim}: recall / medDist (real floor {result.real_floor:.3f})",
         fontsize=9,
     )
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, 0.95))  # room for the suptitle
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

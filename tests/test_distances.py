@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 from scipy.linalg import sqrtm
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import repmatch
 from repmatch import NystromReference, distances
 from repmatch.distances import (
     drifting_field,
     drifting_loss,
-    frechet_distance,
     mmd_exact_loss,
     mmd_nystrom_loss,
     random_projections,
@@ -84,11 +84,11 @@ def _fitted(name, ref, **kw):
 
 
 GRADCHECK_CASES = {
-    "mmd_nystrom": dict(num_landmarks=12, scales=(0.5, 1.0, 2.0), chunk_size=4),
-    "mmd_exact": dict(sample_size=15, scales=(1.0, 3.0)),
-    "mmd_rff": dict(num_features=32, scales=(0.5, 1.0)),
+    "mmd_nystrom": {"num_landmarks": 12, "scales": (0.5, 1.0, 2.0), "chunk_size": 4},
+    "mmd_exact": {"sample_size": 15, "scales": (1.0, 3.0)},
+    "mmd_rff": {"num_features": 32, "scales": (0.5, 1.0)},
     "frechet": {},
-    "sliced_wasserstein": dict(num_projections=16),
+    "sliced_wasserstein": {"num_projections": 16},
 }
 
 
@@ -152,6 +152,7 @@ def test_frechet_matches_scipy_sqrtm():
     cr, cg = np.cov(r, rowvar=False), np.cov(g, rowvar=False)
     expected = np.sum((g.mean(0) - r.mean(0)) ** 2) + np.trace(cg + cr - 2 * sqrtm(cg @ cr).real)
     assert float(dist(gen)) == pytest.approx(expected, rel=1e-9)
+    assert float(_fitted("frechet", ref, chunk_size=7)(gen)) == pytest.approx(expected, rel=1e-9)
     m = torch.from_numpy(cg)
     np.testing.assert_allclose(sqrtm_psd(m).numpy(), sqrtm(cg).real, rtol=1e-9, atol=1e-12)
 
@@ -176,7 +177,7 @@ def test_rff_is_the_feature_space_mmd_and_approaches_the_kernel_mmd():
     ref, gen = _data(200, 3, 19), _data(40, 3, 20, shift=0.8)
     dist = _fitted("mmd_rff", ref, num_features=20000, bandwidth=1.5)
     w, b = dist.weights.numpy(), dist.offsets.numpy()
-    phi = lambda a: np.sqrt(2 / 20000) * np.cos(a.numpy() @ w + b)  # noqa: E731
+    phi = lambda a: np.sqrt(2 / 20000) * np.cos(a.numpy() @ w + b)
     expected = np.sum((phi(gen).mean(0) - phi(ref).mean(0)) ** 2)
     assert float(dist(gen)) == pytest.approx(expected, rel=1e-9)
     assert float(dist(gen)) == pytest.approx(float(mmd_exact_loss(gen, ref, 1.5)), rel=0.05)
@@ -255,3 +256,41 @@ def test_cuda_nystrom_tf32_gradient_close_to_float64():
                              data_term=ref.data_term, pool_size=ref.pool_size)
     mmd_nystrom_loss(x64, ref64).backward()
     assert float((x.grad.double() - x64.grad).norm() / x64.grad.norm()) < 1e-2
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any aten op produces (an oracle for peak intermediates)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_chunking_bounds_the_largest_intermediate():
+    B, m, D, chunk = 96, 40, 5, 8
+    pool = _data(600, D, 40)
+    with _LargestTensor() as build_mode:
+        ref = NystromReference.build(
+            pool, num_landmarks=m, chunk_size=50, kmeans_sample=120, kmeans_iters=2, bandwidth=2.0
+        )
+    # Nothing pool-sized times landmarks (600 x 40): only chunk x m blocks, m x m, the pool itself.
+    assert build_mode.largest <= max(50 * m, 120 * (D + 8), pool.numel()) < pool.shape[0] * m
+    x = _data(B, D, 41).requires_grad_()
+    with _LargestTensor() as mode:
+        mmd_nystrom_loss(x, ref, chunk_size=chunk).backward()
+    assert mode.largest <= chunk * max(B, m + 8) < B * B
+
+
+def test_exact_mmd_chunking_bounds_the_largest_intermediate():
+    B, n, chunk = 64, 200, 8
+    x, y = _data(B, 3, 42).requires_grad_(), _data(n, 3, 43)
+    with _LargestTensor() as mode:
+        mmd_exact_loss(x, y, (1.0, 2.0), chunk_size=chunk).backward()
+    assert mode.largest <= chunk * (n + 8) < n * n

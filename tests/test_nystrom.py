@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -39,7 +41,7 @@ def test_all_points_as_landmarks_reproduce_exact_terms():
 def test_nystrom_error_shrinks_with_landmarks():
     pool, gen = _mixture(600, 5, 2), _mixture(50, 5, 3)
     errs = [_cross_error(pool, gen, NystromReference.build(pool, num_landmarks=m, seed=0)) for m in (4, 16, 64, 256)]
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs
     assert errs[-1] < 1e-2 * errs[0]
 
 
@@ -71,11 +73,22 @@ def test_kmeans_deterministic_nonempty_and_close_to_sklearn():
     assert ours < 1.15 * theirs
 
 
+def test_kmeans_reseeds_a_cluster_that_empties():
+    x = torch.cat([torch.zeros(50, 1), torch.full((50, 1), 10.0)]).double() + 0.01 * torch.arange(100.0)[:, None]
+    init = torch.tensor([[0.0], [10.0], [100.0]], dtype=torch.float64)  # the third centre attracts nothing
+    for iters in (0, 3):
+        centers, labels = kmeans(x, 3, init=init, iters=iters)
+        assert torch.bincount(labels, minlength=3).min() > 0 and torch.isfinite(centers).all()
+        # Without Lloyd steps the reseeded centre is exactly the point moved into it.
+        if iters == 0:
+            assert torch.equal(centers[2], x[labels == 2][0])
+
+
 def test_kmeans_never_returns_empty_cluster_on_degenerate_data():
     # Heavy duplicates plus far outliers: Lloyd steps empty clusters that must be reseeded.
     x = torch.cat([torch.zeros(200, 2), torch.ones(200, 2), 50 + torch.arange(10.0)[:, None].repeat(1, 2)])
     x = x.double()
-    centers, labels = kmeans(x, 12, seed=0, iters=5)
+    _centers, labels = kmeans(x, 12, seed=0, iters=5)
     assert torch.bincount(labels, minlength=12).min() > 0
     with pytest.raises(ValueError, match="distinct rows"):
         kmeans(x, 13, seed=0)

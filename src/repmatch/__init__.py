@@ -2,12 +2,12 @@
 
 from ._version import __version__
 from .distances import (
+    MMDRFF,
     Distance,
     Drifting,
     Frechet,
     MMDExact,
     MMDNystrom,
-    MMDRFF,
     SlicedWasserstein,
     drifting_loss,
     frechet_distance,
@@ -19,15 +19,15 @@ from .kernels import gaussian_kernel, median_bandwidth, multiscale_bandwidths
 from .nystrom import NystromReference
 
 __all__ = [
-    "__version__",
+    "MMDRFF",
     "Distance",
     "Drifting",
     "Frechet",
     "MMDExact",
     "MMDNystrom",
-    "MMDRFF",
     "NystromReference",
     "SlicedWasserstein",
+    "__version__",
     "drifting_loss",
     "frechet_distance",
     "gaussian_kernel",

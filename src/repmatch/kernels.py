@@ -22,13 +22,13 @@ import torch
 from ._validate import check_choice, check_features, check_positive
 
 __all__ = [
-    "sq_distances",
+    "PRECISIONS",
+    "augmented_operands",
     "gaussian_kernel",
+    "matmul_precision",
     "median_bandwidth",
     "multiscale_bandwidths",
-    "matmul_precision",
-    "augmented_operands",
-    "PRECISIONS",
+    "sq_distances",
 ]
 
 #: Accepted values of the ``precision`` option of the kernel-matrix code paths.

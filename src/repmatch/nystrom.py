@@ -27,19 +27,25 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 from ._io import atomic_save_safetensors, atomic_write_json
 from ._validate import check_choice, check_features, check_positive
-from .kernels import PRECISIONS, augmented_operands, matmul_precision, median_bandwidth, sq_distances
+from .kernels import (
+    PRECISIONS,
+    augmented_operands,
+    matmul_precision,
+    median_bandwidth,
+    sq_distances,
+)
 
-__all__ = ["NystromReference", "kmeans", "FeatureSource"]
+__all__ = ["FeatureSource", "NystromReference", "kmeans"]
 
 #: A reference pool: a tensor ``(N, D)``, a re-iterable of ``(n_i, D)`` chunks (e.g. a list),
 #: or a zero-argument callable returning a fresh iterator of chunks (e.g. reading shards).
-FeatureSource = Union[torch.Tensor, Iterable[torch.Tensor], Callable[[], Iterable[torch.Tensor]]]
+FeatureSource = torch.Tensor | Iterable[torch.Tensor] | Callable[[], Iterable[torch.Tensor]]
 
 _FORMAT = "repmatch.nystrom_reference"
 _VERSION = 1
@@ -87,6 +93,27 @@ def _pairwise_min(x: torch.Tensor, xx: torch.Tensor, c: torch.Tensor, chunk_size
     return torch.cat(dist), torch.cat(idx)
 
 
+def _kmeans_pp(xc: torch.Tensor, xx: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int) -> torch.Tensor:
+    """k-means++ seeding in at most 64 rounds of ``ceil(k/64)`` D²-weighted draws."""
+    n = xc.shape[0]
+    first = torch.randint(n, (1,), generator=gen, device=xc.device)
+    chosen = [first]
+    d2 = (xc - xc[first]).pow(2).sum(1)
+    per_round = math.ceil(k / 64)
+    count = 1
+    while count < k:
+        r = min(per_round, k - count)
+        positive = int((d2 > 0).sum())
+        if positive < r:
+            raise ValueError(f"x has only {count + positive} distinct rows, fewer than num_clusters={k}")
+        idx = torch.multinomial(d2, r, replacement=False, generator=gen)
+        chosen.append(idx)
+        nd, _ = _pairwise_min(xc, xx, xc[idx], chunk_size)
+        d2 = torch.minimum(d2, nd)
+        count += r
+    return xc[torch.cat(chosen)].clone()
+
+
 def kmeans(
     x: torch.Tensor,
     num_clusters: int,
@@ -94,12 +121,16 @@ def kmeans(
     iters: int = 10,
     seed: int = 0,
     chunk_size: int = 16384,
+    init: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded k-means on ``x`` ``(N, D)``; returns ``(centers (k, D), labels (N,))``.
 
+    ``init`` ``(k, D)`` gives the initial centres (warm start) instead of k-means++.
+
     k-means++ seeding (in at most 64 rounds, see the module docstring), ``iters`` Lloyd
     iterations, empty clusters reseeded with the farthest points; every returned cluster is
-    non-empty. Deterministic for a given ``seed``, device and input.
+    non-empty. Deterministic for a given ``seed`` and input on CPU; on CUDA the cluster sums
+    use atomic adds, so centres can differ in the last bits between runs.
     """
     check_features("x", x)
     check_positive("num_clusters", num_clusters, integer=True)
@@ -113,24 +144,13 @@ def kmeans(
     xc = x - mean  # centring keeps the distance expansion accurate in float32
     xx = (xc * xc).sum(1)
 
-    first = torch.randint(n, (1,), generator=gen, device=x.device)
-    chosen = [first]
-    d2 = (xc - xc[first]).pow(2).sum(1)
-    per_round = math.ceil(num_clusters / 64)
-    count = 1
-    while count < num_clusters:
-        r = min(per_round, num_clusters - count)
-        positive = int((d2 > 0).sum())
-        if positive < r:
-            raise ValueError(
-                f"x has only {count + positive} distinct rows, fewer than num_clusters={num_clusters}"
-            )
-        idx = torch.multinomial(d2, r, replacement=False, generator=gen)
-        chosen.append(idx)
-        nd, _ = _pairwise_min(xc, xx, xc[idx], chunk_size)
-        d2 = torch.minimum(d2, nd)
-        count += r
-    centers = xc[torch.cat(chosen)].clone()
+    if init is not None:
+        check_features("init", init, dim=x.shape[1])
+        if init.shape[0] != num_clusters:
+            raise ValueError(f"init must have num_clusters={num_clusters} rows, got {init.shape[0]}")
+        centers = init.to(xc) - mean
+    else:
+        centers = _kmeans_pp(xc, xx, num_clusters, gen, chunk_size)
 
     def assign() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dist, labels = _pairwise_min(xc, xx, centers, chunk_size)
@@ -162,7 +182,7 @@ def _gaussian_from_sq(d2: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(d2 / (-2.0 * sigma * sigma))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class NystromReference:
     """A frozen Nyström summary of a reference pool at one Gaussian bandwidth.
 
@@ -225,7 +245,6 @@ class NystromReference:
             rcond=rcond,
             precision=precision,
             device=device,
-            _median_allowed=bandwidth == "median",
         )[0]
 
     @classmethod
@@ -243,14 +262,13 @@ class NystromReference:
         rcond: float = 1e-7,
         precision: str = "highest",
         device: torch.device | str | None = None,
-        _median_allowed: bool = True,
     ) -> tuple[NystromReference, ...]:
         """One reference per bandwidth, sharing landmarks and one pass over the pool.
 
         ``bandwidths`` explicit, or ``None`` for ``median_bandwidth × factors``.
         """
-        if isinstance(bandwidths, str) or (bandwidths is None and not _median_allowed):
-            raise ValueError(f"bandwidth must be 'median' or a positive number, got {bandwidths!r}")
+        if isinstance(bandwidths, str):
+            raise TypeError(f"bandwidths must be a sequence of positive numbers or None, got {bandwidths!r}")
         check_positive("num_landmarks", num_landmarks, integer=True)
         check_positive("chunk_size", chunk_size, integer=True)
         check_positive("rcond", rcond)

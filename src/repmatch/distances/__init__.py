@@ -19,24 +19,24 @@ from .mmd_rff import MMDRFF, rff_features
 from .sliced_wasserstein import SlicedWasserstein, random_projections, sliced_wasserstein_loss
 
 __all__ = [
-    "Distance",
-    "create",
-    "NAMES",
-    "MMDNystrom",
-    "mmd_nystrom_loss",
-    "MMDExact",
-    "mmd_exact_loss",
     "MMDRFF",
-    "rff_features",
-    "Frechet",
-    "frechet_distance",
-    "sqrtm_psd",
-    "SlicedWasserstein",
-    "sliced_wasserstein_loss",
-    "random_projections",
+    "NAMES",
+    "Distance",
     "Drifting",
+    "Frechet",
+    "MMDExact",
+    "MMDNystrom",
+    "SlicedWasserstein",
+    "create",
     "drifting_field",
     "drifting_loss",
+    "frechet_distance",
+    "mmd_exact_loss",
+    "mmd_nystrom_loss",
+    "random_projections",
+    "rff_features",
+    "sliced_wasserstein_loss",
+    "sqrtm_psd",
 ]
 
 _REGISTRY: dict[str, type[Distance]] = {

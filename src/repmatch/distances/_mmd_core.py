@@ -34,12 +34,32 @@ from ..kernels import augmented_operands, matmul_precision
 
 
 @dataclass(frozen=True, eq=False)
+class PointSet:
+    """A weighted point set ``(m, D)`` prepared for :func:`fused_mmd` around a common centre.
+
+    ``right`` is the augmented centred points (see :func:`repmatch.kernels.augmented_operands`),
+    ``weighted`` is ``[w ∘ y_c, w]`` (so ``K @ weighted`` gives the gradient term and ``K w``),
+    ``weights`` is ``w`` ``(m,)``.
+    """
+
+    right: torch.Tensor
+    weighted: torch.Tensor
+    weights: torch.Tensor
+
+
+def prepare_points(points: torch.Tensor, weights: torch.Tensor, center: torch.Tensor) -> PointSet:
+    """Centre ``points`` ``(m, D)`` on ``center`` and build a :class:`PointSet` in its dtype/device."""
+    yc = points.to(device=center.device, dtype=center.dtype) - center
+    w = weights.to(device=center.device, dtype=center.dtype)
+    return PointSet(right=augmented_operands(yc, left=False), weighted=_with_ones(yc, w), weights=w)
+
+
+@dataclass(frozen=True, eq=False)
 class AttractionTerm:
-    """One kernel scale: bandwidth ``sigma``, point set ``points`` ``(m, D)``, weights ``(m,)``."""
+    """One kernel scale of the attraction: bandwidth ``sigma``, a point set, a data-term constant."""
 
     sigma: float
-    points: torch.Tensor
-    weights: torch.Tensor
+    points: PointSet
     constant: float
 
 
@@ -51,98 +71,96 @@ def _with_ones(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Te
         out[:, :d] = x
         out[:, d] = 1.0
     else:
-        out[:, :d] = weights[:, None] * x
+        torch.mul(x, weights[:, None], out=out[:, :d])
         out[:, d] = weights
     return out
 
 
 class _MMDFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, g, repulsion_sigmas, terms, chunk_size, precision, need_grad):  # type: ignore[override]
+    def forward(ctx, g, repulsion_sigmas, terms, center, chunk_size, precision, need_grad):  # type: ignore[override]
         B, D = g.shape
-        dtype = g.dtype
-        # A common centre keeps the ||x||²+||y||²-2x·y expansion well conditioned in float32.
-        center = terms[0].points.to(dtype).mean(0) if terms else g.mean(0)
         gc = g.detach() - center
         g_left = augmented_operands(gc, left=True)
-        g_right = augmented_operands(gc, left=False)
-        g_ones = _with_ones(gc) if need_grad else None
+        g_right = augmented_operands(gc, left=False) if repulsion_sigmas else None
+        g_ones = _with_ones(gc) if need_grad and repulsion_sigmas else None
         # Point sets shared by several scales share one inner-product matmul per chunk.
-        sets: dict[int, torch.Tensor] = {}
         uses: dict[int, int] = {}
-        prepared = []
         for t in terms:
-            key = id(t.points)
-            if key not in sets:
-                yc = t.points.to(device=g.device, dtype=dtype) - center
-                sets[key] = augmented_operands(yc, left=False)
-            uses[key] = uses.get(key, 0) + 1
-            w = t.weights.to(device=g.device, dtype=dtype)
-            yc = sets[key][:, :D]
-            prepared.append((key, t.sigma, w, _with_ones(yc, w) if need_grad else None))
+            uses[id(t.points)] = uses.get(id(t.points), 0) + 1
         nrep = len(repulsion_sigmas)
-        acc = torch.zeros(nrep + len(terms), dtype=torch.float64, device=g.device)
+        rep_sums: list[torch.Tensor] = []
+        att_sums: list[torch.Tensor] = []
         grad = torch.zeros_like(gc) if need_grad else None
         step = B if chunk_size is None else int(chunk_size)
 
         def kernel(left: torch.Tensor, right: torch.Tensor, inner: torch.Tensor | None, sigma: float) -> torch.Tensor:
             inv = 1.0 / (sigma * sigma)
             if inner is None:  # one scale on this set: fold 1/σ² into the small operand
-                return (left * inv) @ right.T
-            return torch.mul(inner, inv)
+                return torch.mm(left * inv, right.T).exp_()
+            return torch.mul(inner, inv).exp_()
 
         with matmul_precision(precision):
             for r0 in range(0, B, step):
                 rows = slice(r0, min(B, r0 + step))
                 left, xr = g_left[rows], gc[rows]
-                inner = (left @ g_right.T) if nrep > 1 else None
-                for s, sigma in enumerate(repulsion_sigmas):
-                    K = kernel(left, g_right, inner, sigma).exp_()
-                    coef = 2.0 / (B * B * sigma * sigma)
+                inner = torch.mm(left, g_right.T) if nrep > 1 else None
+                for sigma in repulsion_sigmas:
+                    K = kernel(left, g_right, inner, sigma)
                     if need_grad:
                         KG = K @ g_ones
-                        acc[s] += KG[:, D].sum(dtype=torch.float64)
-                        grad[rows] += coef * (KG[:, :D] - KG[:, D : D + 1] * xr)
+                        rep_sums.append(KG[:, D].sum(dtype=torch.float64))
+                        grad[rows].add_(KG[:, :D].addcmul_(KG[:, D : D + 1], xr, value=-1.0),
+                                        alpha=2.0 / (B * B * sigma * sigma))
                     else:
-                        acc[s] += K.sum(dtype=torch.float64)
+                        rep_sums.append(K.sum(dtype=torch.float64))
                     del K
                 inners: dict[int, torch.Tensor] = {}
-                for s, (key, sigma, w, wy) in enumerate(prepared):
+                for t in terms:
+                    key = id(t.points)
                     if uses[key] > 1 and key not in inners:
-                        inners[key] = left @ sets[key].T
-                    K = kernel(left, sets[key], inners.get(key), sigma).exp_()
+                        inners[key] = torch.mm(left, t.points.right.T)
+                    K = kernel(left, t.points.right, inners.get(key), t.sigma)
                     if need_grad:
-                        coef = 2.0 / (B * sigma * sigma)
-                        KY = K @ wy
-                        acc[nrep + s] += KY[:, D].sum(dtype=torch.float64)
-                        grad[rows] -= coef * (KY[:, :D] - KY[:, D : D + 1] * xr)
+                        KY = K @ t.points.weighted
+                        att_sums.append(KY[:, D].sum(dtype=torch.float64))
+                        grad[rows].add_(KY[:, :D].addcmul_(KY[:, D : D + 1], xr, value=-1.0),
+                                        alpha=-2.0 / (B * t.sigma * t.sigma))
                     else:
-                        acc[nrep + s] += (K @ w).sum(dtype=torch.float64)
+                        att_sums.append((K @ t.points.weights).sum(dtype=torch.float64))
                     del K
                 del inner, inners
-        loss = acc[:nrep].sum() / (B * B) - 2.0 / B * acc[nrep:].sum()
-        loss = loss + sum(t.constant for t in terms)
+        loss = sum(t.constant for t in terms) + torch.zeros((), dtype=torch.float64, device=g.device)
+        if rep_sums:
+            loss = loss + torch.stack(rep_sums).sum() / (B * B)
+        if att_sums:
+            loss = loss - torch.stack(att_sums).sum() * (2.0 / B)
         if need_grad:
             ctx.save_for_backward(grad)
-        return loss.to(dtype)
+        return loss.to(g.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return grad_out * grad, None, None, None, None, None
+        return grad_out * grad, None, None, None, None, None, None
 
 
 def fused_mmd(
     g: torch.Tensor,
     repulsion_sigmas: Sequence[float],
     terms: Sequence[AttractionTerm],
+    center: torch.Tensor,
     *,
     chunk_size: int | None = None,
     precision: str = "highest",
 ) -> torch.Tensor:
-    """Scalar ``L(g)`` of the module docstring; differentiable in ``g`` (first order)."""
+    """Scalar ``L(g)`` of the module docstring; differentiable in ``g`` (first order).
+
+    ``terms`` must be prepared (:func:`prepare_points`) around ``center`` in ``g``'s dtype and
+    device; a common centre keeps the distance expansion well conditioned in float32.
+    """
     # Forward runs with grad disabled, so whether a gradient is wanted is decided here.
     need_grad = torch.is_grad_enabled() and g.requires_grad
     return _MMDFunction.apply(
-        g, tuple(repulsion_sigmas), tuple(terms), chunk_size, precision, need_grad
+        g, tuple(repulsion_sigmas), tuple(terms), center, chunk_size, precision, need_grad
     )

@@ -30,7 +30,7 @@ from .._validate import check_features, check_positive
 from ..kernels import sq_distances
 from ._base import Distance, reference_features
 
-__all__ = ["drifting_field", "drifting_loss", "Drifting"]
+__all__ = ["Drifting", "drifting_field", "drifting_loss"]
 
 
 def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

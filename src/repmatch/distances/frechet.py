@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 
+from .._validate import check_positive
 from ._base import Distance, reference_features
 
-__all__ = ["sqrtm_psd", "frechet_distance", "Frechet"]
+__all__ = ["Frechet", "frechet_distance", "sqrtm_psd"]
 
 
 class _SqrtmPSD(torch.autograd.Function):
@@ -72,14 +73,26 @@ class Frechet(Distance):
 
     name = "frechet"
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, *, chunk_size: int = 65536) -> None:
+        check_positive("chunk_size", chunk_size, integer=True)
+        self.chunk_size = chunk_size
 
     def fit(self, reference: Any) -> Frechet:
-        ref = reference_features(reference).to(torch.float64)
-        if ref.shape[0] < 2:
-            raise ValueError(f"reference needs at least 2 rows for a covariance, got {ref.shape[0]}")
-        self.mean, cov = _moments(ref)
+        ref = reference_features(reference)
+        n = ref.shape[0]
+        if n < 2:
+            raise ValueError(f"reference needs at least 2 rows for a covariance, got {n}")
+        # Chunked float64 moments about a provisional centre: no float64 copy of the pool.
+        shift = ref[0].to(torch.float64)
+        total = torch.zeros_like(shift)
+        gram = torch.zeros(ref.shape[1], ref.shape[1], dtype=torch.float64, device=ref.device)
+        for i in range(0, n, self.chunk_size):
+            xc = ref[i : i + self.chunk_size].to(torch.float64) - shift
+            total += xc.sum(0)
+            gram += xc.T @ xc
+        delta = total / n
+        self.mean = shift + delta
+        cov = (gram - n * torch.outer(delta, delta)) / (n - 1)
         self.cov_sqrt = sqrtm_psd(cov)
         self.cov_trace = float(torch.diagonal(cov).sum())
         self.dim = ref.shape[1]

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from .._validate import check_choice, check_features, check_positive
-from ..kernels import PRECISIONS, gaussian_kernel
+from ..kernels import PRECISIONS, sq_distances
 from ._base import Distance, reference_features, resolve_bandwidths
-from ._mmd_core import AttractionTerm, fused_mmd
+from ._mmd_core import AttractionTerm, fused_mmd, prepare_points
 
-__all__ = ["mmd_exact_loss", "MMDExact"]
+__all__ = ["MMDExact", "mmd_exact_loss"]
 
 
 def mmd_exact_loss(
@@ -38,13 +38,28 @@ def mmd_exact_loss(
     for s in sigmas:
         check_positive("bandwidths", s)
     check_choice("precision", precision, PRECISIONS)
-    y = y.to(gen_features.dtype)
+    return _loss(gen_features, y, sigmas, chunk_size, precision)
+
+
+def _loss(g: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], chunk_size: int | None, precision: str) -> torch.Tensor:
+    y = y.to(device=g.device, dtype=g.dtype)
+    center = y.mean(0)
     w = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=y.dtype, device=y.device)
+    points = prepare_points(y, w, center)
+    # The data term (1/n²) Σ k(y, y'), in row blocks so no n × n matrix exists for a large
+    # sample; one distance block is shared by all scales.
+    n = y.shape[0]
+    block = n if chunk_size is None else int(chunk_size)
+    totals = [torch.zeros((), dtype=torch.float64, device=y.device) for _ in sigmas]
+    for i in range(0, n, block):
+        d2 = sq_distances(y[i : i + block], y, center=center)
+        for total, s in zip(totals, sigmas, strict=True):
+            total += torch.exp(d2 / (-2.0 * s * s)).sum(dtype=torch.float64)
     terms = [
-        AttractionTerm(sigma=s, points=y, weights=w, constant=float(gaussian_kernel(y, y, s).mean()))
-        for s in sigmas
+        AttractionTerm(sigma=s, points=points, constant=float(total) / (n * n))
+        for s, total in zip(sigmas, totals, strict=True)
     ]
-    return fused_mmd(gen_features, sigmas, terms, chunk_size=chunk_size, precision=precision)
+    return fused_mmd(g, sigmas, terms, center, chunk_size=chunk_size, precision=precision)
 
 
 class MMDExact(Distance):
@@ -85,11 +100,5 @@ class MMDExact(Distance):
         if n > N:
             raise ValueError(f"sample_size={n} exceeds the number of reference rows ({N})")
         idx = torch.randperm(N, generator=generator or self.generator)[:n]
-        y = self.reference[idx.to(self.reference.device)].to(gen.device)
-        w = torch.full((n,), 1.0 / n, dtype=gen.dtype, device=gen.device)
-        y = y.to(gen.dtype)
-        terms = [
-            AttractionTerm(sigma=s, points=y, weights=w, constant=float(gaussian_kernel(y, y, s).mean()))
-            for s in self.bandwidths
-        ]
-        return fused_mmd(gen, self.bandwidths, terms, chunk_size=self.chunk_size, precision=self.precision)
+        y = self.reference[idx.to(self.reference.device)]
+        return _loss(gen, y, self.bandwidths, self.chunk_size, self.precision)

@@ -14,6 +14,7 @@ on the same [0, 2] scale, so no per-scale weights are needed).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,9 +24,9 @@ from .._validate import check_choice, check_positive
 from ..kernels import PRECISIONS
 from ..nystrom import NystromReference
 from ._base import Distance, reference_features
-from ._mmd_core import AttractionTerm, fused_mmd
+from ._mmd_core import AttractionTerm, PointSet, fused_mmd, prepare_points
 
-__all__ = ["mmd_nystrom_loss", "MMDNystrom"]
+__all__ = ["MMDNystrom", "mmd_nystrom_loss"]
 
 
 def _as_references(reference: Any) -> tuple[NystromReference, ...]:
@@ -36,6 +37,30 @@ def _as_references(reference: Any) -> tuple[NystromReference, ...]:
             f"got {type(reference).__name__}"
         )
     return refs
+
+
+# Prepared (centred, augmented, cast) landmarks per reference, dtype and device: references are
+# frozen, so per-step calls skip re-deriving them. Weak keys: dropping a reference frees it.
+_PREPARED: weakref.WeakKeyDictionary[NystromReference, dict[Any, tuple[torch.Tensor, PointSet]]]
+_PREPARED = weakref.WeakKeyDictionary()
+
+
+def _terms(refs: tuple[NystromReference, ...], like: torch.Tensor) -> tuple[torch.Tensor, list[AttractionTerm]]:
+    """The common centre (first reference's landmark mean) and one prepared term per scale."""
+    key = (like.dtype, like.device)
+    center: torch.Tensor | None = None
+    terms = []
+    for r in refs:
+        cache = _PREPARED.setdefault(r, {})
+        hit = cache.get(key)
+        if hit is None or (center is not None and hit[0] is not center):
+            if center is None:
+                center = r.landmarks.to(device=like.device, dtype=like.dtype).mean(0)
+            hit = cache[key] = (center, prepare_points(r.landmarks, r.alpha, center))
+        center = hit[0]
+        terms.append(AttractionTerm(sigma=r.bandwidth, points=hit[1], constant=r.data_term))
+    assert center is not None
+    return center, terms
 
 
 def mmd_nystrom_loss(
@@ -54,17 +79,16 @@ def mmd_nystrom_loss(
     Float64 inputs are computed in float64.
     """
     refs = _as_references(reference)
-    for r in refs:
-        r.check_compatible(gen_features, fingerprint)
+    refs[0].check_compatible(gen_features, fingerprint)
+    for r in refs[1:]:
+        if r.dim != refs[0].dim:
+            raise ValueError(f"reference scales disagree on the feature dimension ({r.dim} vs {refs[0].dim})")
     if chunk_size is not None:
         check_positive("chunk_size", chunk_size, integer=True)
     check_choice("precision", precision, PRECISIONS)
-    terms = [
-        AttractionTerm(sigma=r.bandwidth, points=r.landmarks, weights=r.alpha, constant=r.data_term)
-        for r in refs
-    ]
+    center, terms = _terms(refs, gen_features)
     return fused_mmd(
-        gen_features, [r.bandwidth for r in refs], terms, chunk_size=chunk_size, precision=precision
+        gen_features, [r.bandwidth for r in refs], terms, center, chunk_size=chunk_size, precision=precision
     )
 
 
@@ -115,17 +139,15 @@ class MMDNystrom(Distance):
         else:
             self.references = _as_references(reference)
         self.dim = self.references[0].dim
-        self._terms = [
-            AttractionTerm(sigma=r.bandwidth, points=r.landmarks, weights=r.alpha, constant=r.data_term)
-            for r in self.references
-        ]
         return self
 
     def _score(self, gen: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        center, terms = _terms(self.references, gen)
         return fused_mmd(
             gen,
-            [t.sigma for t in self._terms],
-            self._terms,
+            [r.bandwidth for r in self.references],
+            terms,
+            center,
             chunk_size=self.chunk_size,
             precision=self.precision,
         )

@@ -20,7 +20,7 @@ import torch
 from .._validate import check_positive
 from ._base import Distance, reference_features, resolve_bandwidths
 
-__all__ = ["rff_features", "MMDRFF"]
+__all__ = ["MMDRFF", "rff_features"]
 
 
 def rff_features(x: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor, num_features: int) -> torch.Tensor:

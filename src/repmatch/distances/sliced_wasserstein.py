@@ -17,7 +17,7 @@ import torch
 from .._validate import check_features, check_positive
 from ._base import Distance, reference_features
 
-__all__ = ["random_projections", "sliced_wasserstein_loss", "SlicedWasserstein"]
+__all__ = ["SlicedWasserstein", "random_projections", "sliced_wasserstein_loss"]
 
 
 def random_projections(dim: int, num_projections: int, generator: torch.Generator | None = None) -> torch.Tensor:

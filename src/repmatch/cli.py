@@ -23,6 +23,7 @@ VERB_MODULES: tuple[str, ...] = (
     "repmatch.models.teacher_cli",
     "repmatch.evaluation.cli_eval",
     "repmatch.report.cli",
+    "repmatch.studies.spiral_cli",
     "repmatch.pipelines.cli",
 )
 

@@ -1,0 +1,121 @@
+"""Spiral study speed: the batched harness vs cell-after-cell training (like the paper's release).
+
+Both paths run the same cells, distances and optimiser settings for ``--iterations`` steps per
+cell on one thread; the baseline trains one ``nn.Sequential`` per cell with its own Adam and
+``clip_grad_norm_``, one cell after the other. Prints per-step times, the ratio, CPU time
+(``time.process_time``, robust to other load on the machine) and the load average, and the
+projected time of the full 8000-iteration grid on W single-thread workers.
+
+    PYTHONPATH=src python benchmarks/bench_spiral.py [--iterations 30] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+from torch import nn
+
+from repmatch.studies import spiral as sp
+
+
+def _sequential(config: sp.SpiralConfig) -> float:
+    """CPU seconds of cell-after-cell training of the whole grid (setup excluded)."""
+    reference, _ = sp.spiral_reference(config)
+    fitted = {a: sp.make_arm_distance(a, reference, config) for a in config.arms}
+    total = 0.0
+    for arm, b in config.cells:
+        widths = [config.noise_dim] + [config.hidden_width] * config.hidden_layers + [config.dim]
+        layers: list[nn.Module] = []
+        for i, (fi, fo) in enumerate(zip(widths[:-1], widths[1:])):
+            layers += [nn.Linear(fi, fo)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
+        model = nn.Sequential(*layers)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        gen = torch.Generator().manual_seed(0)
+        start = time.process_time()
+        for step in range(config.iterations):
+            opt.param_groups[0]["lr"] = sp._cosine_lr(config, step)
+            loss = fitted[arm](model(torch.randn(b, config.noise_dim, generator=gen)), generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+        total += time.process_time() - start
+    return total
+
+
+def _split_by_rows(cells: list[tuple[str, int]], workers: int) -> list[list[tuple[str, int]]]:
+    """The naive split: balance the summed batch size only."""
+    parts: list[list[tuple[str, int]]] = [[] for _ in range(workers)]
+    for cell in sorted(cells, key=lambda c: -c[1]):
+        min(parts, key=lambda p: sum(b for _, b in p)).append(cell)
+    return parts
+
+
+def _batched(config: sp.SpiralConfig, cells: list[tuple[str, int]] | None = None) -> float:
+    """CPU seconds of the batched harness over the whole grid, setup (fits, scoring) excluded.
+
+    Setup is measured by a 1-iteration run and subtracted: ``t(N) - t(1)`` covers N - 1 steps.
+    """
+    def run(iterations: int) -> float:
+        cfg = sp.with_overrides(config, iterations=iterations)
+        start = time.process_time()
+        sp.train_cells(cfg, cfg.cells if cells is None else cells)
+        return time.process_time() - start
+
+    one = run(1)
+    return (run(config.iterations) - one) * config.iterations / (config.iterations - 1)
+
+
+def _per_arm(config: sp.SpiralConfig, calls: int = 30) -> dict[tuple[str, int], float]:
+    """CPU ms of one distance call + backward, per (arm, batch size): the harness's floor."""
+    reference, _ = sp.spiral_reference(config)
+    out = {}
+    for arm in config.arms:
+        dist = sp.make_arm_distance(arm, reference, config)
+        gen = torch.Generator().manual_seed(0)
+        for b in config.batch_sizes:
+            x = torch.randn(b, config.dim, requires_grad=True)
+            dist(x, generator=gen).backward()
+            start = time.process_time()
+            for _ in range(calls):
+                dist(x, generator=gen).backward()
+            out[(arm, b)] = 1e3 * (time.process_time() - start) / calls
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = sp.SpiralConfig(iterations=args.iterations, num_eval=100)
+    seq = _sequential(config)
+    bat = _batched(config)
+    full = sp.SpiralConfig().iterations
+    print(f"load average {os.getloadavg()}, threads 1, {len(config.cells)} cells, {args.iterations} it/cell")
+    print(f"{'path':<28}{'CPU ms/grid-step':>18}{'ratio':>8}{'full grid CPU s':>17}")
+    for name, t in (("cell after cell (baseline)", seq), ("batched harness", bat)):
+        ms = 1e3 * t / args.iterations
+        print(f"{name:<28}{ms:>18.1f}{seq / t:>8.2f}{ms * full / 1e3:>17.0f}")
+    print(f"\nper-worker CPU s of the batched harness ({args.workers} workers, {args.iterations} it)")
+    for name, parts in (("split by summed B", _split_by_rows(config.cells, args.workers)),
+                        ("split by cost model", sp._partition(config.cells, args.workers))):
+        times = [_batched(sp.with_overrides(config, arms=tuple(dict.fromkeys(a for a, _ in p))), p)
+                 for p in parts]
+        print(f"  {name:<22}" + " ".join(f"{t:7.2f}" for t in times) + f"   max/mean {max(times) / (sum(times) / len(times)):.2f}")
+    costs = _per_arm(config)
+    print(f"\ndistance call + backward, CPU ms (sum over the grid: {sum(costs.values()):.1f} ms/grid-step)")
+    print(f"{'arm':<20}" + "".join(f"{'B=' + str(b):>9}" for b in config.batch_sizes))
+    for arm in config.arms:
+        print(f"{arm:<20}" + "".join(f"{costs[(arm, b)]:>9.2f}" for b in config.batch_sizes))
+    print(f"projected full-grid wall on {args.workers} idle cores: "
+          f"{bat / args.iterations * full / args.workers:.0f} s (batched), "
+          f"{seq / args.iterations * full / args.workers:.0f} s (baseline split over the same cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Controlled studies built on the library's distances (clients of the core, no private copies)."""

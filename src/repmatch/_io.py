@@ -16,6 +16,13 @@ from typing import Any
 import torch
 
 
+def cache_dir() -> Path:
+    """Where repmatch caches what it builds (converted models, trained weights):
+    ``$REPMATCH_CACHE``, else ``~/.cache/repmatch``. Never inside the repository."""
+    root = os.environ.get("REPMATCH_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "repmatch"
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` to ``path``."""
     path = Path(path)

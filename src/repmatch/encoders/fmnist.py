@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._io import atomic_save_safetensors
+from .._io import atomic_save_safetensors, cache_dir
 from .._validate import check_choice, check_positive
 from ._registry import EncoderSpec, MissingWeightsError, get_spec, register_encoder, register_panel
 from .preprocess import preprocess
@@ -145,8 +145,7 @@ _MODELS: dict[str, type[nn.Module]] = {"fmnist_classifier": FmnistClassifier, "f
 
 def fmnist_cache_dir() -> Path:
     """``$REPMATCH_CACHE/fmnist`` (default ``~/.cache/repmatch/fmnist``): where weights live."""
-    root = os.environ.get("REPMATCH_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "repmatch") / "fmnist"
+    return cache_dir() / "fmnist"
 
 
 def _spec(name: str, dim: int, pooling: str, description: str) -> EncoderSpec:

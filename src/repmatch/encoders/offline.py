@@ -17,21 +17,15 @@ import contextlib
 import hashlib
 import importlib
 import io
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .._io import atomic_write
+from .._io import atomic_write, cache_dir
 from ._registry import EncoderSpec, MissingWeightsError, register_encoder, register_panel
 
 IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-
-
-def cache_dir() -> Path:
-    """Where converted models are cached: ``$REPMATCH_CACHE`` or ``~/.cache/repmatch``."""
-    return Path(os.environ.get("REPMATCH_CACHE") or Path.home() / ".cache" / "repmatch")
 
 
 def _require(module: str, extra: str, package: str) -> object:

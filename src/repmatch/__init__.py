@@ -44,7 +44,13 @@ _LAZY: dict[str, str] = {
     "NystromReference": ".nystrom",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "MMDRFF", "Distance", "Drifting", "Frechet", "MMDExact", "MMDNystrom", "NystromReference",
+    "SlicedWasserstein", "__version__", "drifting_loss", "frechet_distance", "gaussian_kernel",
+    "median_bandwidth", "mmd_exact_loss", "mmd_nystrom_loss", "multiscale_bandwidths",
+    "sliced_wasserstein_loss",
+]
+assert set(__all__) == {*_LAZY, "__version__"}  # one list of public names, checked at import
 
 
 def __getattr__(name: str) -> Any:

@@ -19,8 +19,9 @@ point set share its ``g y^T`` matmul (and all scales share ``g g^T``).
 
 Memory traffic is what costs on a GPU, so each kernel block is one matmul on augmented
 operands ``[x, -|x|²/2, 1] · [y, 1, -|y|²/2]^T = -|x - y|²/2`` scaled by ``1/σ²`` followed by
-one in-place ``exp``; its row sums come out of the gradient matmul ``K @ [y, 1]``. (Rounding
-can make an exponent a hair above 0; that is harmless, so it is not clamped.)
+one in-place ``exp`` (floored on CPU, :func:`repmatch.kernels.exp_floored_`); its row sums come
+out of the gradient matmul ``K @ [y, 1]``. (Rounding can make an exponent a hair above 0; that
+is harmless, so it is not clamped from above.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..kernels import augmented_operands, matmul_precision
+from ..kernels import augmented_operands, exp_floored_, matmul_precision
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +98,8 @@ class _MMDFunction(torch.autograd.Function):
         def kernel(left: torch.Tensor, right: torch.Tensor, inner: torch.Tensor | None, sigma: float) -> torch.Tensor:
             inv = 1.0 / (sigma * sigma)
             if inner is None:  # one scale on this set: fold 1/σ² into the small operand
-                return torch.mm(left * inv, right.T).exp_()
-            return torch.mul(inner, inv).exp_()
+                return exp_floored_(torch.mm(left * inv, right.T))
+            return exp_floored_(torch.mul(inner, inv))
 
         with matmul_precision(precision):
             for r0 in range(0, B, step):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .._validate import check_choice, check_features, check_positive
-from ..kernels import PRECISIONS, sq_distances
+from ..kernels import PRECISIONS, exp_floored_, sq_distances
 from ._base import Distance, reference_features, resolve_bandwidths
 from ._mmd_core import AttractionTerm, fused_mmd, prepare_points
 
@@ -54,7 +54,7 @@ def _loss(g: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], chunk_size:
     for i in range(0, n, block):
         d2 = sq_distances(y[i : i + block], y, center=center)
         for total, s in zip(totals, sigmas, strict=True):
-            total += torch.exp(d2 / (-2.0 * s * s)).sum(dtype=torch.float64)
+            total += exp_floored_(d2 / (-2.0 * s * s)).sum(dtype=torch.float64)
     terms = [
         AttractionTerm(sigma=s, points=points, constant=float(total) / (n * n))
         for s, total in zip(sigmas, totals, strict=True)

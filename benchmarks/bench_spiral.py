@@ -57,16 +57,13 @@ def _split_by_rows(cells: list[tuple[str, int]], workers: int) -> list[list[tupl
 def _batched(config: sp.SpiralConfig, cells: list[tuple[str, int]] | None = None) -> float:
     """CPU seconds of the batched harness over the whole grid, setup (fits, scoring) excluded.
 
-    Setup is measured by a 1-iteration run and subtracted: ``t(N) - t(1)`` covers N - 1 steps.
+    The steps are timed between the progress callbacks after the first and the last step
+    (``iterations - 1`` steps), so the setup's own variance does not leak into the result.
     """
-    def run(iterations: int) -> float:
-        cfg = sp.with_overrides(config, iterations=iterations)
-        start = time.process_time()
-        sp.train_cells(cfg, cfg.cells if cells is None else cells)
-        return time.process_time() - start
-
-    one = run(1)
-    return (run(config.iterations) - one) * config.iterations / (config.iterations - 1)
+    ticks: list[float] = []
+    sp.train_cells(config, config.cells if cells is None else cells,
+                   on_progress=lambda _: ticks.append(time.process_time()), progress_every=1)
+    return (ticks[-1] - ticks[0]) * config.iterations / (config.iterations - 1)
 
 
 def _per_arm(config: sp.SpiralConfig, calls: int = 30) -> dict[tuple[str, int], float]:

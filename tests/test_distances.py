@@ -157,6 +157,16 @@ def test_frechet_matches_scipy_sqrtm():
     np.testing.assert_allclose(sqrtm_psd(m).numpy(), sqrtm(cg).real, rtol=1e-9, atol=1e-12)
 
 
+def test_frechet_small_batch_matches_scipy_sqrtm():
+    # B < D: the B x B Gram path against the D x D formula (symmetric form, scipy's sqrtm).
+    ref, gen = _data(200, 9, 13), _data(5, 9, 14, shift=0.4) * 1.3
+    r, g = ref.numpy(), gen.numpy()
+    cr, cg = np.cov(r, rowvar=False), np.cov(g, rowvar=False)
+    root = sqrtm(cr).real
+    expected = np.sum((g.mean(0) - r.mean(0)) ** 2) + np.trace(cg + cr) - 2 * np.trace(sqrtm(root @ cg @ root).real)
+    assert float(_fitted("frechet", ref)(gen)) == pytest.approx(expected, rel=1e-7)
+
+
 def test_frechet_gradient_finite_when_batch_smaller_than_dim():
     dist = _fitted("frechet", _data(100, 8, 15))
     x = _data(4, 8, 16).requires_grad_()

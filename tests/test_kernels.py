@@ -4,7 +4,7 @@ import torch
 from scipy.spatial.distance import cdist, pdist
 
 from repmatch import gaussian_kernel, median_bandwidth, multiscale_bandwidths
-from repmatch.kernels import sq_distances
+from repmatch.kernels import exp_floored_, sq_distances
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +41,19 @@ def test_gaussian_kernel_matches_formula():
     sigma = 1.7
     expected = np.exp(-cdist(x.numpy(), y.numpy(), "sqeuclidean") / (2 * sigma**2))
     np.testing.assert_allclose(gaussian_kernel(x, y, sigma).numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, floor", [(torch.float32, -87.0), (torch.float64, -708.0)])
+def test_exp_floored_is_exp_up_to_the_smallest_normal(dtype, floor):
+    # Oracle: numpy's exp in float64; entries whose exponent is below the floor may only move
+    # up to exp(floor), just above the dtype's smallest normal number.
+    x = np.concatenate([np.linspace(-2000.0, 0.0, 4001), [-87.3365, -708.5, -np.inf]])
+    got = exp_floored_(torch.tensor(x, dtype=dtype)).double().numpy()
+    want = np.exp(x.astype(np.float64))
+    np.testing.assert_allclose(got[x >= floor], want[x >= floor], rtol=1e-6 if dtype == torch.float32 else 1e-14)
+    low = x < floor
+    assert np.all(got[low] >= want[low]) and np.all(got[low] <= np.exp(floor) * (1 + 1e-6))
+    assert np.exp(floor) > torch.finfo(dtype).tiny
 
 
 def test_median_bandwidth_matches_scipy_and_is_seeded():

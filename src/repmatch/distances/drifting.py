@@ -56,23 +56,29 @@ def drifting_field(
         raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {x.shape[0]}")
     for r in radii:
         check_positive("radii", r)
+    return _field(x, y, radii, normalize, scale)
+
+
+def _field(x: torch.Tensor, y: torch.Tensor, radii: Sequence[float], normalize: bool, scale: float | None) -> torch.Tensor:
+    """:func:`drifting_field` on validated inputs (``y`` in ``x``'s dtype)."""
     B, P = x.shape[0], y.shape[0]
-    d_pos = _distances(x, y)
-    d_neg = _distances(x, x)
-    self_mask = torch.eye(B, dtype=torch.bool, device=x.device)
+    # One distance block against [positives; negatives]: the logits of every radius share it.
+    yx = torch.cat([y, x])
+    d = _distances(x, yx)  # (B, P + B)
+    self_mask = torch.zeros(d.shape, dtype=torch.bool, device=x.device)
+    self_mask[:, P:].fill_diagonal_(True)
     if scale is None:
         with torch.no_grad():
-            scale = float((d_pos.sum() + d_neg.sum()) / (B * P + B * (B - 1)))
+            # Self pairs excluded (their expansion residual is ~sqrt(eps)·|x|, not 0).
+            scale = float((d.sum() - d[:, P:].diagonal().sum()) / (B * P + B * (B - 1)))
     field = torch.zeros_like(x)
     for r in radii:
-        tau = r * scale
-        logits = torch.cat([-d_pos / tau, (-d_neg / tau).masked_fill(self_mask, float("-inf"))], 1)
+        logits = (d * (-1.0 / (r * scale))).masked_fill(self_mask, float("-inf"))
         # sqrt(row · col) in log space: a plain sqrt has an infinite slope at the masked zeros.
         a = torch.exp(0.5 * (torch.log_softmax(logits, 1) + torch.log_softmax(logits, 0)))
         a_pos, a_neg = a[:, :P], a[:, P:]
-        w_pos = a_pos * a_neg.sum(1, keepdim=True)
-        w_neg = a_neg * a_pos.sum(1, keepdim=True)
-        v = w_pos @ y - w_neg @ x
+        # W⁺ = A⁺ ∘ (A⁻ 1) row-wise, so W⁺ y = (A⁺ y) ∘ (A⁻ 1); likewise for W⁻ x.
+        v = (a_pos @ y) * a_neg.sum(1, keepdim=True) - (a_neg @ x) * a_pos.sum(1, keepdim=True)
         if normalize:
             with torch.no_grad():
                 rms = v.pow(2).sum(1).mean().sqrt().clamp_min(1e-30)
@@ -91,6 +97,10 @@ def drifting_loss(
     """``(1/B) Σ_i ½ ||x_i - stopgrad(x_i + V_i)||²``: a scalar whose gradient is ``-V / B``."""
     with torch.no_grad():
         v = drifting_field(gen_features.detach(), positives, radii, normalize=normalize)
+    return _loss(gen_features, v)
+
+
+def _loss(gen_features: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     target = gen_features.detach() + v
     return 0.5 * (gen_features - target).pow(2).sum(1).mean()
 
@@ -129,4 +139,9 @@ class Drifting(Distance):
     def _score(self, gen: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         idx = torch.randperm(self.reference.shape[0], generator=generator or self.generator)[: self.bank_size]
         bank = self.reference[idx.to(self.reference.device)].to(gen.device)
-        return drifting_loss(gen, bank, self.radii, normalize=self.normalize)
+        if gen.shape[0] < 2:
+            raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {gen.shape[0]}")
+        # gen was validated by __call__ and the bank at fit: skip drifting_loss's re-checks.
+        with torch.no_grad():
+            v = _field(gen.detach(), bank.to(gen.dtype), self.radii, self.normalize, None)
+        return _loss(gen, v)

@@ -10,6 +10,7 @@ dtype (``D × D`` is small next to the encoders) and cast back.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -42,29 +43,53 @@ class _SqrtmPSD(torch.autograd.Function):
         return evecs @ (g / denom) @ evecs.transpose(-1, -2)
 
 
+class _TraceSqrtPSD(torch.autograd.Function):
+    """``tr(M^{1/2}) = Σ sqrt λ_i`` of a symmetric PSD matrix via ``eigh``.
+
+    Its gradient ``V diag(1 / (2 sqrt λ)) V^T`` is :class:`_SqrtmPSD`'s backward for an identity
+    output gradient (only the diagonal of the Sylvester solution survives), with the same floor
+    on ``2 sqrt λ_i``; it skips building ``M^{1/2}`` and the Sylvester solve's extra matmuls.
+    """
+
+    @staticmethod
+    def forward(ctx, m):  # type: ignore[override]
+        evals, evecs = torch.linalg.eigh(0.5 * (m + m.transpose(-1, -2)))
+        s = evals.clamp_min(0.0).sqrt()
+        ctx.save_for_backward(evecs, s)
+        return s.sum()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        evecs, s = ctx.saved_tensors
+        denom = (2.0 * s).clamp_min(1e-10 * float(s.max().clamp_min(1e-300)))
+        return (evecs * (grad / denom)) @ evecs.transpose(-1, -2)
+
+
 def sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
     """Square root ``(D, D)`` of a symmetric PSD matrix ``m`` (negative eigenvalues → 0)."""
     return _SqrtmPSD.apply(m)
 
 
-def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mu = x.mean(0)
-    xc = x - mu
-    return mu, xc.T @ xc / (x.shape[0] - 1)
-
-
 def frechet_distance(
     gen_features: torch.Tensor, ref_mean: torch.Tensor, ref_cov_sqrt: torch.Tensor, ref_cov_trace: float
 ) -> torch.Tensor:
-    """FD of ``gen_features`` ``(B, D)`` vs frozen ``μ_r (D,)``, ``Σ_r^{1/2} (D, D)``, ``tr Σ_r``."""
-    if gen_features.shape[0] < 2:
-        raise ValueError(f"gen_features needs at least 2 rows for a covariance, got {gen_features.shape[0]}")
+    """FD of ``gen_features`` ``(B, D)`` vs frozen ``μ_r (D,)``, ``Σ_r^{1/2} (D, D)``, ``tr Σ_r``.
+
+    With ``A = (g - μ_g) Σ_r^{1/2} / sqrt(B - 1)`` ``(B, D)``, ``Σ_r^{1/2} Σ_g Σ_r^{1/2} = AᵀA``,
+    whose nonzero eigenvalues are those of ``A Aᵀ`` ``(B, B)``: the smaller of the two Gram
+    matrices gives ``tr((Σ_r^{1/2} Σ_g Σ_r^{1/2})^{1/2})`` (a ``B × B`` eigenproblem when B < D,
+    without the ``D - B + 1`` null eigenvalues that would only add rounding).
+    """
+    B = gen_features.shape[0]
+    if B < 2:
+        raise ValueError(f"gen_features needs at least 2 rows for a covariance, got {B}")
     x = gen_features.to(torch.float64)
-    mu, cov = _moments(x)
-    root = ref_cov_sqrt.to(device=x.device)
-    cross = sqrtm_psd(root @ cov @ root)
+    mu = x.mean(0)
+    xc = x - mu
+    a = xc @ ref_cov_sqrt.to(device=x.device) / math.sqrt(B - 1)
+    cross_trace = _TraceSqrtPSD.apply(a @ a.T if B < a.shape[1] else a.T @ a)
     diff = mu - ref_mean.to(x.device)
-    fd = (diff * diff).sum() + torch.diagonal(cov).sum() + ref_cov_trace - 2.0 * torch.diagonal(cross).sum()
+    fd = (diff * diff).sum() + (xc * xc).sum() / (B - 1) + ref_cov_trace - 2.0 * cross_trace
     return fd.to(gen_features.dtype)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .._validate import check_choice, check_features, check_positive
-from ..kernels import PRECISIONS, sq_distances
+from ..kernels import PRECISIONS, exp_floored_, sq_distances
 from ._base import Distance, reference_features, resolve_bandwidths
 from ._mmd_core import AttractionTerm, fused_mmd, prepare_points
 
@@ -45,7 +45,7 @@ def _loss(g: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], chunk_size:
     y = y.to(device=g.device, dtype=g.dtype)
     center = y.mean(0)
     w = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=y.dtype, device=y.device)
-    points = prepare_points(y, w, center)
+    points = prepare_points(y, center)
     # The data term (1/n²) Σ k(y, y'), in row blocks so no n × n matrix exists for a large
     # sample; one distance block is shared by all scales.
     n = y.shape[0]
@@ -54,9 +54,9 @@ def _loss(g: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], chunk_size:
     for i in range(0, n, block):
         d2 = sq_distances(y[i : i + block], y, center=center)
         for total, s in zip(totals, sigmas, strict=True):
-            total += torch.exp(d2 / (-2.0 * s * s)).sum(dtype=torch.float64)
+            total += exp_floored_(d2 / (-2.0 * s * s)).sum(dtype=torch.float64)
     terms = [
-        AttractionTerm(sigma=s, points=points, constant=float(total) / (n * n))
+        AttractionTerm(sigma=s, points=points, weights=w, constant=float(total) / (n * n))
         for s, total in zip(sigmas, totals, strict=True)
     ]
     return fused_mmd(g, sigmas, terms, center, chunk_size=chunk_size, precision=precision)

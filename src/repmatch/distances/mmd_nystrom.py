@@ -39,16 +39,22 @@ def _as_references(reference: Any) -> tuple[NystromReference, ...]:
     return refs
 
 
-# Prepared (centred, augmented, cast) landmarks per reference, dtype and device: references are
-# frozen, so per-step calls skip re-deriving them. Weak keys: dropping a reference frees it.
-_PREPARED: weakref.WeakKeyDictionary[NystromReference, dict[Any, tuple[torch.Tensor, PointSet]]]
+# Prepared (centred, augmented, cast) landmarks and weights per reference, dtype and device:
+# references are frozen, so per-step calls skip re-deriving them. Weak keys: dropping a
+# reference frees it.
+_PREPARED: weakref.WeakKeyDictionary[NystromReference, dict[Any, tuple[torch.Tensor, PointSet, torch.Tensor]]]
 _PREPARED = weakref.WeakKeyDictionary()
 
 
 def _terms(refs: tuple[NystromReference, ...], like: torch.Tensor) -> tuple[torch.Tensor, list[AttractionTerm]]:
-    """The common centre (first reference's landmark mean) and one prepared term per scale."""
+    """The common centre (first reference's landmark mean) and one prepared term per scale.
+
+    Scales built on the same landmark tensor (``build_multiscale``) share one :class:`PointSet`,
+    hence one kernel matmul per call.
+    """
     key = (like.dtype, like.device)
     center: torch.Tensor | None = None
+    shared: dict[int, PointSet] = {}
     terms = []
     for r in refs:
         cache = _PREPARED.setdefault(r, {})
@@ -56,9 +62,13 @@ def _terms(refs: tuple[NystromReference, ...], like: torch.Tensor) -> tuple[torc
         if hit is None or (center is not None and hit[0] is not center):
             if center is None:
                 center = r.landmarks.to(device=like.device, dtype=like.dtype).mean(0)
-            hit = cache[key] = (center, prepare_points(r.landmarks, r.alpha, center))
+            points = shared.get(id(r.landmarks))
+            if points is None:
+                points = prepare_points(r.landmarks, center)
+            hit = cache[key] = (center, points, r.alpha.to(device=like.device, dtype=like.dtype))
         center = hit[0]
-        terms.append(AttractionTerm(sigma=r.bandwidth, points=hit[1], constant=r.data_term))
+        shared.setdefault(id(r.landmarks), hit[1])
+        terms.append(AttractionTerm(sigma=r.bandwidth, points=hit[1], weights=hit[2], constant=r.data_term))
     assert center is not None
     return center, terms
 

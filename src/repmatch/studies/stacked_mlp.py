@@ -75,9 +75,13 @@ def clip_grad_norm_per_cell(params: Sequence[torch.Tensor], max_norm: float) -> 
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         raise ValueError("params carry no gradients: call backward() before clipping")
-    sq = torch.stack([g.reshape(g.shape[0], -1).square().sum(dim=1) for g in grads]).sum(dim=0)
-    norms = sq.sqrt()
+    # Per-parameter norms then the norm of norms, as clip_grad_norm_ does (no squared copy).
+    per_param = torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in grads])
+    norms = torch.linalg.vector_norm(per_param, dim=0)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
+    # Only clipped cells are rescaled: multiplying by exactly 1 would be a pass over every gradient
+    # for nothing.
+    for c in (scale < 1.0).nonzero().flatten().tolist():
+        for g in grads:
+            g[c].mul_(scale[c])
     return norms

@@ -319,7 +319,7 @@ def train(config: TrainConfig, *, task: TrainTask | None = None, session_nimg: i
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
-                raise ImportError("tensorboard=True needs the `tensorboard` package: pip install "repmatch[tensorboard]"") from exc
+                raise ImportError('tensorboard=True needs the `tensorboard` package: pip install "repmatch[tensorboard]"') from exc
             trainer.tb = SummaryWriter(str(run_dir / "tensorboard"))
     iv = config.intervals
     start_nimg = trainer.nimg

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import torch
+from _chromium import probe_report
 
 from repmatch.cli import main
 from repmatch.pipelines.fmnist import MODELS, STAGES, load_model, run_pipeline
@@ -185,48 +185,8 @@ def test_report_has_grids_table_and_curves(run):
     )
 
 
-_PROBE = """<script>
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.map.call(document.images, function (i) {
-    return {w: i.naturalWidth, h: i.naturalHeight, complete: i.complete};
-  });
-  var rows = document.querySelectorAll('#sw-table tbody tr').length;
-  var pre = document.createElement('pre');
-  pre.id = 'probe';
-  pre.textContent = JSON.stringify({imgs: imgs, rows: rows});
-  document.body.appendChild(pre);
-});
-</script>"""
-
-
 def test_report_renders_in_headless_chromium(run, tmp_path):
-    browser = (
-        shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or shutil.which("google-chrome")
-    )
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
-    probed = tmp_path / "probed.html"
-    probed.write_text((run.root / "report.html").read_text().replace("</body>", _PROBE + "</body>"))
-    cmd = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        probed.as_uri(),
-    ]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
-    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
-    assert match, f"probe missing from the rendered DOM: {dom[:500]!r}"
-    probe = json.loads(match.group(1).replace("&quot;", '"'))
+    probe = probe_report(run.root / "report.html", tmp_path)
     assert probe["rows"] == len(MODELS)
     assert len(probe["imgs"]) == len(MODELS) + 1  # four sample grids and the curves
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in probe["imgs"]), probe

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 import torch
+from _chromium import probe_report
 
 from repmatch.cli import main
 from repmatch.report.curves import group_series, read_stats
@@ -217,52 +216,8 @@ def test_report_cli_writes_file(run_dir, capsys):
     assert str(run_dir / "report.html") in capsys.readouterr().out
 
 
-_PROBE = """<script>
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.map.call(document.images, function (i) {
-    return {w: i.naturalWidth, h: i.naturalHeight, complete: i.complete};
-  });
-  var rows = document.querySelectorAll('#sw-table tbody tr').length;
-  var pre = document.createElement('pre');
-  pre.id = 'probe';
-  pre.textContent = JSON.stringify({imgs: imgs, rows: rows});
-  document.body.appendChild(pre);
-});
-</script>"""
-
-
-def test_report_renders_in_headless_chromium(run_dir, tmp_path_factory):
-    browser = (
-        shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or shutil.which("google-chrome")
-    )
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
-    page = write_report(run_dir).read_text()
-    # The shipped page has no script; the test adds a probe that records what the browser decoded.
-    probed = run_dir / "probed.html"
-    probed.write_text(page.replace("</body>", _PROBE + "</body>"))
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    cmd = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        probed.as_uri(),
-    ]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
-    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
-    assert match, f"probe missing from the rendered DOM: {dom[:500]!r}"
-    probe = json.loads(match.group(1).replace("&quot;", '"'))
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    probe = probe_report(write_report(run_dir), tmp_path)
     assert probe["rows"] == len(EVALS) + 1
     assert len(probe["imgs"]) == 3
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in probe["imgs"]), probe

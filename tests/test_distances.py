@@ -18,14 +18,8 @@ from repmatch.distances import (
     sqrtm_psd,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n, d, seed, shift=0.0, dtype=torch.float64):

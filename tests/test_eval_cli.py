@@ -79,27 +79,19 @@ def _feats(path: str) -> dict[str, torch.Tensor]:
     return FeatureStore(path).read()
 
 
+def _floors_cli(stores: dict[str, str], out: Path, *flags: str) -> int:
+    """``repmatch floors`` on the test stores, written to ``out``."""
+    return main(
+        ["floors", "--train", stores["train_dir"], "--val", stores["val_dir"],
+         "--encoders", ENC, "--out", str(out), *flags]
+    )
+
+
 def test_floors_verb_stores_floors_with_fingerprints(
     stores: dict[str, str], tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "floors.json"
-    assert (
-        main(
-            [
-                "floors",
-                "--train",
-                stores["train_dir"],
-                "--val",
-                stores["val_dir"],
-                "--encoders",
-                ENC,
-                "--out",
-                str(out),
-                *SW,
-            ]
-        )
-        == 0
-    )
+    assert _floors_cli(stores, out, *SW) == 0
     saved = json.loads(out.read_text())
     expect = sw_floors(_feats(stores["train_dir"]), _feats(stores["val_dir"]), 64, 0)
     assert saved["values"] == pytest.approx(expect, rel=1e-12)
@@ -112,20 +104,7 @@ def test_eval_verb_from_npz_matches_direct_metrics(
     stores: dict[str, str], tmp_path: Path, capsys
 ) -> None:
     floors = tmp_path / "floors.json"
-    main(
-        [
-            "floors",
-            "--train",
-            stores["train_dir"],
-            "--val",
-            stores["val_dir"],
-            "--encoders",
-            ENC,
-            "--out",
-            str(floors),
-            *SW,
-        ]
-    )
+    _floors_cli(stores, floors, *SW)
     out = tmp_path / "eval"
     assert (
         main(
@@ -213,20 +192,7 @@ def test_real_val_scores_one_through_eval(stores: dict[str, str], tmp_path: Path
 
 def test_stale_floors_fingerprint_is_refused(stores: dict[str, str], tmp_path: Path) -> None:
     floors = tmp_path / "floors.json"
-    main(
-        [
-            "floors",
-            "--train",
-            stores["train_dir"],
-            "--val",
-            stores["val_dir"],
-            "--encoders",
-            ENC,
-            "--out",
-            str(floors),
-            *SW,
-        ]
-    )
+    _floors_cli(stores, floors, *SW)
     saved = json.loads(floors.read_text())
     saved["fingerprints"]["evaltest_a"] = "evaltest_a-000000000000"
     floors.write_text(json.dumps(saved))
@@ -266,21 +232,7 @@ def test_mismatched_feature_fingerprints_are_refused(
 
 def test_floors_with_other_settings_are_recomputed(stores: dict[str, str], tmp_path: Path) -> None:
     floors = tmp_path / "floors.json"
-    main(
-        [
-            "floors",
-            "--train",
-            stores["train_dir"],
-            "--val",
-            stores["val_dir"],
-            "--encoders",
-            ENC,
-            "--out",
-            str(floors),
-            "--num-projections",
-            "16",
-        ]
-    )
+    _floors_cli(stores, floors, "--num-projections", "16")
     result = evaluate(
         stores["gen"],
         stores["train_dir"],

@@ -6,14 +6,8 @@ from scipy.spatial.distance import cdist, pdist
 from repmatch import gaussian_kernel, median_bandwidth, multiscale_bandwidths
 from repmatch.kernels import exp_floored_, sq_distances
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n, d, seed=0, offset=0.0, dtype=torch.float64):

@@ -6,14 +6,8 @@ import torch
 from repmatch import NystromReference, gaussian_kernel, mmd_nystrom_loss
 from repmatch.nystrom import kmeans
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mixture(n, d, seed=0, k=4, dtype=torch.float64):

@@ -61,7 +61,8 @@ class StackedMLP(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)
             if i < last:
-                h = torch.relu(h)
+                # In place: baddbmm's backward does not need its output, relu's needs only this.
+                h = torch.relu_(h)
         return h
 
 
@@ -78,10 +79,9 @@ def clip_grad_norm_per_cell(params: Sequence[torch.Tensor], max_norm: float) -> 
     # Per-parameter norms then the norm of norms, as clip_grad_norm_ does (no squared copy).
     per_param = torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in grads])
     norms = torch.linalg.vector_norm(per_param, dim=0)
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    # Only clipped cells are rescaled: multiplying by exactly 1 would be a pass over every gradient
-    # for nothing.
-    for c in (scale < 1.0).nonzero().flatten().tolist():
-        for g in grads:
-            g[c].mul_(scale[c])
+    scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
+    # One broadcast multiply per tensor when any cell clips (scale 1 leaves the others exact);
+    # per-cell slices would cost (cells × tensors) tiny kernels.
+    if bool((scale < 1.0).any()):
+        torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.ndim - 1))) for g in grads])
     return norms

@@ -9,23 +9,45 @@
     >>> battery(images)                    # {name: (N, D)}, gradients flow to images
 """
 
-from ._registry import (
-    EncoderSpec,
-    MissingWeightsError,
-    create,
-    find_weights,
-    get_spec,
-    list_encoders,
-    list_panels,
-    panel,
-    register_adapter,
-    register_encoder,
-    register_panel,
-)
-from ._registry import list_encoders as list  # noqa: A001  (public name per the API: enc.list())
-from .base import Encoder, ImageEncoder, TextEncoder
-from .battery import EncoderBattery
-from .preprocess import preprocess
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._registry import (
+        EncoderSpec,
+        MissingWeightsError,
+        create,
+        find_weights,
+        get_spec,
+        list_encoders,
+        list_panels,
+        panel,
+        register_adapter,
+        register_encoder,
+        register_panel,
+    )
+    from ._registry import list_encoders as list
+    from .base import Encoder, ImageEncoder, TextEncoder
+    from .battery import EncoderBattery
+    from ._preprocess import preprocess
+
+# Lazy (see repmatch._lazy): the CLI registers `fmnist-encoders` from this package without
+# importing torch.
+_EXPORTS = {
+    **dict.fromkeys(
+        ("EncoderSpec", "MissingWeightsError", "create", "find_weights", "get_spec", "list_encoders",
+         "list_panels", "panel", "register_adapter", "register_encoder", "register_panel"),
+        "._registry",
+    ),
+    "list": "._registry:list_encoders",
+    **dict.fromkeys(("Encoder", "ImageEncoder", "TextEncoder"), ".base"),
+    "EncoderBattery": ".battery",
+    "preprocess": "._preprocess",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Encoder",
@@ -46,3 +68,4 @@ __all__ = [
     "register_encoder",
     "register_panel",
 ]
+assert set(__all__) == set(_EXPORTS)  # one list of public names, checked at import

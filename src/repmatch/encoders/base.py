@@ -1,7 +1,7 @@
 """The :class:`Encoder` modules returned by :func:`repmatch.encoders.create`.
 
 An encoder = its :class:`EncoderSpec` + a backbone built by the spec's adapter. Image
-encoders apply :func:`~repmatch.encoders.preprocess.preprocess` inside ``forward`` (so any
+encoders apply :func:`repmatch.encoders.preprocess` inside ``forward`` (so any
 image size works and gradients reach the input); text encoders take a list of strings.
 """
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ._registry import EncoderSpec
-from .preprocess import preprocess
+from ._preprocess import preprocess
 
 
 class Encoder(nn.Module):

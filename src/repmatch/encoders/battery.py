@@ -16,7 +16,7 @@ from torch import nn
 from .._validate import check_positive
 from ._registry import EncoderSpec, create
 from .base import Encoder, ImageEncoder
-from .preprocess import check_images
+from ._preprocess import check_images
 
 
 class EncoderBattery(nn.Module):

@@ -7,7 +7,7 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .fmnist import STAGES
+    from .fmnist_stages import STAGES
 
     p = subparsers.add_parser(
         "fmnist",

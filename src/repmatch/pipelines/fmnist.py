@@ -44,19 +44,8 @@ from .fmnist_parts import (
     resolve_device,
 )
 from .fmnist_recipe import FmnistRecipe
+from .fmnist_stages import STAGES
 
-STAGES = (
-    "encoders",
-    "teacher",
-    "features",
-    "floors",
-    "references",
-    "post",
-    "scratch",
-    "samples",
-    "eval",
-    "report",
-)
 # The four models of the results table (paper Table 1 / §4.2 comparison).
 MODELS = ("teacher_4step", "start_1step", "irdm_post_1step", "irdm_scratch_1step")
 

@@ -8,8 +8,22 @@
     >>> store.fingerprints      # {name: fingerprint}
 """
 
-from .extract import as_battery, extract_features, resolve_encoder_names
-from .store import FORMAT, LABELS_KEY, FeatureStore, shard_bounds, shard_name
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .extract import as_battery, extract_features, resolve_encoder_names
+    from .store import FORMAT, LABELS_KEY, FeatureStore, shard_bounds, shard_name
+
+# Lazy (see repmatch._lazy): the CLI registers `features` from this package without importing torch.
+_EXPORTS = {
+    **dict.fromkeys(("as_battery", "extract_features", "resolve_encoder_names"), ".extract"),
+    **dict.fromkeys(("FORMAT", "LABELS_KEY", "FeatureStore", "shard_bounds", "shard_name"), ".store"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FORMAT",
@@ -21,3 +35,4 @@ __all__ = [
     "shard_bounds",
     "shard_name",
 ]
+assert set(__all__) == set(_EXPORTS)  # one list of public names, checked at import

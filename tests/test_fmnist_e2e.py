@@ -48,6 +48,7 @@ def smoke_recipe() -> FmnistRecipe:
         num_projections=32,
         num_landmarks=32,
         kmeans_iters=2,
+        bandwidth_scale=(0.5, 2.0),  # the multi-scale joint kernel path
         post=arm,
         scratch=arm,
         scratch_width=8,
@@ -85,17 +86,26 @@ def test_a_different_recipe_is_refused(run):
 
 
 def test_references_are_joint_and_match_the_battery(run):
-    from repmatch.nystrom import NystromReference
+    from scipy.spatial.distance import pdist
+
+    from repmatch.pipelines.fmnist_parts import load_references
     from repmatch.reference import FeatureStore
+    from repmatch.train.joint import joint_features, one_hot_embedding
 
     recipe = smoke_recipe()
     battery = make_battery(recipe, recipe.train_encoders, run)
     store = FeatureStore(run.reference_features(recipe))
     assert len(store) == recipe.reference_rows
-    ref = NystromReference.load(run.references / "fmnist_classifier")
-    assert ref.fingerprint == joint_fingerprint(battery.fingerprints["fmnist_classifier"], recipe)
-    assert ref.dim == store.dims["fmnist_classifier"] + 10  # φ(x) ⊕ β·onehot(c), eq. 4
-    assert ref.pool_size == recipe.reference_rows
+    refs = load_references(run.references / "fmnist_classifier", torch.device("cpu"))
+    # One reference per kernel scale, at scale × the median pairwise distance (scipy's) of the
+    # joint reference features φ(x) ⊕ β·onehot(c) (eq. 4).
+    joint = joint_features(store.read("fmnist_classifier"), one_hot_embedding(store.labels.long(), 10), recipe.beta)
+    median = float(np.median(pdist(joint.double().numpy())))
+    assert [r.bandwidth for r in refs] == pytest.approx([s * median for s in recipe.bandwidth_scale], rel=1e-5)
+    for ref in refs:
+        assert ref.fingerprint == joint_fingerprint(battery.fingerprints["fmnist_classifier"], recipe)
+        assert ref.dim == store.dims["fmnist_classifier"] + 10
+        assert ref.pool_size == recipe.reference_rows
     # The store's features are the battery's on the same images (an independent forward).
     from repmatch.data import open_dataset
 

@@ -13,7 +13,13 @@ from scipy.spatial.distance import pdist
 from repmatch.cli import main
 from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from repmatch.train.generator import FewStepGenerator
-from repmatch.train.joint import ConditionPool, joint_bandwidth, joint_features, one_hot_embedding
+from repmatch.train.joint import (
+    ConditionPool,
+    joint_bandwidth,
+    joint_bandwidths,
+    joint_features,
+    one_hot_embedding,
+)
 from repmatch.train.presets import get_preset
 
 
@@ -97,9 +103,18 @@ def test_joint_features_and_bandwidth():
     j = joint_features(img, emb, 0.5)
     assert torch.equal(j[:, :4], img) and torch.equal(j[:, 4:], 0.5 * emb.double())
     assert j[torch.arange(6), 4 + labels].eq(0.5).all()
-    assert joint_bandwidth(j, 0.25) == pytest.approx(0.25 * float(np.median(pdist(j.numpy()))), rel=1e-12)
+    median = float(np.median(pdist(j.numpy())))
+    assert joint_bandwidth(j, 0.25) == pytest.approx(0.25 * median, rel=1e-12)
+    assert joint_bandwidths(j, (0.25, 1.0)) == pytest.approx((0.25 * median, median), rel=1e-12)
+    assert joint_bandwidths(j, 2.0) == pytest.approx((2 * median,), rel=1e-12)
     with pytest.raises(ValueError, match="labels"):
         one_hot_embedding(torch.tensor([3]), 3)
+    for bad, match in (((), "non-empty"), ((1.0, 1.0), "repeat"), ((1.0, -2.0), r"scales\[i\]"), (0.0, "scales")):
+        with pytest.raises(ValueError, match=match):
+            joint_bandwidths(j, bad)
+    with pytest.raises(ValueError, match="joint.bandwidth_scale"):
+        JointConfig(bandwidth_scale=[0.5, 0.5])
+    assert JointConfig(bandwidth_scale=[0.5, 1]).bandwidth_scale == (0.5, 1.0)
 
 
 def test_condition_pool_mirrors_reference():

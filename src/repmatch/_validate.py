@@ -45,6 +45,22 @@ def check_positive(name: str, value: Any, *, integer: bool = False) -> Any:
     return value
 
 
+def check_scales(name: str, value: Any) -> float | tuple[float, ...]:
+    """Validate one positive scale or a non-empty sequence of distinct ones (a multi-scale kernel).
+
+    Returns the number, or the sequence as a tuple of floats.
+    """
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} must be a positive number or a non-empty list of them, got {value!r}")
+        for v in value:
+            check_positive(f"{name}[i]", v)
+        if len(set(value)) != len(value):
+            raise ValueError(f"{name} must not repeat a scale, got {list(value)}")
+        return tuple(float(v) for v in value)
+    return check_positive(name, value)
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
     """Validate that ``value`` is one of ``choices`` and return it."""
     if value not in choices:

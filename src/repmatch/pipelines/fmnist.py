@@ -42,6 +42,7 @@ from .fmnist_parts import (
     joint_fingerprint,
     make_battery,
     resolve_device,
+    save_references,
 )
 from .fmnist_recipe import FmnistRecipe
 from .fmnist_stages import STAGES
@@ -133,7 +134,7 @@ def stage_floors(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> 
 def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
     from ..nystrom import NystromReference
     from ..reference import FeatureStore
-    from ..train.joint import joint_bandwidth, joint_features, one_hot_embedding
+    from ..train.joint import joint_bandwidths, joint_features, one_hot_embedding
 
     store = FeatureStore(layout.reference_features(recipe))
     emb = one_hot_embedding(store.labels.long(), FMNIST_NUM_CLASSES)
@@ -141,20 +142,21 @@ def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device)
     info = {}
     for name in names:
         joint = joint_features(store.read(name), emb, recipe.beta)
-        ref = NystromReference.build(
+        # One reference per kernel scale, sharing landmarks and one pass over the pool.
+        refs = NystromReference.build_multiscale(
             joint,
             num_landmarks=min(recipe.num_landmarks, joint.shape[0]),
-            bandwidth=joint_bandwidth(joint, recipe.bandwidth_scale, seed=recipe.seed),
+            bandwidths=joint_bandwidths(joint, recipe.bandwidth_scale, seed=recipe.seed),
             seed=recipe.seed,
             fingerprint=joint_fingerprint(store.fingerprints[name], recipe),
             kmeans_iters=recipe.kmeans_iters,
             device=device,
         )
-        ref.save(layout.references / name)
+        save_references(refs, layout.references / name)
         info[name] = {
-            "pool": ref.pool_size,
-            "landmarks": ref.num_landmarks,
-            "bandwidth": ref.bandwidth,
+            "pool": refs[0].pool_size,
+            "landmarks": refs[0].num_landmarks,
+            "bandwidths": [r.bandwidth for r in refs],
         }
     return info
 

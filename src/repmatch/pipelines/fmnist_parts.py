@@ -4,13 +4,18 @@ the run-directory layout and the encoder battery (with the recipe's overrides)."
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .fmnist_recipe import FmnistRecipe
+
+if TYPE_CHECKING:
+    from ..nystrom import NystromReference
 
 FMNIST_NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -125,6 +130,27 @@ def make_battery(
 def joint_fingerprint(fingerprint: str, recipe: FmnistRecipe) -> str:
     """The joint feature space ``φ ⊕ β·onehot(c)`` of one encoder (names the reference)."""
     return f"{fingerprint}+onehot{FMNIST_NUM_CLASSES}*{recipe.beta:g}"
+
+
+def save_references(refs: Sequence[NystromReference], directory: Path) -> None:
+    """Save one encoder's references, one per kernel scale, as ``directory/scale<k>``.
+
+    The directory is emptied first so that a rerun with fewer scales leaves no stale one.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)
+    for k, ref in enumerate(refs):
+        ref.save(directory / f"scale{k}")
+
+
+def load_references(directory: Path, device: torch.device) -> tuple[NystromReference, ...]:
+    """The references :func:`save_references` wrote, in scale order."""
+    from ..nystrom import NystromReference
+
+    paths = sorted(directory.glob("scale*"), key=lambda p: int(p.name[len("scale"):]))
+    if not paths:
+        raise FileNotFoundError(f"no references in {directory}: run the references stage first")
+    return tuple(NystromReference.load(p, device=device) for p in paths)
 
 
 def resolve_device(recipe: FmnistRecipe) -> torch.device:

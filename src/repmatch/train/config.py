@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._validate import check_choice, check_positive
+from .._validate import check_choice, check_positive, check_scales
 from .controller import ControllerConfig
 
 LR_REFERENCE_BATCH = 5120
@@ -105,19 +105,20 @@ class JointConfig:
             (a frozen text encoder such as ``minilm_l6``).
         beta: β, the weight of the condition component.
         bandwidth_scale: the joint kernel's bandwidth is this × the median heuristic on joint
-            reference features (the paper uses 0.25, App. E.1).
+            reference features (the paper uses 0.25 for text, App. E.1); a list of scales
+            makes a multi-scale kernel (one Nyström reference per scale, summed).
         text_encoder: encoder name for ``condition="text"``.
     """
 
     condition: Literal["class", "text"] = "class"
     beta: float = 1.0
-    bandwidth_scale: float = 0.25
+    bandwidth_scale: float | tuple[float, ...] = 0.25
     text_encoder: str = "minilm_l6"
 
     def __post_init__(self) -> None:
         check_choice("joint.condition", self.condition, ("class", "text"))
         check_positive("joint.beta", self.beta)
-        check_positive("joint.bandwidth_scale", self.bandwidth_scale)
+        object.__setattr__(self, "bandwidth_scale", check_scales("joint.bandwidth_scale", self.bandwidth_scale))
 
 
 @dataclass(frozen=True, kw_only=True)

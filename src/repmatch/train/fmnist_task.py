@@ -27,19 +27,20 @@ TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
 
 def _references(recipe, layout, battery, names, device):
     from ..distances import mmd_nystrom_loss
-    from ..nystrom import NystromReference
-    from ..pipelines.fmnist_parts import joint_fingerprint
+    from ..pipelines.fmnist_parts import joint_fingerprint, load_references
 
     dists: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     for name in names:
-        ref = NystromReference.load(layout.references / name, device=device)
+        refs = load_references(layout.references / name, device)
         expected = joint_fingerprint(battery.fingerprints[name], recipe)
-        if ref.fingerprint != expected:
-            raise ValueError(
-                f"reference {layout.references / name} was built for {ref.fingerprint!r}, but the "
-                f"battery gives {expected!r}; rerun the references stage"
-            )
-        dists[name] = lambda x, ref=ref, fp=expected: mmd_nystrom_loss(x, ref, fingerprint=fp)
+        for ref in refs:
+            if ref.fingerprint != expected:
+                raise ValueError(
+                    f"reference {layout.references / name} was built for {ref.fingerprint!r}, but "
+                    f"the battery gives {expected!r}; rerun the references stage"
+                )
+        # Several scales: the multi-scale kernel's loss (mmd_nystrom_loss sums them).
+        dists[name] = lambda x, refs=refs, fp=expected: mmd_nystrom_loss(x, refs, fingerprint=fp)
     return dists
 
 

@@ -6,7 +6,8 @@
 class labels, or a text encoder (e.g. ``minilm_l6``) on prompts. Reference pairs couple each
 real image with its own condition, generated pairs couple each output with the condition that
 produced it, and the Nyström reference is built on the joint features with its own bandwidth
-rule (``bandwidth_scale ×`` the median heuristic; the paper uses 0.25). The training condition
+rule (``bandwidth_scale ×`` the median heuristic; the paper uses 0.25 for text, 1.0 for classes;
+several scales give a multi-scale kernel, one reference per scale). The training condition
 pool *mirrors* the reference: conditions are drawn uniformly from the reference's own list of
 conditions, so the generated and reference condition distributions coincide.
 """
@@ -18,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .._validate import check_features, check_positive
-from ..kernels import median_bandwidth
+from .._validate import check_features, check_positive, check_scales
+from ..kernels import median_bandwidth, multiscale_bandwidths
 
 
 def one_hot_embedding(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -49,6 +50,13 @@ def joint_bandwidth(features: torch.Tensor, scale: float = 0.25, seed: int = 0) 
     """The joint kernel's bandwidth: ``scale × median heuristic`` on joint reference features."""
     check_positive("scale", scale)
     return scale * median_bandwidth(features, seed=seed)
+
+
+def joint_bandwidths(features: torch.Tensor, scales: float | Sequence[float], seed: int = 0) -> tuple[float, ...]:
+    """``s × median heuristic`` for each scale ``s`` (one number or several): the bandwidths of
+    a (multi-scale) joint kernel, ``k = Σ_s exp(-||x - y||² / 2σ_s²)``, median computed once."""
+    scales = check_scales("scales", scales)
+    return multiscale_bandwidths(median_bandwidth(features, seed=seed), scales if isinstance(scales, tuple) else (scales,))
 
 
 class ConditionPool:

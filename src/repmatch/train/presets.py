@@ -20,7 +20,7 @@ from .._validate import check_positive
 from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from .controller import ControllerConfig
 from .generator import MLPGenerator
-from .joint import ConditionPool, joint_bandwidth, joint_features
+from .joint import ConditionPool, joint_bandwidths, joint_features
 from .task import TrainTask, estimate_floors, register_task
 
 TOY_DEFAULTS: dict[str, Any] = {
@@ -89,9 +89,11 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
         ref_feats, val_feats = features(enc, real, real_labels), features(enc, val, val_labels)
         dists = {}
         for name, f in ref_feats.items():
-            bw: str | float = "median" if beta is None else joint_bandwidth(f, config.joint.bandwidth_scale)
-            ref = NystromReference.build(f, num_landmarks=opt["num_landmarks"], bandwidth=bw, seed=config.seed)
-            dists[name] = lambda x, ref=ref: mmd_nystrom_loss(x, ref)
+            bws = None if beta is None else joint_bandwidths(f, config.joint.bandwidth_scale)
+            refs = NystromReference.build_multiscale(
+                f, num_landmarks=opt["num_landmarks"], bandwidths=bws, factors=(1.0,), seed=config.seed
+            )
+            dists[name] = lambda x, refs=refs: mmd_nystrom_loss(x, refs)
         return dists, val_feats
 
     dists, val_feats = references(train_enc)

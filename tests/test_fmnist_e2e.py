@@ -151,7 +151,7 @@ def test_eval_ratios_are_distance_over_stored_floor(run):
     floors = json.loads((run.train_features / "floors.json").read_text())
     results = json.loads((run.root / "results.json").read_text())
     recipe = smoke_recipe()
-    assert set(results) == set(MODELS)
+    assert set(MODELS) <= set(results)
     for m in MODELS:
         ev = json.loads((run.eval / m / "eval.json").read_text())
         assert ev["held_out"] == list(recipe.heldout_encoders)
@@ -168,6 +168,39 @@ def test_eval_ratios_are_distance_over_stored_floor(run):
         )
     table = (run.root / "results.md").read_text()
     assert all(m in table for m in MODELS)
+    assert "real test images" in table and "class agreement" in table
+
+
+def _classifier_accuracy(run, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Independent of the encoder wrapper: the saved weights in a bare FmnistClassifier,
+    normalised by hand."""
+    from safetensors.torch import load_file
+
+    from repmatch.encoders.fmnist import FMNIST_MEAN, FMNIST_STD, FmnistClassifier
+
+    net = FmnistClassifier()
+    net.load_state_dict(load_file(str(run.encoders / "fmnist_classifier.safetensors")))
+    net.eval()
+    x = ((images.float() / 255.0 - FMNIST_MEAN) / FMNIST_STD).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        return float((net.logits(x).argmax(1) == labels).double().mean())
+
+
+def test_class_agreement_is_the_classifier_head_on_samples_and_real_images(run):
+    from repmatch.data import open_dataset
+
+    results = json.loads((run.root / "results.json").read_text())
+    assert set(results) == {*MODELS, "real_test"}
+    for m in MODELS:
+        arrays = np.load(run.generated / f"{m}.npz")
+        want = _classifier_accuracy(run, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]))
+        assert results[m]["class_agreement"] == pytest.approx(want, abs=1e-12)
+    test = open_dataset("fmnist:test")
+    rows = range(smoke_recipe().val_rows)
+    real = (torch.stack([test[i][0] for i in rows]) * 255).round().to(torch.uint8)
+    want = _classifier_accuracy(run, real, torch.tensor([int(test[i][1]) for i in rows]))
+    assert results["real_test"]["class_agreement"] == pytest.approx(want, abs=1e-12)
+    assert want > 0.3  # a trained (if tiny) classifier, far above chance (0.1)
 
 
 def test_heldout_encoders_are_monitored_during_training(run):

@@ -63,10 +63,11 @@ class FmnistRecipe:
         num_projections: SW projections.
         num_landmarks, kmeans_iters: Nyström references.
         beta, bandwidth_scale: joint features ``φ(x) ⊕ β·onehot(c)`` (eq. 4) and the joint
-            kernel's bandwidth = scale × median (a list: a multi-scale kernel). 1.0 is the paper's class-conditional recipe
-            (the median heuristic, §4.1); its 0.25 is the text-conditioned one (App. E.1). On
-            ``fmnist-tiny`` 0.25 left ``efficientnet_lite0`` worse than the untrained start
-            (SW_r 6.5 vs 6.0) while 1.0 brought it to 3.0 (docs/fmnist_results.md).
+            kernel's bandwidth = scale × median (a list: a multi-scale kernel). The default
+            (0.25, 1.0) pairs the paper's two single scales: its text-conditioned 0.25 (App.
+            E.1) and its class-conditional median (§4.1). On ``fmnist-tiny`` 0.25 alone left
+            ``efficientnet_lite0`` worse than the untrained start, 1.0 alone collapsed
+            within-class diversity, and the pair scored best (docs/fmnist_results.md).
         post, scratch: the two iRDM arms (post-training the teacher into one step; a fresh
             ``ConvGenerator``).
         scratch_width: ``ConvGenerator`` width.
@@ -97,7 +98,7 @@ class FmnistRecipe:
     num_landmarks: int = 4096
     kmeans_iters: int = 10
     beta: float = 1.0
-    bandwidth_scale: float | tuple[float, ...] = 1.0
+    bandwidth_scale: float | tuple[float, ...] = (0.25, 1.0)
     post: ArmConfig
     scratch: ArmConfig
     scratch_width: int = 32

@@ -195,6 +195,8 @@ def test_class_agreement_is_the_classifier_head_on_samples_and_real_images(run):
         arrays = np.load(run.generated / f"{m}.npz")
         want = _classifier_accuracy(run, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]))
         assert results[m]["class_agreement"] == pytest.approx(want, abs=1e-12)
+        ev = json.loads((run.eval / m / "eval.json").read_text())
+        assert ev["class_agreement"] == results[m]["class_agreement"]  # shown by the report
     test = open_dataset("fmnist:test")
     rows = range(smoke_recipe().val_rows)
     real = (torch.stack([test[i][0] for i in rows]) * 255).round().to(torch.uint8)

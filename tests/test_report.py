@@ -14,7 +14,7 @@ from _chromium import probe_report
 from repmatch.cli import main
 from repmatch.report.curves import group_series, read_stats
 from repmatch.report.grid import class_grid, make_grid, save_png
-from repmatch.report.html import build_report, write_report
+from repmatch.report.html import build_report, read_eval, write_report
 
 EVALS = {
     "teacher_4step": {
@@ -221,3 +221,22 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert probe["rows"] == len(EVALS) + 1
     assert len(probe["imgs"]) == 3
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in probe["imgs"]), probe
+
+
+def test_report_shows_class_agreement_unbolded_and_dashes_where_missing(tmp_path):
+    (tmp_path / "eval").mkdir()
+    panel = {"per_encoder": {"a": 2.0}, "mean": 2.0, "held_out_mean": None}
+    (tmp_path / "eval" / "good.json").write_text(json.dumps({**panel, "class_agreement": 0.9}))
+    (tmp_path / "eval" / "scrambled.json").write_text(
+        json.dumps({**panel, "per_encoder": {"a": 1.0}, "mean": 1.0, "class_agreement": 0.02})
+    )
+    (tmp_path / "eval" / "plain.json").write_text(json.dumps({**panel, "per_encoder": {"a": 3.0}, "mean": 3.0}))
+    parser = _Tables()
+    parser.feed(build_report(tmp_path))
+    header, *rows = parser.rows
+    assert header[-1] == "class agreement‡"
+    assert {r[0]: r[-1] for r in rows} == {"scrambled": "0.020", "good": "0.900", "plain": "–"}
+    assert "0.020" not in parser.bold and "0.900" not in parser.bold  # higher is better: no min-bold
+    (tmp_path / "bad.json").write_text(json.dumps({**panel, "class_agreement": "high"}))
+    with pytest.raises(TypeError, match="class_agreement"):
+        read_eval(tmp_path / "bad.json")

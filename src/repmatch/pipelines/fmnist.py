@@ -279,13 +279,17 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
             held_out=list(recipe.heldout_encoders),
         )
         arrays = np.load(layout.generated / f"{name}.npz")
+        agreement = class_agreement(
+            torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), recipe, layout, device
+        )
+        # Beside the SW panel in the model's eval.json, where `repmatch report` shows it.
+        eval_json = layout.eval / name / "eval.json"
+        atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), "class_agreement": agreement})
         results[name] = {
             "per_encoder": out["sw"]["per_encoder"],
             "mean": out["sw"]["mean"],
             "held_out_mean": out["sw"]["held_out_mean"],
-            "class_agreement": class_agreement(
-                torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), recipe, layout, device
-            ),
+            "class_agreement": agreement,
         }
     # The real reference value of class agreement: the classifier on the floor's test rows.
     test = open_dataset("fmnist:test")

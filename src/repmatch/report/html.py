@@ -16,7 +16,10 @@ becomes a short message on the page, never an exception)::
                                   "held_out": [encoder, ...] (optional)}
     RUN_DIR/eval/<model>/eval.json  or the file ``repmatch eval --out RUN_DIR/eval/<model>``
                                  writes: the same panel under "sw" (and "held_out" at the top),
-                                 with optional "mmd"/"fd" cross-check panels
+                                 with optional "mmd"/"fd" cross-check panels; either layout
+                                 may carry a top-level "class_agreement" (the fraction of samples
+                                 a classifier assigns to their conditioning class), shown as a
+                                 column (higher is better, not bolded)
 
 The SW_r,k table (paper eq. 5) has one row per model, sorted by ``mean`` (lower is closer to
 real; 1 is the real-validation floor), one column per encoder (held-out encoders marked †),
@@ -63,6 +66,7 @@ class EvalEntry:
     held_out_mean: float | None
     held_out: list[str] = field(default_factory=list)
     cross_checks: dict[str, float | None] = field(default_factory=dict)
+    class_agreement: float | None = None
 
 
 # Cross-check panels of ``repmatch eval`` shown as extra mean columns: key -> column header.
@@ -115,6 +119,7 @@ def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> Eval
         held_out_mean=_number(panel.get("held_out_mean"), "held_out_mean"),
         held_out=held,
         cross_checks=cross,
+        class_agreement=_number(obj.get("class_agreement"), "class_agreement"),
     )
 
 
@@ -172,12 +177,18 @@ def _eval_section(run_dir: Path) -> str:
     for j in range(len(rows[0])):
         col = [r[j] for r in rows if r[j] is not None]
         best.append(min(col) if col else None)
+    # Class agreement is a conditional check where higher is better: a column, never bolded.
+    agree = any(e.class_agreement is not None for e in entries)
+    if agree:
+        rows = [r + [e.class_agreement] for e, r in zip(entries, rows)]
+        best.append(None)
     k = len(encoders)
     head = "".join(
         f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns
     )
     head += f"<th>SW<sub>r,{k}</sub></th><th>SW<sub>r,{len(held)}</sub><sup>†</sup> (held out)</th>"
     head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cross)
+    head += "<th>class agreement<sup>‡</sup></th>" if agree else ""
     body = []
     for e, r in zip(entries, rows):
         cells = "".join(
@@ -190,6 +201,13 @@ def _eval_section(run_dir: Path) -> str:
         "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
         f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum."
         + (" MMD/FD columns are the cross-check panel means (Appendix D)." if cross else "")
+        + (
+            " ‡ Class agreement: the fraction of samples a classifier assigns to their "
+            "conditioning class (higher is better); SW<sub>r,k</sub> compares marginal "
+            "laws and cannot see wrong-class samples."
+            if agree
+            else ""
+        )
         + "</p>"
     )
     table = (

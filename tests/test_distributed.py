@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.multiprocessing as mp
+from _train_toys import LOCAL_CHUNK, dist_worker, toy_problem
 
 from repmatch.train.distributed import gather_features, sync_gradients
 from repmatch.train.gradcache import cached_backward
-
-from _train_toys import LOCAL_CHUNK, dist_worker, toy_problem
 
 
 def test_two_process_gloo_matches_single_process(tmp_path):

@@ -106,7 +106,7 @@ def test_register_decorator_and_adapter_hook(scratch_registry: None) -> None:
     spec = enc.EncoderSpec(name="toy_mean", source="in-project", checkpoint="none", dim=3, input_size=8)
 
     @enc.register_encoder(spec)
-    def build(spec, *, weights, pretrained):  # noqa: ANN001, ANN202
+    def build(spec, *, weights, pretrained):
         return torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
 
     enc.register_encoder(spec)  # identical: no-op
@@ -123,7 +123,7 @@ def test_register_decorator_and_adapter_hook(scratch_registry: None) -> None:
     assert enc.create("dreamsim")(torch.rand(1, 3, 32, 32)).shape == (1, 1792)
 
 
-def test_create_errors_name_the_problem(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+def test_create_errors_name_the_problem(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     with pytest.raises(ValueError, match="encoder must be one of"):
         enc.create("nope")
     with pytest.raises(TypeError, match="unknown overrides \\['colour'\\]"):
@@ -179,7 +179,7 @@ def test_paper_encoder_gradients_reach_input(name: str) -> None:
 
 @pytest.mark.parametrize("size", [160, 128])
 def test_timm_adapter_loads_a_local_file_offline(scratch_registry: None, no_network: None, tmp_path,
-                                                 size: int) -> None:  # noqa: ANN001
+                                                 size: int) -> None:
     """The timm path end to end: a user-supplied safetensors file, class-token pooling, and a
     resolution other than the checkpoint's (position embedding resampled at load)."""
     timm = pytest.importorskip("timm")
@@ -332,18 +332,18 @@ def check_grad_and_batch_independence(e: enc.Encoder, x: torch.Tensor) -> None:
     assert torch.allclose(feats.detach(), one_by_one, rtol=1e-4, atol=1e-4)
 
 
-def test_efficientnet_gradients_and_batch_independence(effnet_small) -> None:  # noqa: ANN001
+def test_efficientnet_gradients_and_batch_independence(effnet_small) -> None:
     check_grad_and_batch_independence(effnet_small, torch.rand(3, 3, 48, 80))
 
 
-def test_open_nsfw_gradients_and_batch_independence(nsfw) -> None:  # noqa: ANN001
+def test_open_nsfw_gradients_and_batch_independence(nsfw) -> None:
     check_grad_and_batch_independence(nsfw, torch.rand(2, 3, 48, 80))
 
 
 # ----------------------------------------------------------------------------- battery
 
 
-def test_battery_frozen_chunked_and_grad(effnet_small) -> None:  # noqa: ANN001
+def test_battery_frozen_chunked_and_grad(effnet_small) -> None:
     toy = toy_encoder()
     x = torch.rand(5, 3, 40, 40, generator=torch.Generator().manual_seed(2))
     full = enc.EncoderBattery([effnet_small, toy])

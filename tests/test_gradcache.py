@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
 
 from repmatch.train import gradcache
 from repmatch.train.gradcache import cached_backward
-
-from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
 
 B = 12
 

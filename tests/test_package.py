@@ -32,7 +32,14 @@ def test_lazy_package_exports_resolve() -> None:
     """Every name a lazy package declares resolves to the object of its defining module."""
     import importlib
 
-    for package in ("repmatch", "repmatch.encoders", "repmatch.reference", "repmatch.models"):
+    for package in (
+        "repmatch",
+        "repmatch.encoders",
+        "repmatch.reference",
+        "repmatch.models",
+        "repmatch.train",
+        "repmatch.evaluation",
+    ):
         mod = importlib.import_module(package)
         for name in mod.__all__:
             assert getattr(mod, name) is not None, f"{package}.{name}"

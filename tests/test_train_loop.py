@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
 
 from repmatch.train.config import IntervalConfig, OptimConfig, TrainConfig
 from repmatch.train.controller import ControllerConfig
 from repmatch.train.loop import AntiGamingMonitor, train
 from repmatch.train.task import TrainTask, estimate_floors
-
-from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
 
 B = 16
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._preprocess import preprocess
     from ._registry import (
         EncoderSpec,
         MissingWeightsError,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ._registry import list_encoders as list
     from .base import Encoder, ImageEncoder, TextEncoder
     from .battery import EncoderBattery
-    from ._preprocess import preprocess
 
 # Lazy (see repmatch._lazy): the CLI registers `fmnist-encoders` from this package without
 # importing torch.

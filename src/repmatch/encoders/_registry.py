@@ -262,7 +262,7 @@ def register_encoder(
 _PANELS: dict[str, tuple[str, ...]] = {}
 
 
-def register_panel(name: str, encoders: "list[str] | tuple[str, ...]") -> None:
+def register_panel(name: str, encoders: list[str] | tuple[str, ...]) -> None:
     """Register a named list of encoder names (e.g. ``"paper_train10"``)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"panel name must be a non-empty string, got {name!r}")
@@ -287,7 +287,7 @@ def list_panels() -> list[str]:
 
 
 def _load_plugins() -> None:
-    for module in list(_PLUGIN_MODULES):
+    for module in _PLUGIN_MODULES:
         importlib.import_module(module)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._registry import EncoderSpec
 from ._preprocess import preprocess
+from ._registry import EncoderSpec
 
 
 class Encoder(nn.Module):
@@ -35,7 +35,7 @@ class Encoder(nn.Module):
     def dim(self) -> int:
         return self.spec.dim
 
-    def freeze(self) -> "Encoder":
+    def freeze(self) -> Encoder:
         """Eval mode and ``requires_grad=False`` on every parameter (frozen feature extractor)."""
         self.eval()
         for p in self.parameters():

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from .._validate import check_positive
+from ._preprocess import check_images
 from ._registry import EncoderSpec, create
 from .base import Encoder, ImageEncoder
-from ._preprocess import check_images
 
 
 class EncoderBattery(nn.Module):
@@ -107,7 +107,7 @@ class EncoderBattery(nn.Module):
         """``{name: fingerprint}``; store with references, compare before mixing features."""
         return {n: e.fingerprint for n, e in self.encoders.items()}
 
-    def train(self, mode: bool = True) -> "EncoderBattery":
+    def train(self, mode: bool = True) -> EncoderBattery:
         # The battery is a frozen feature extractor: a parent's .train() must not enable
         # dropout or batch-norm updates inside the encoders.
         super().train(mode)

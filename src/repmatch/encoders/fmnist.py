@@ -36,8 +36,8 @@ from torch import nn
 
 from .._io import atomic_save_safetensors, cache_dir
 from .._validate import check_choice, check_positive
-from ._registry import EncoderSpec, MissingWeightsError, get_spec, register_encoder, register_panel
 from ._preprocess import preprocess
+from ._registry import EncoderSpec, MissingWeightsError, get_spec, register_encoder, register_panel
 
 FMNIST_MEAN = 0.2860
 FMNIST_STD = 0.3530

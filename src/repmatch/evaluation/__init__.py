@@ -10,20 +10,19 @@ Exports are resolved lazily so that the CLI verb modules in this package can be 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "EvalConfig": "config",
-    "FeatureSource": "sources",
-    "Floors": "floors",
-    "compute_floors": "floors",
-    "evaluate": "run",
-    "format_table": "report",
-    "load_floors": "floors",
-    "open_source": "sources",
-    "plot_ratios": "report",
-    "save_floors": "floors",
+    "EvalConfig": ".config",
+    "FeatureSource": ".sources",
+    "Floors": ".floors",
+    "compute_floors": ".floors",
+    "evaluate": ".run",
+    "format_table": ".report",
+    "load_floors": ".floors",
+    "open_source": ".sources",
+    "plot_ratios": ".report",
+    "save_floors": ".floors",
 }
 
 __all__ = [
@@ -38,9 +37,5 @@ __all__ = [
     "plot_ratios",
     "save_floors",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+assert set(__all__) == set(_EXPORTS)  # one list of public names, checked at import
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

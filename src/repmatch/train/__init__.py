@@ -8,35 +8,30 @@ Public API (imported lazily so that ``repmatch --help`` does not import torch):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "cached_backward": "gradcache",
-    "ControllerConfig": "controller",
-    "LagrangianController": "controller",
-    "scale_free": "controller",
-    "Generator": "generator",
-    "FewStepGenerator": "generator",
-    "MLPGenerator": "generator",
-    "distributed_cached_backward": "distributed",
-    "gather_features": "distributed",
-    "TrainConfig": "config",
-    "OptimConfig": "config",
-    "IntervalConfig": "config",
-    "TrainTask": "task",
-    "register_task": "task",
-    "train": "loop",
-    "get_preset": "presets",
-    "PRESETS": "presets",
-    "JointFeatures": "joint",
-    "ConditionPool": "joint",
+    "cached_backward": ".gradcache",
+    "ControllerConfig": ".controller",
+    "LagrangianController": ".controller",
+    "scale_free": ".controller",
+    "Generator": ".generator",
+    "FewStepGenerator": ".generator",
+    "MLPGenerator": ".generator",
+    "distributed_cached_backward": ".distributed",
+    "gather_features": ".distributed",
+    "TrainConfig": ".config",
+    "OptimConfig": ".config",
+    "IntervalConfig": ".config",
+    "JointConfig": ".config",
+    "TrainTask": ".task",
+    "register_task": ".task",
+    "train": ".loop",
+    "get_preset": ".presets",
+    "PRESETS": ".presets",
+    "joint_features": ".joint",
+    "ConditionPool": ".joint",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605  (a list at run time)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

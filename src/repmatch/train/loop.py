@@ -29,7 +29,13 @@ import torch
 from torch import nn
 
 from .._io import atomic_write_json, atomic_write_text
-from .checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap

@@ -64,13 +64,13 @@ class TrainTask:
             raise ValueError("joint_beta needs a condition pool (conditions)")
 
 
-_TASKS: dict[str, Callable[["TrainConfig", torch.device], TrainTask]] = {}
+_TASKS: dict[str, Callable[[TrainConfig, torch.device], TrainTask]] = {}
 
 
-def register_task(name: str) -> Callable[[Callable[["TrainConfig", torch.device], TrainTask]], Any]:
+def register_task(name: str) -> Callable[[Callable[[TrainConfig, torch.device], TrainTask]], Any]:
     """Register ``builder(config, device) -> TrainTask`` under ``name``."""
 
-    def deco(builder: Callable[["TrainConfig", torch.device], TrainTask]) -> Any:
+    def deco(builder: Callable[[TrainConfig, torch.device], TrainTask]) -> Any:
         if name in _TASKS:
             raise ValueError(f"task {name!r} is already registered")
         _TASKS[name] = builder
@@ -79,7 +79,7 @@ def register_task(name: str) -> Callable[[Callable[["TrainConfig", torch.device]
     return deco
 
 
-def build_task(config: "TrainConfig", device: torch.device) -> TrainTask:
+def build_task(config: TrainConfig, device: torch.device) -> TrainTask:
     from . import presets  # noqa: F401  (registers the built-in tasks)
 
     if config.task not in _TASKS:

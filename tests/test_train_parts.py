@@ -149,3 +149,22 @@ def test_cli_dry_run_and_tiny_toy_run(tmp_path, capsys):
     assert all(math.isfinite(v) for r in rows if "score" in r for v in r["score"].values())
     assert (run / "samples" / "samples-000000000064.png").exists()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-000000000064.pt", "ckpt-000000000096.pt"]
+
+
+def test_nonnegative_integers_are_checked_by_name():
+    from repmatch.evaluation import EvalConfig
+    from repmatch.models import ConvGeneratorConfig, TeacherConfig
+    from repmatch.nystrom import kmeans
+
+    assert TeacherConfig(warmup_steps=0).warmup_steps == 0  # 0 is allowed
+    for make, name in (
+        (lambda v: TeacherConfig(warmup_steps=v), "warmup_steps"),
+        (lambda v: ConvGeneratorConfig(num_classes=v), "num_classes"),
+        (lambda v: EvalConfig(seed=v), "seed"),
+        (lambda v: kmeans(torch.randn(8, 2), 2, iters=v), "iters"),
+    ):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative integer, got -1"):
+            make(-1)
+        for bad in (1.5, True):
+            with pytest.raises(TypeError, match=f"{name} must be a non-negative integer"):
+                make(bad)

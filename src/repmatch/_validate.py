@@ -45,6 +45,15 @@ def check_positive(name: str, value: Any, *, integer: bool = False) -> Any:
     return value
 
 
+def check_nonnegative_int(name: str, value: Any) -> int:
+    """Validate a non-negative integer (a seed, a count that may be 0) and return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
 def check_scales(name: str, value: Any) -> float | tuple[float, ...]:
     """Validate one positive scale or a non-empty sequence of distinct ones (a multi-scale kernel).
 

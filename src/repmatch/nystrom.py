@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ._io import atomic_save_safetensors, atomic_write_json
-from ._validate import check_choice, check_features, check_positive
+from ._validate import check_choice, check_features, check_nonnegative_int, check_positive
 from .kernels import (
     PRECISIONS,
     augmented_operands,
@@ -134,8 +134,7 @@ def kmeans(
     """
     check_features("x", x)
     check_positive("num_clusters", num_clusters, integer=True)
-    if not isinstance(iters, int) or iters < 0:
-        raise ValueError(f"iters must be a non-negative integer, got {iters!r}")
+    check_nonnegative_int("iters", iters)
     n = x.shape[0]
     if num_clusters > n:
         raise ValueError(f"num_clusters={num_clusters} exceeds the number of points ({n})")
@@ -273,8 +272,7 @@ class NystromReference:
         check_positive("chunk_size", chunk_size, integer=True)
         check_positive("rcond", rcond)
         check_choice("precision", precision, PRECISIONS)
-        if not isinstance(kmeans_iters, int) or kmeans_iters < 0:
-            raise ValueError(f"kmeans_iters must be a non-negative integer, got {kmeans_iters!r}")
+        check_nonnegative_int("kmeans_iters", kmeans_iters)
         if bandwidths is not None:
             for b in bandwidths:
                 check_positive("bandwidth", b)

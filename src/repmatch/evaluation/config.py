@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .._validate import check_positive
+from .._validate import check_nonnegative_int, check_positive
 from ..metrics.panel import DEFAULT_MMD_SAMPLES, DEFAULT_SW_SAMPLES
 from ..metrics.sliced import DEFAULT_CHUNK_SIZE, DEFAULT_NUM_PROJECTIONS
 
@@ -51,8 +51,7 @@ class EvalConfig:
             "batch_size",
         ):
             check_positive(name, getattr(self, name), integer=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_nonnegative_int("seed", self.seed)
         object.__setattr__(self, "cross_checks", tuple(self.cross_checks))
         unknown = [c for c in self.cross_checks if c not in CROSS_CHECKS]
         if unknown:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import check_features, check_positive
+from .._validate import check_features, check_nonnegative_int, check_positive
 
 
 def as_float64(name: str, x: torch.Tensor, *, dim: int | None = None) -> torch.Tensor:
@@ -41,8 +41,4 @@ def seeded_subsample(x: torch.Tensor, num_samples: int, seed: int) -> torch.Tens
 
 def check_seed(seed: object) -> int:
     """Validate a non-negative integer seed and return it."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed
+    return check_nonnegative_int("seed", seed)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_positive
+from .._validate import check_nonnegative_int, check_positive
 from ._conditioning import check_condition
 
 
@@ -42,14 +42,7 @@ class ConvGeneratorConfig:
     def __post_init__(self) -> None:
         for name in ("latent_dim", "width", "image_size", "image_channels"):
             check_positive(name, getattr(self, name), integer=True)
-        if (
-            isinstance(self.num_classes, bool)
-            or not isinstance(self.num_classes, int)
-            or self.num_classes < 0
-        ):
-            raise ValueError(
-                f"num_classes must be a non-negative integer, got {self.num_classes!r}"
-            )
+        check_nonnegative_int("num_classes", self.num_classes)
         if self.image_size % 4:
             raise ValueError(
                 f"image_size must be divisible by 4 (two ×2 upsamplings), got {self.image_size}"

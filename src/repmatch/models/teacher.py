@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from .._io import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
-from .._validate import check_choice, check_positive
+from .._validate import check_choice, check_nonnegative_int, check_positive
 from ..train.generator import FewStepGenerator
 from .flow_matching import TIME_SAMPLINGS, flow_matching_loss, sample_time
 from .sampling import write_sample_grid
@@ -77,18 +77,10 @@ class TeacherConfig:
             check_positive(name, getattr(self, name), integer=True)
         check_positive("lr", self.lr)
         check_positive("grad_clip", self.grad_clip)
-        if (
-            isinstance(self.warmup_steps, bool)
-            or not isinstance(self.warmup_steps, int)
-            or self.warmup_steps < 0
-        ):
-            raise ValueError(
-                f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}"
-            )
+        check_nonnegative_int("warmup_steps", self.warmup_steps)
         if not (0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_nonnegative_int("seed", self.seed)
 
     def model_config(self) -> VelocityUNetConfig:
         return VELOCITY_PRESETS[self.model]()

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_positive
+from .._validate import check_nonnegative_int, check_positive
 from ._conditioning import check_condition
 
 
@@ -48,14 +48,7 @@ class VelocityUNetConfig:
         check_positive("image_size", self.image_size, integer=True)
         check_positive("image_channels", self.image_channels, integer=True)
         check_positive("blocks_per_level", self.blocks_per_level, integer=True)
-        if (
-            isinstance(self.num_classes, bool)
-            or not isinstance(self.num_classes, int)
-            or self.num_classes < 0
-        ):
-            raise ValueError(
-                f"num_classes must be a non-negative integer, got {self.num_classes!r}"
-            )
+        check_nonnegative_int("num_classes", self.num_classes)
         if not isinstance(self.channels, tuple) or not self.channels:
             raise TypeError(f"channels must be a non-empty tuple of ints, got {self.channels!r}")
         for c in self.channels:

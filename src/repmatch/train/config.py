@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._validate import check_choice, check_positive, check_scales
+from .._validate import check_choice, check_nonnegative_int, check_positive, check_scales
 from .controller import ControllerConfig
 
 LR_REFERENCE_BATCH = 5120
@@ -27,11 +27,6 @@ LR_REFERENCE_BATCH = 5120
 def _check_optional_positive(name: str, value: Any, integer: bool = False) -> None:
     if value is not None:
         check_positive(name, value, integer=integer)
-
-
-def _check_nonneg_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,7 +164,7 @@ class TrainConfig:
             raise TypeError(f"task_options must be a mapping, got {type(self.task_options).__name__}")
         if not isinstance(self.run_dir, str) or not self.run_dir:
             raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
-        _check_nonneg_int("seed", self.seed)
+        check_nonnegative_int("seed", self.seed)
         check_positive("batch_size", self.batch_size, integer=True)
         _check_optional_positive("chunk_size", self.chunk_size, integer=True)
         check_choice("device", self.device, ("auto", "cpu", "cuda"))

@@ -42,9 +42,10 @@ GLOBAL_B = 12
 LOCAL_CHUNK = 4
 
 
-def toy_problem():
-    """Generator (no dropout: ranks draw different masks), encoders, global noise, loss."""
-    gen = make_generator(dropout=0.0)
+def toy_problem(dropout: float = 0.0):
+    """Generator, encoders, global noise (GLOBAL_B rows), loss. Distributed runs keep the
+    default dropout 0: ranks draw different masks."""
+    gen = make_generator(dropout=dropout)
     enc = ToyEncoders(6)
     g = torch.Generator().manual_seed(1)
     noise = torch.randn(GLOBAL_B, 4, generator=g, dtype=torch.float64)

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
+from _train_toys import GLOBAL_B as B
+from _train_toys import toy_problem
 
 from repmatch.train import gradcache
 from repmatch.train.gradcache import cached_backward
 
-B = 12
-
 
 def _setup(dropout: float):
-    gen = make_generator(dropout=dropout)
-    enc = ToyEncoders(6)
-    g = torch.Generator().manual_seed(1)
-    noise = torch.randn(B, 4, generator=g, dtype=torch.float64)
-    refs = {"lin": torch.randn(20, 5, generator=g, dtype=torch.float64),
-            "tanh": torch.rand(20, 3, generator=g, dtype=torch.float64)}
+    gen, enc, noise, loss = toy_problem(dropout)
 
     def forward(chunk):
         # Extra noise drawn inside forward: must be replayed too.
         x = gen(chunk) + 0.01 * torch.randn(chunk.shape[0], 1, 2, 3, dtype=torch.float64)
         return enc(x)
-
-    def loss(feats):
-        return 0.7 * brute_mmd_loss(feats["lin"], refs["lin"], 2.0) + brute_mmd_loss(feats["tanh"], refs["tanh"], 0.5)
 
     return gen, noise, forward, loss
 

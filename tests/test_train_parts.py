@@ -15,7 +15,6 @@ from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, Trai
 from repmatch.train.generator import FewStepGenerator
 from repmatch.train.joint import (
     ConditionPool,
-    joint_bandwidth,
     joint_bandwidths,
     joint_features,
     one_hot_embedding,
@@ -104,7 +103,6 @@ def test_joint_features_and_bandwidth():
     assert torch.equal(j[:, :4], img) and torch.equal(j[:, 4:], 0.5 * emb.double())
     assert j[torch.arange(6), 4 + labels].eq(0.5).all()
     median = float(np.median(pdist(j.numpy())))
-    assert joint_bandwidth(j, 0.25) == pytest.approx(0.25 * median, rel=1e-12)
     assert joint_bandwidths(j, (0.25, 1.0)) == pytest.approx((0.25 * median, median), rel=1e-12)
     assert joint_bandwidths(j, 2.0) == pytest.approx((2 * median,), rel=1e-12)
     with pytest.raises(ValueError, match="labels"):

@@ -222,26 +222,21 @@ def stage_samples(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
 
 
 def class_agreement(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    recipe: FmnistRecipe,
-    layout: Layout,
-    device: torch.device,
-    batch_size: int = 512,
+    classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
 ) -> float:
-    """Fraction of ``images`` (uint8 ``(N, C, 28, 28)``) that the job's ``fmnist_classifier``,
-    through its own 10-way head, assigns to ``labels`` ``(N,)``.
+    """Fraction of ``images`` (uint8 ``(N, C, 28, 28)``) that ``classifier`` (the job's
+    ``fmnist_classifier`` encoder), through its own 10-way head, assigns to ``labels`` ``(N,)``.
 
     The SW_r,k panel compares marginal feature laws, so it cannot see a generator that draws
     good images of the wrong class; this conditional check can. Real test images score the
     classifier's accuracy (~0.9), the value a faithful conditional generator approaches.
     """
-    enc = make_battery(recipe, ["fmnist_classifier"], layout, device=device).encoders["fmnist_classifier"]
+    device = next(classifier.parameters()).device
     hits = 0
     with torch.no_grad():
         for i in range(0, images.shape[0], batch_size):
             x = images[i : i + batch_size].to(device, torch.float32) / 255.0
-            pred = enc.backbone.logits(enc.preprocess(x)).argmax(1).cpu()
+            pred = classifier.backbone.logits(classifier.preprocess(x)).argmax(1).cpu()
             hits += int((pred == labels[i : i + batch_size]).sum())
     return hits / images.shape[0]
 
@@ -253,6 +248,7 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
     from ..reference.store import MANIFEST
 
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
+    classifier = make_battery(recipe, ["fmnist_classifier"], layout, device=device).encoders["fmnist_classifier"]
     results = {}
     for name in MODELS:
         samples = open_dataset(str(layout.generated / f"{name}.npz"))
@@ -280,7 +276,7 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
         )
         arrays = np.load(layout.generated / f"{name}.npz")
         agreement = class_agreement(
-            torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), recipe, layout, device
+            classifier, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
         )
         # Beside the SW panel in the model's eval.json, where `repmatch report` shows it.
         eval_json = layout.eval / name / "eval.json"
@@ -297,8 +293,7 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
     real = torch.stack([test[i][0] for i in rows])
     results["real_test"] = {
         "class_agreement": class_agreement(
-            (real * 255).round().to(torch.uint8), torch.tensor([int(test[i][1]) for i in rows]),
-            recipe, layout, device,
+            classifier, (real * 255).round().to(torch.uint8), torch.tensor([int(test[i][1]) for i in rows])
         )
     }
     atomic_write_json(layout.root / "results.json", results)

@@ -83,5 +83,6 @@ def clip_grad_norm_per_cell(params: Sequence[torch.Tensor], max_norm: float) -> 
     # One broadcast multiply per tensor when any cell clips (scale 1 leaves the others exact);
     # per-cell slices would cost (cells × tensors) tiny kernels.
     if bool((scale < 1.0).any()):
-        torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.ndim - 1))) for g in grads])
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
     return norms

@@ -46,12 +46,6 @@ def joint_features(image_features: torch.Tensor, condition_embedding: torch.Tens
     return torch.cat([image_features, beta * condition_embedding.to(image_features)], dim=1)
 
 
-def joint_bandwidth(features: torch.Tensor, scale: float = 0.25, seed: int = 0) -> float:
-    """The joint kernel's bandwidth: ``scale × median heuristic`` on joint reference features."""
-    check_positive("scale", scale)
-    return scale * median_bandwidth(features, seed=seed)
-
-
 def joint_bandwidths(features: torch.Tensor, scales: float | Sequence[float], seed: int = 0) -> tuple[float, ...]:
     """``s × median heuristic`` for each scale ``s`` (one number or several): the bandwidths of
     a (multi-scale) joint kernel, ``k = Σ_s exp(-||x - y||² / 2σ_s²)``, median computed once."""

@@ -112,6 +112,9 @@ def test_heldout_scores_are_logged(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
     held = [r for r in rows if "heldout_excess" in r]
     assert len(held) == 2 and set(held[0]["heldout_excess"]) == {"held"}
+    # excess = biased MMD² (≥ 0) − floor (−0.5): a sign or floor slip breaks the bound.
+    values = [r["heldout_excess"]["held"] for r in held]
+    assert all(v >= 0.5 for v in values) and values[0] != values[1]
 
 
 def test_anti_gaming_monitor():

@@ -6,14 +6,22 @@ cell on one thread; the baseline trains one ``nn.Sequential`` per cell with its 
 (``time.process_time``, robust to other load on the machine) and the load average, and the
 projected time of the full 8000-iteration grid on W single-thread workers.
 
-    PYTHONPATH=src python benchmarks/bench_spiral.py [--iterations 30] [--workers 2]
+The last table runs the W workers concurrently, as ``repmatch spiral`` does, twice: with the
+library's distances and with every distance replaced by a zero-cost loss ``mean(x²)``. The
+second row is the harness's floor (generator forward/backward, clipping, Adam: the work the
+setup prescribes for every arm, with the workers sharing the machine's caches and memory);
+its projection bounds from below what any distance implementation can reach.
+
+    PYTHONPATH=src python benchmarks/bench_spiral.py [--iterations 30] [--workers 2] [--concurrent-iterations 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -83,10 +91,46 @@ def _per_arm(config: sp.SpiralConfig, calls: int = 30) -> dict[tuple[str, int], 
     return out
 
 
+class _ZeroCost:
+    """A stand-in distance with no distance work: ``mean(x²)``."""
+
+    def __call__(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return x.square().mean()
+
+
+_LIBRARY_DISTANCE = sp.make_arm_distance
+
+
+def _worker_ms_per_step(config: sp.SpiralConfig, cells: list[tuple[str, int]], zero_cost: bool, queue: Any) -> None:
+    """Child process: wall ms per step of ``cells`` (the first tenth of steps skipped as warm-up)."""
+    torch.set_num_threads(1)
+    # train_cells looks the factory up at call time, so this swaps every arm's distance.
+    sp.make_arm_distance = (lambda *_: _ZeroCost()) if zero_cost else _LIBRARY_DISTANCE
+    ticks: list[float] = []
+    sp.train_cells(config, cells, on_progress=lambda _: ticks.append(time.perf_counter()), progress_every=1)
+    skip = len(ticks) // 10
+    queue.put(1e3 * (ticks[-1] - ticks[skip]) / (len(ticks) - 1 - skip))
+
+
+def _concurrent(config: sp.SpiralConfig, workers: int, zero_cost: bool) -> list[float]:
+    """Per-worker wall ms per step with the harness's split, all workers running at once."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker_ms_per_step, args=(config, part, zero_cost, queue))
+             for part in sp._partition(config.cells, workers)]
+    for p in procs:
+        p.start()
+    times = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return sorted(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrent-iterations", type=int, default=300)
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = sp.SpiralConfig(iterations=args.iterations, num_eval=100)
@@ -112,6 +156,14 @@ def main() -> None:
     print(f"projected full-grid wall on {args.workers} idle cores: "
           f"{bat / args.iterations * full / args.workers:.0f} s (batched), "
           f"{seq / args.iterations * full / args.workers:.0f} s (baseline split over the same cores)")
+
+    conc = sp.with_overrides(config, iterations=args.concurrent_iterations)
+    print(f"\n{args.workers} concurrent workers ({args.concurrent_iterations} it): wall ms per grid step of each worker")
+    print(f"{'loss':<34}{'workers':>18}{'full grid s (slowest)':>24}")
+    for name, zero in (("library distances", False), ("zero-cost mean(x²): harness floor", True)):
+        ms = _concurrent(conc, args.workers, zero)
+        print(f"{name:<34}{' '.join(f'{t:8.1f}' for t in ms):>18}{ms[-1] * full / 1e3:>24.0f}")
+    print(f"load average after {os.getloadavg()}")
 
 
 if __name__ == "__main__":

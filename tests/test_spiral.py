@@ -218,3 +218,19 @@ def test_cli_rejects_bad_arm(tmp_path, capsys) -> None:
 
     assert main(["spiral", "--out", str(tmp_path), "--arms", "frechet,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_default_workers_follow_the_usable_cpus() -> None:
+    assert sp.SpiralConfig().workers == sp.usable_cpus() >= 1
+    assert len(sp._partition(sp.SpiralConfig().cells, 64)) == 18  # at most one worker per cell
+
+
+def test_worker_processes_match_in_process_training() -> None:
+    # The spawn path (split, queue, result transfer) against one in-process group; a few steps
+    # keep the grouping's float rounding below the tolerance.
+    cfg = sp.SpiralConfig(iterations=3, num_eval=50, arms=("frechet", "mmd_nystrom"), batch_sizes=(8,),
+                          num_features=32, workers=2)
+    spawned = sp.run_spiral(cfg, progress=False)
+    alone = sp.train_cells(cfg, cfg.cells)
+    for cell in spawned.cells:
+        assert torch.allclose(cell.samples, alone[(cell.arm, cell.batch_size)], atol=1e-5)

@@ -46,6 +46,7 @@ __all__ = [
     "run_spiral",
     "spiral_reference",
     "train_cells",
+    "usable_cpus",
     "with_overrides",
 ]
 
@@ -58,6 +59,14 @@ ARMS: tuple[str, ...] = (
     "mmd_exact",
     "mmd_nystrom",
 )
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS has one, else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,8 +98,8 @@ class SpiralConfig:
     num_eval: int = 4000
     num_anchors: int = 60
     anchor_radius: float = 0.15
-    # execution
-    workers: int = 2
+    # execution: one single-thread process per usable CPU (the split caps it at the cell count)
+    workers: int = field(default_factory=usable_cpus)
 
     def __post_init__(self) -> None:
         if not self.arms:

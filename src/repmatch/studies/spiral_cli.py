@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--iterations", type=int, default=None, help="training steps per cell (default 8000)")
     p.add_argument("--seed", type=int, default=None, help="seed of every random stream (default 0)")
     p.add_argument("--workers", type=int, default=None,
-                   help="worker processes, one thread each (default 2; 1 runs in-process)")
+                   help="worker processes, one thread each (default: one per usable CPU, at most one "
+                   "per cell; 1 runs in-process)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 40 iterations, in-process, 1000 evaluation samples")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

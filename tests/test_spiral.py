@@ -234,3 +234,16 @@ def test_worker_processes_match_in_process_training() -> None:
     alone = sp.train_cells(cfg, cfg.cells)
     for cell in spawned.cells:
         assert torch.allclose(cell.samples, alone[(cell.arm, cell.batch_size)], atol=1e-5)
+
+
+def test_a_worker_that_dies_silently_raises_instead_of_hanging() -> None:
+    import queue
+    from types import SimpleNamespace
+
+    killed = SimpleNamespace(is_alive=lambda: False, exitcode=-9)
+    with pytest.raises(RuntimeError, match="exited with code -9"):
+        sp._collect(queue.Queue(), [killed], bar=None, poll_s=0.01)
+    failed = queue.Queue()
+    failed.put(("error", "Traceback: boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        sp._collect(failed, [SimpleNamespace(is_alive=lambda: True, exitcode=None)], bar=None, poll_s=0.01)

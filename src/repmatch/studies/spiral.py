@@ -329,23 +329,43 @@ def _run_workers(config: SpiralConfig, bar: Any) -> dict[tuple[str, int], torch.
              for part in _partition(config.cells, config.workers)]
     for p in procs:
         p.start()
-    results: dict[tuple[str, int], torch.Tensor] = {}
     try:
-        remaining = len(procs)
-        while remaining:
-            kind, payload = queue.get()
-            if kind == "tick":
-                bar.update(payload)
-            elif kind == "done":
-                results.update({c: torch.from_numpy(v) for c, v in payload.items()})
-                remaining -= 1
-            else:
-                raise RuntimeError(f"a spiral worker failed:\n{payload}")
+        return _collect(queue, procs, bar)
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join()
+
+
+def _collect(queue: Any, procs: Sequence[Any], bar: Any, poll_s: float = 1.0) -> dict[tuple[str, int], torch.Tensor]:
+    """Gather the workers' ticks and results; raise if a worker fails or dies without reporting.
+
+    A worker killed from outside (out of memory, a signal) never sends "done", so the queue is
+    polled and the processes checked between reads instead of blocking forever.
+    """
+    import queue as queue_module
+
+    results: dict[tuple[str, int], torch.Tensor] = {}
+    remaining = len(procs)
+    while remaining:
+        try:
+            kind, payload = queue.get(timeout=poll_s)
+        except queue_module.Empty:
+            dead = [p.exitcode for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+            if dead:
+                raise RuntimeError(
+                    f"a spiral worker exited with code {dead[0]} without reporting "
+                    "(killed by a signal if negative, e.g. -9 when out of memory)"
+                ) from None
+            continue
+        if kind == "tick":
+            bar.update(payload)
+        elif kind == "done":
+            results.update({c: torch.from_numpy(v) for c, v in payload.items()})
+            remaining -= 1
+        else:
+            raise RuntimeError(f"a spiral worker failed:\n{payload}")
     return results
 
 

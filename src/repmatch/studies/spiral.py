@@ -14,9 +14,9 @@ not share parameters, so gradients do not mix), gradient clipping is per cell, a
 split across worker processes of one thread each. Every random stream (initial weights,
 training noise, the distance's resampling, evaluation noise) is a per-cell generator seeded
 from ``(seed, arm, batch size)``, so a cell's result does not depend on how cells are grouped,
-up to float rounding: the stacked matmuls block differently for a different number of cells,
-and 8000 Adam steps amplify the rounding (a cell trained alone ends within the run-to-run
-spread of its scores, not bit for bit). The same grid and split reproduce bit for bit.
+up to float rounding: the stacked matmuls block differently for another number of cells, and
+8000 Adam steps amplify the rounding (docs/spiral.md). The same grid and split reproduce bit
+for bit.
 """
 
 from __future__ import annotations

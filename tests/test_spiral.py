@@ -209,7 +209,11 @@ def test_cli_quick_end_to_end(tmp_path) -> None:
         assert 0.0 <= c["recall"] <= 1.0 and c["med_dist"] >= 0.0
     assert (tmp_path / "spiral.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "spiral.md").read_text()
-    assert "mmd_nystrom" in table and "wall time" in table
+    by_cell = {(c["batch_size"], c["arm"]): c for c in results["cells"]}
+    for b in (8, 32, 128):  # each row carries that row's results.json values, in ARMS order
+        row = " | ".join(f"{by_cell[(b, a)]['recall']:.2f} / {by_cell[(b, a)]['med_dist']:.3f}" for a in sp.ARMS)
+        assert f"| {b} | {row} |" in table
+    assert "1 worker process(es)" in table
     assert json.loads((tmp_path / "config.json").read_text())["iterations"] == 40
 
 
@@ -247,3 +251,14 @@ def test_a_worker_that_dies_silently_raises_instead_of_hanging() -> None:
     failed.put(("error", "Traceback: boom"))
     with pytest.raises(RuntimeError, match="boom"):
         sp._collect(failed, [SimpleNamespace(is_alive=lambda: True, exitcode=None)], bar=None, poll_s=0.01)
+
+
+def test_table_counts_the_processes_started_not_the_requested_workers() -> None:
+    from repmatch.studies.spiral_report import format_table
+
+    cfg = sp.SpiralConfig(arms=("frechet",), batch_sizes=(8, 32), workers=64)
+    cells = [sp.SpiralCell(batch_size=b, arm="frechet", recall=0.5, med_dist=0.25, samples=torch.zeros(1, 2))
+             for b in (8, 32)]
+    result = sp.SpiralResult(config=cfg, cells=cells, real_floor=0.033, real_recall=1.0, wall_time_s=1.0,
+                             load_avg=(0.0, 0.0, 0.0))
+    assert "2 worker process(es)" in format_table(result)  # one per cell: the split's cap

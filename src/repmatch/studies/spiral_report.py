@@ -43,7 +43,7 @@ def format_table(result: SpiralResult) -> str:
         ),
         (
             f"{result.config.iterations} iterations per cell, {len(result.cells)} cells, "
-            f"{result.config.workers} worker process(es); wall time {result.wall_time_s:.1f} s "
+            f"{min(result.config.workers, len(result.cells))} worker process(es); wall time {result.wall_time_s:.1f} s "
             f"(load average at the end: {load})."
         ),
     ]

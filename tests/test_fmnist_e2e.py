@@ -272,3 +272,22 @@ def test_eval_rescores_a_rewritten_sample_file(run, tmp_path):
     assert results["start_1step"] == results["teacher_4step"]
     before = json.loads((run.root / "results.json").read_text())
     assert before["start_1step"] != before["teacher_4step"]
+
+
+def test_eval_without_the_classifier_skips_class_agreement(run, tmp_path):
+    # A recipe whose battery lacks fmnist_classifier has no head to judge classes with: the
+    # SW panel is still computed, the class-agreement column is left out (not a crash).
+    import shutil
+
+    from repmatch.pipelines.fmnist import stage_eval
+
+    out = tmp_path / "out"
+    shutil.copytree(run.root, out)
+    (out / "encoders" / "fmnist_classifier.safetensors").unlink()  # such a job never trains it
+    recipe = smoke_recipe().replace(train_encoders=("fmnist_autoencoder",), heldout_encoders=("efficientnet_lite0",))
+    results = stage_eval(recipe, Layout.of(out), torch.device("cpu"))
+    assert set(results) == set(MODELS)
+    for m in MODELS:
+        assert set(results[m]["per_encoder"]) == {"fmnist_autoencoder", "efficientnet_lite0"}
+        assert "class_agreement" not in results[m]
+        assert "class_agreement" not in json.loads((out / "eval" / m / "eval.json").read_text())

@@ -27,7 +27,7 @@ def subsample_indices(num_rows: int, num_samples: int, seed: int) -> torch.Tenso
     metric here is invariant to row order, so the indices are left unsorted.
     """
     check_positive("num_samples", num_samples, integer=True)
-    gen = torch.Generator(device="cpu").manual_seed(check_seed(seed))
+    gen = torch.Generator(device="cpu").manual_seed(check_nonnegative_int("seed", seed))
     return torch.randperm(num_rows, generator=gen)[:num_samples]
 
 
@@ -37,8 +37,3 @@ def seeded_subsample(x: torch.Tensor, num_samples: int, seed: int) -> torch.Tens
     if x.shape[0] <= num_samples:
         return x
     return x[subsample_indices(x.shape[0], num_samples, seed).to(x.device)]
-
-
-def check_seed(seed: object) -> int:
-    """Validate a non-negative integer seed and return it."""
-    return check_nonnegative_int("seed", seed)

@@ -18,8 +18,8 @@ import math
 
 import torch
 
-from .._validate import check_positive
-from ._common import as_float64, check_seed, seeded_subsample
+from .._validate import check_nonnegative_int, check_positive
+from ._common import as_float64, seeded_subsample
 
 DEFAULT_NUM_FEATURES = 4096  # 4096 random Fourier features (§4.4, Appendix D)
 DEFAULT_BANDWIDTH_SAMPLES = 2048
@@ -30,7 +30,7 @@ def median_bandwidth(
     x: torch.Tensor, *, max_samples: int = DEFAULT_BANDWIDTH_SAMPLES, seed: int = 0
 ) -> float:
     """Median heuristic σ: the (lower) median of ‖x_i − x_j‖, i < j, over ≤ ``max_samples`` rows of ``x`` ``(N, D)``."""
-    x64 = seeded_subsample(as_float64("x", x), max_samples, check_seed(seed))
+    x64 = seeded_subsample(as_float64("x", x), max_samples, check_nonnegative_int("seed", seed))
     if x64.shape[0] < 2:
         raise ValueError(f"x needs at least 2 rows for the median heuristic, got {x64.shape[0]}")
     dist = torch.cdist(x64, x64)
@@ -50,7 +50,7 @@ def rff_weights(
     check_positive("dim", dim, integer=True)
     check_positive("bandwidth", bandwidth)
     check_positive("num_features", num_features, integer=True)
-    gen = torch.Generator(device="cpu").manual_seed(check_seed(seed))
+    gen = torch.Generator(device="cpu").manual_seed(check_nonnegative_int("seed", seed))
     w = torch.randn(dim, num_features, generator=gen, dtype=torch.float64) / bandwidth
     b = torch.rand(num_features, generator=gen, dtype=torch.float64) * (2 * math.pi)
     return w, b

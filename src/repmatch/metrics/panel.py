@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from .._validate import check_positive
-from ._common import as_float64, check_seed, seeded_subsample
+from .._validate import check_nonnegative_int, check_positive
+from ._common import as_float64, seeded_subsample
 from .fingerprints import check_fingerprints
 from .frechet import frechet_from_stats, gaussian_stats
 from .mmd import DEFAULT_NUM_FEATURES, median_bandwidth, rff_mean_embedding, rff_weights
@@ -142,7 +142,7 @@ def _sw_distances(
 ) -> PairDistances:
     check_positive("num_projections", num_projections, integer=True)
     check_positive("num_samples", num_samples, integer=True)
-    check_seed(seed)
+    check_nonnegative_int("seed", seed)
     cache: dict[int, torch.Tensor] = {}  # encoders of equal width share their projections
 
     def distances(train_e: torch.Tensor, others: list[torch.Tensor]) -> list[float]:
@@ -207,7 +207,7 @@ def sw_floors(
 def _mmd_distances(num_features: int, seed: int, num_samples: int) -> PairDistances:
     check_positive("num_features", num_features, integer=True)
     check_positive("num_samples", num_samples, integer=True)
-    check_seed(seed)
+    check_nonnegative_int("seed", seed)
 
     def distances(train_e: torch.Tensor, others: list[torch.Tensor]) -> list[float]:
         ref = seeded_subsample(as_float64("train features", train_e), num_samples, seed)
@@ -255,7 +255,7 @@ def mmd_ratio_panel(
 def _fd_distances(num_samples: int | None, seed: int) -> PairDistances:
     if num_samples is not None:
         check_positive("num_samples", num_samples, integer=True)
-    check_seed(seed)
+    check_nonnegative_int("seed", seed)
 
     def cap(x: torch.Tensor) -> torch.Tensor:
         return x if num_samples is None else seeded_subsample(x, num_samples, seed)

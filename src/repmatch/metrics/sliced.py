@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .._validate import check_positive
-from ._common import as_float64, check_seed
+from .._validate import check_nonnegative_int, check_positive
+from ._common import as_float64
 
 DEFAULT_NUM_PROJECTIONS = 1024  # M = 1024 in the paper (§4.1)
 DEFAULT_CHUNK_SIZE = 128
@@ -37,7 +37,7 @@ def random_projections(
     """
     check_positive("dim", dim, integer=True)
     check_positive("num_projections", num_projections, integer=True)
-    gen = torch.Generator(device="cpu").manual_seed(check_seed(seed))
+    gen = torch.Generator(device="cpu").manual_seed(check_nonnegative_int("seed", seed))
     theta = torch.randn(dim, num_projections, generator=gen, dtype=torch.float64)
     return theta / theta.norm(dim=0, keepdim=True)
 

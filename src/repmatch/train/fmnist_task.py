@@ -19,7 +19,7 @@ import torch
 
 from .._validate import check_choice
 from .config import TrainConfig
-from .joint import ConditionPool, joint_features
+from .joint import ConditionPool, joint_features, one_hot_embedding
 from .task import TrainTask, estimate_floors, register_task
 
 TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
@@ -49,7 +49,7 @@ def _val_features(layout, names, beta, device):
     from ..reference import FeatureStore
 
     store = FeatureStore(layout.test_features)
-    emb = ConditionPool.from_labels(store.labels.long(), FMNIST_NUM_CLASSES).embeddings
+    emb = one_hot_embedding(store.labels.long(), FMNIST_NUM_CLASSES)
     return {n: joint_features(store.read(n), emb, beta).to(device) for n in names}
 
 

@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 import torch
 
-from repmatch import NystromReference, distances
-from repmatch.distances.sliced_wasserstein import random_projections
-from repmatch.kernels import matmul_precision
+from repmatch import NystromReference
+from repmatch.compare import distances
+from repmatch.compare.distances.sliced_wasserstein import random_projections
+from repmatch.compare.kernels import matmul_precision
 
 
 def _sync(device: torch.device) -> None:

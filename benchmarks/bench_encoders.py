@@ -1,6 +1,6 @@
 """Encoder throughput: images/s for forward and for forward+backward-to-input.
 
-Runs every selected encoder through :class:`repmatch.encoders.EncoderBattery` (the training
+Runs every selected encoder through :class:`repmatch.represent.EncoderBattery` (the training
 path: preprocessing inside, frozen weights, gradient to the images) on CPU in float32 and,
 when CUDA is available, on GPU in float32 and under bf16 autocast. Ratios in the table are
 measured in the same run: ``bwd/fwd`` = forward+backward time over forward time, and
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-import repmatch.encoders as enc
+import repmatch.represent as enc
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:

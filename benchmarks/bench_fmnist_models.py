@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from repmatch.models import (
-    ConvGenerator,
+from repmatch.apps.fmnist.conv_generator import ConvGenerator
+from repmatch.apps.fmnist.flow_matching import flow_matching_loss
+from repmatch.apps.fmnist.unet import (
     VelocityUNet,
-    flow_matching_loss,
     velocity_unet_cpu,
     velocity_unet_gpu,
     velocity_unet_tiny,

@@ -41,9 +41,9 @@ class ConvEncoder(nn.Module):
 
 
 def setup(device: torch.device, chunk: int):
-    from repmatch.distances import mmd_nystrom_loss
-    from repmatch.nystrom import NystromReference
-    from repmatch.train.generator import MLPGenerator
+    from repmatch.compare.distances import mmd_nystrom_loss
+    from repmatch.compare.nystrom import NystromReference
+    from repmatch.generators.base import MLPGenerator
 
     torch.manual_seed(0)
     gen = MLPGenerator(64, (3, 32, 32), hidden=512, depth=3).to(device)

@@ -30,7 +30,7 @@ class ToyEncoders(nn.Module):
 
 
 def make_generator(seed: int = 0, dropout: float = 0.2, noise_dim: int = 4) -> nn.Module:
-    from repmatch.train.generator import MLPGenerator
+    from repmatch.generators.base import MLPGenerator
 
     torch.manual_seed(seed)
     return MLPGenerator(noise_dim, (1, 2, 3), hidden=16, dropout=dropout).double()

@@ -7,8 +7,9 @@ from scipy.linalg import sqrtm
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import repmatch
-from repmatch import NystromReference, distances
-from repmatch.distances import (
+from repmatch import NystromReference
+from repmatch.compare import distances
+from repmatch.compare.distances import (
     drifting_field,
     drifting_loss,
     mmd_exact_loss,

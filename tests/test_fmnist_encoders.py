@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from repmatch.data import FashionMNIST, default_fmnist_root
-from repmatch.encoders import MissingWeightsError, create, get_spec
-from repmatch.encoders.fmnist import (
+from repmatch.represent import MissingWeightsError, create, get_spec
+from repmatch.apps.fmnist.encoders import (
     FMNIST_ENCODERS,
     FMNIST_MEAN,
     FMNIST_STD,
@@ -86,7 +86,7 @@ def test_tiny_training_through_the_real_path(tmp_path: Path) -> None:
         x = torch.rand(3, 1, 28, 28)
         from safetensors.torch import load_file
 
-        from repmatch.encoders.fmnist import _MODELS
+        from repmatch.apps.fmnist.encoders import _MODELS
 
         model = _MODELS[name]()
         model.load_state_dict(load_file(str(path)))

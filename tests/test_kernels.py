@@ -4,7 +4,7 @@ import torch
 from scipy.spatial.distance import cdist, pdist
 
 from repmatch import gaussian_kernel, median_bandwidth, multiscale_bandwidths
-from repmatch.kernels import exp_floored_, sq_distances
+from repmatch.compare.kernels import exp_floored_, sq_distances
 
 # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
 pytestmark = pytest.mark.usefixtures("one_thread")

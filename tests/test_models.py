@@ -6,19 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from repmatch.models import (
-    ConvGenerator,
-    ConvGeneratorConfig,
+from repmatch.apps.fmnist.conv_generator import ConvGenerator, ConvGeneratorConfig
+from repmatch.apps.fmnist.unet import (
     VelocityUNet,
     VelocityUNetConfig,
-    sample_per_class,
     velocity_unet_cpu,
     velocity_unet_gpu,
     velocity_unet_tiny,
+)
+from repmatch.generators import (
+    FewStepGenerator,
+    sample_per_class,
     write_sample_grid,
     write_samples_npz,
 )
-from repmatch.train.generator import FewStepGenerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from repmatch import NystromReference, gaussian_kernel, mmd_nystrom_loss
-from repmatch.nystrom import kmeans
+from repmatch.compare.nystrom import kmeans
 
 # Small matrices: intra-op threading only adds contention on a shared 2-core CI box.
 pytestmark = pytest.mark.usefixtures("one_thread")

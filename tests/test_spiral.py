@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from repmatch.studies import spiral as sp
-from repmatch.studies.spiral_data import (
+from repmatch.apps.spiral import study as sp
+from repmatch.apps.spiral.data import (
     SpiralScorer,
     SpiralSpec,
     distance_to_polyline,
@@ -18,7 +18,7 @@ from repmatch.studies.spiral_data import (
     sample_spiral,
     spiral_curve,
 )
-from repmatch.studies.stacked_mlp import StackedMLP, clip_grad_norm_per_cell
+from repmatch.apps.spiral.stacked_mlp import StackedMLP, clip_grad_norm_per_cell
 
 # --- data and scorer -------------------------------------------------------------------------
 
@@ -254,7 +254,7 @@ def test_a_worker_that_dies_silently_raises_instead_of_hanging() -> None:
 
 
 def test_table_counts_the_processes_started_not_the_requested_workers() -> None:
-    from repmatch.studies.spiral_report import format_table
+    from repmatch.apps.spiral.report import format_table
 
     cfg = sp.SpiralConfig(arms=("frechet",), batch_sizes=(8, 32), workers=64)
     cells = [sp.SpiralCell(batch_size=b, arm="frechet", recall=0.5, med_dist=0.25, samples=torch.zeros(1, 2))

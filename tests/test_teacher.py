@@ -10,16 +10,11 @@ import pytest
 import torch
 
 from repmatch.cli import main
-from repmatch.models import (
-    TeacherConfig,
-    flow_matching_loss,
-    interpolate,
-    load_teacher,
-    sample_time,
-    train_teacher,
-)
-from repmatch.models import teacher as teacher_module
-from repmatch.train.generator import FewStepGenerator
+from repmatch.apps.fmnist import teacher as teacher_module
+from repmatch.apps.fmnist.flow_matching import flow_matching_loss, interpolate, sample_time
+from repmatch.apps.fmnist.teacher import TeacherConfig, load_teacher, train_teacher
+from repmatch.generators import FewStepGenerator
+from repmatch.train import latest_checkpoint, load_checkpoint
 
 
 def euler_sample(velocity, noise, condition, num_steps):
@@ -226,8 +221,8 @@ def test_teacher_resume_is_bit_exact(tmp_path, small_data):
     first = train_teacher(_tiny(steps=3), resumed, data=small_data, progress=False)
     assert first.step == 3
     train_teacher(_tiny(steps=6), resumed, data=small_data, progress=False)
-    a = torch.load(straight / "checkpoint.pt", weights_only=True)
-    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
+    a = load_checkpoint(latest_checkpoint(straight))
+    b = load_checkpoint(latest_checkpoint(resumed))
     assert a["step"] == b["step"] == 6
     for key in ("model", "ema"):
         for name, tensor in a[key].items():
@@ -241,7 +236,7 @@ def test_teacher_resume_is_bit_exact(tmp_path, small_data):
 
 def test_teacher_fresh_start_drops_lines_of_a_run_killed_before_its_first_checkpoint(tmp_path, small_data):
     stale = {"step": 2, "nimg": 32, "loss": 9.0, "lr": 1.0, "time_s": 0.0}
-    (tmp_path / "stats.jsonl").write_text(json.dumps(stale) + "\n")  # no checkpoint.pt beside it
+    (tmp_path / "stats.jsonl").write_text(json.dumps(stale) + "\n")  # no checkpoint beside it
     train_teacher(_tiny(steps=4), tmp_path, data=small_data, progress=False)
     lines = [json.loads(ln) for ln in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert [ln["step"] for ln in lines] == [2, 4] and lines[0]["loss"] != 9.0
@@ -311,7 +306,7 @@ def test_teacher_trains_and_resumes_on_cuda(tmp_path, small_data):
     train_teacher(_tiny(steps=2), resumed, data=small_data, device="cuda", progress=False)
     res = train_teacher(_tiny(steps=4), resumed, data=small_data, device="cuda", progress=False)
     assert res.step == 4 and next(res.model.parameters()).is_cuda
-    a = torch.load(straight / "checkpoint.pt", weights_only=True)
-    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
+    a = load_checkpoint(latest_checkpoint(straight))
+    b = load_checkpoint(latest_checkpoint(resumed))
     for name, tensor in a["model"].items():
         torch.testing.assert_close(tensor, b["model"][name])

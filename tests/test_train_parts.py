@@ -12,18 +12,14 @@ from scipy.spatial.distance import pdist
 
 from repmatch.cli import main
 from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
-from repmatch.train.generator import FewStepGenerator
-from repmatch.train.joint import (
-    ConditionPool,
-    joint_bandwidths,
-    joint_features,
-    one_hot_embedding,
-)
-from repmatch.train.presets import get_preset
+from repmatch.generators.base import FewStepGenerator
+from repmatch.compare import joint_bandwidths
+from repmatch.represent import ConditionPool, joint_features, one_hot_embedding
+from repmatch.apps.toy import toy_conditional
 
 
 def test_config_roundtrip_and_errors():
-    cfg = get_preset("toy_conditional", run_dir="x")
+    cfg = toy_conditional(run_dir="x")
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg.replace(task_options=dict(cfg.task_options))
     with pytest.raises(ValueError, match="batch_size"):
         cfg.replace(batch_size=0)
@@ -35,18 +31,21 @@ def test_config_roundtrip_and_errors():
         IntervalConfig(total_nimg=-1, log_every_nimg=1, checkpoint_every_nimg=1)
     with pytest.raises(ValueError, match="optim.betas"):
         OptimConfig(betas=(0.9, 1.5))
-    with pytest.raises(ValueError, match="joint.condition"):
-        JointConfig(condition="image")
-    with pytest.raises(ValueError, match="preset must be one of"):
-        get_preset("imagenet")
+    with pytest.raises(ValueError, match="joint.beta"):
+        JointConfig(beta=0.0)
+    with pytest.raises(ValueError, match="not both"):
+        OptimConfig(lr_at_batch_5120=1e-3, lr=1e-3)
+    with pytest.raises(SystemExit):  # argparse names the accepted presets
+        main(["train", "--preset", "imagenet"])
 
 
 def test_sqrt_learning_rate_rule():
     o = OptimConfig(lr_at_batch_5120=1.6e-6)
-    assert o.lr(5120) == pytest.approx(1.6e-6)
-    assert o.lr(4 * 5120) == pytest.approx(3.2e-6)
-    assert o.lr(1280) == pytest.approx(0.8e-6)
-    assert OptimConfig(lr_at_batch_5120=1e-3, lr_scaling="constant").lr(7) == 1e-3
+    assert o.lr_for(5120) == pytest.approx(1.6e-6)
+    assert o.lr_for(4 * 5120) == pytest.approx(3.2e-6)
+    assert o.lr_for(1280) == pytest.approx(0.8e-6)
+    assert OptimConfig().lr_for(5120) == pytest.approx(1.6e-6)  # the paper's reference rate
+    assert OptimConfig(lr=1e-3).lr_for(7) == 1e-3
 
 
 class StraightVelocity(torch.nn.Module):
@@ -132,7 +131,7 @@ def test_cli_dry_run_and_tiny_toy_run(tmp_path, capsys):
     assert printed["task"] == "toy" and printed["run_dir"] == str(tmp_path / "dry")
     assert not (tmp_path / "dry").exists()
 
-    cfg = get_preset("toy_conditional", run_dir=str(tmp_path / "run")).to_dict()
+    cfg = toy_conditional(run_dir=str(tmp_path / "run")).to_dict()
     cfg["task_options"].update(num_real=256, num_val=64, num_landmarks=16)
     cfg.update(batch_size=32, chunk_size=16, heldout_num_samples=64, num_samples=4)
     cfg["intervals"] = {"total_nimg": 96, "log_every_nimg": 32, "checkpoint_every_nimg": 64,
@@ -151,8 +150,9 @@ def test_cli_dry_run_and_tiny_toy_run(tmp_path, capsys):
 
 def test_nonnegative_integers_are_checked_by_name():
     from repmatch.evaluation import EvalConfig
-    from repmatch.models import ConvGeneratorConfig, TeacherConfig
-    from repmatch.nystrom import kmeans
+    from repmatch.apps.fmnist.conv_generator import ConvGeneratorConfig
+    from repmatch.apps.fmnist.teacher import TeacherConfig
+    from repmatch.compare.nystrom import kmeans
 
     assert TeacherConfig(warmup_steps=0).warmup_steps == 0  # 0 is allowed
     for make, name in (

@@ -1,8 +1,19 @@
 """repmatch: Representation Distribution Matching (iRDM) for one-step generators.
 
-The top-level names are imported lazily (PEP 562) so that ``import repmatch.metrics`` does
-not pull in the training-loss modules (evaluation stays independent of the objective) and
-``repmatch --help`` does not pay for importing the math stack.
+    >>> from repmatch import NystromReference, mmd_nystrom_loss
+    >>> ref = NystromReference.build(pool_features, num_landmarks=4096, bandwidth="median")
+    >>> loss = mmd_nystrom_loss(gen_features, ref)         # eq. 3, exact gradient
+
+The library's packages: :mod:`repmatch.compare` (kernels, Nyström, distances),
+:mod:`repmatch.represent` (encoders, battery, joint features), :mod:`repmatch.metrics`
+(SW_r,k and cross-checks), :mod:`repmatch.data`, :mod:`repmatch.features`,
+:mod:`repmatch.generators`, :mod:`repmatch.train`, :mod:`repmatch.evaluation` and
+:mod:`repmatch.report`; applications built on them live in :mod:`repmatch.apps`, the command
+line in :mod:`repmatch.cli` (see ``docs/architecture.md``).
+
+The top-level names below come from :mod:`repmatch.compare`; they are imported on first use
+so that ``import repmatch.metrics`` never loads the training-loss path and ``repmatch --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -13,44 +24,66 @@ from ._lazy import lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .distances import (
+    from .compare import (
         MMDRFF,
         Distance,
         Drifting,
         Frechet,
         MMDExact,
         MMDNystrom,
+        NystromReference,
         SlicedWasserstein,
         drifting_loss,
         frechet_distance,
+        gaussian_kernel,
+        median_bandwidth,
         mmd_exact_loss,
         mmd_nystrom_loss,
+        multiscale_bandwidths,
         sliced_wasserstein_loss,
     )
-    from .kernels import gaussian_kernel, median_bandwidth, multiscale_bandwidths
-    from .nystrom import NystromReference
 
 # public name -> module that defines it
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "MMDRFF", "Distance", "Drifting", "Frechet", "MMDExact", "MMDNystrom",
-            "SlicedWasserstein", "drifting_loss", "frechet_distance", "mmd_exact_loss",
-            "mmd_nystrom_loss", "sliced_wasserstein_loss",
-        ),
-        ".distances",
+_LAZY: dict[str, str] = dict.fromkeys(
+    (
+        "MMDRFF",
+        "Distance",
+        "Drifting",
+        "Frechet",
+        "MMDExact",
+        "MMDNystrom",
+        "NystromReference",
+        "SlicedWasserstein",
+        "drifting_loss",
+        "frechet_distance",
+        "gaussian_kernel",
+        "median_bandwidth",
+        "mmd_exact_loss",
+        "mmd_nystrom_loss",
+        "multiscale_bandwidths",
+        "sliced_wasserstein_loss",
     ),
-    **dict.fromkeys(("gaussian_kernel", "median_bandwidth", "multiscale_bandwidths"), ".kernels"),
-    "NystromReference": ".nystrom",
-}
+    ".compare",
+)
 
 __all__ = [
-    "MMDRFF", "Distance", "Drifting", "Frechet", "MMDExact", "MMDNystrom", "NystromReference",
-    "SlicedWasserstein", "__version__", "drifting_loss", "frechet_distance", "gaussian_kernel",
-    "median_bandwidth", "mmd_exact_loss", "mmd_nystrom_loss", "multiscale_bandwidths",
+    "MMDRFF",
+    "Distance",
+    "Drifting",
+    "Frechet",
+    "MMDExact",
+    "MMDNystrom",
+    "NystromReference",
+    "SlicedWasserstein",
+    "drifting_loss",
+    "frechet_distance",
+    "gaussian_kernel",
+    "median_bandwidth",
+    "mmd_exact_loss",
+    "mmd_nystrom_loss",
+    "multiscale_bandwidths",
     "sliced_wasserstein_loss",
+    "__version__",
 ]
 assert set(__all__) == {*_LAZY, "__version__"}  # one list of public names, checked at import
-
-
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,31 +1,20 @@
-"""Evaluation I/O: features in, floors and SW_r,k reports out (the ``floors``/``eval`` verbs).
+"""Evaluation I/O: features in, floors and SW_r,k reports out (what ``repmatch floors`` and
+``repmatch eval`` run).
 
 The math lives in :mod:`repmatch.metrics` (pure functions of features); this package reads
 feature stores, extracts missing features through the encoder battery, stores floors with
-their fingerprints, and writes JSON, markdown and PNG reports.
-
-Exports are resolved lazily so that the CLI verb modules in this package can be imported by
-``repmatch --help`` without importing torch.
+their fingerprints, and writes JSON, markdown and PNG reports. It never imports the training
+loss path.
 """
 
-from __future__ import annotations
-
-from .._lazy import lazy_exports
-
-_EXPORTS = {
-    "EvalConfig": ".config",
-    "FeatureSource": ".sources",
-    "Floors": ".floors",
-    "compute_floors": ".floors",
-    "evaluate": ".run",
-    "format_table": ".report",
-    "load_floors": ".floors",
-    "open_source": ".sources",
-    "plot_ratios": ".report",
-    "save_floors": ".floors",
-}
+from .config import EvalConfig
+from .floors import FLOORS_FILE, Floors, compute_floors, load_floors, save_floors
+from .report import format_table, plot_ratios
+from .run import evaluate, resolve_names
+from .sources import FeatureSource, open_source
 
 __all__ = [
+    "FLOORS_FILE",
     "EvalConfig",
     "FeatureSource",
     "Floors",
@@ -35,7 +24,6 @@ __all__ = [
     "load_floors",
     "open_source",
     "plot_ratios",
+    "resolve_names",
     "save_floors",
 ]
-assert set(__all__) == set(_EXPORTS)  # one list of public names, checked at import
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

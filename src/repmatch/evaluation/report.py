@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
+
 _ROWS = (("sw", "SW ratio"), ("mmd", "MMD² ratio"), ("fd", "FD ratio"))
 
 
@@ -55,7 +57,6 @@ def plot_ratios(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_write
 
     names, held, sw = result["encoders"], set(result["held_out"]), result["sw"]
     values = [sw["per_encoder"][n] for n in names]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json, atomic_write_text
+from ..features import FeatureStore, resolve_encoder_names
 from ..metrics import (
     check_fingerprints,
     fd_ratio_panel,
@@ -22,6 +23,7 @@ from ..metrics import (
     summarize_ratios,
     sw_ratio_panel,
 )
+from ..represent import get_spec
 from .config import EvalConfig
 from .floors import FLOORS_FILE, Floors, common_size, compute_floors, load_floors, save_floors
 from .report import format_table, plot_ratios
@@ -30,7 +32,6 @@ from .sources import FeatureSource, open_source
 
 def resolve_names(encoders: str | Sequence[str] | None, train: str) -> list[str]:
     """Encoder names from a panel name / ``"a,b"`` / list, or (``None``) every encoder of the train store."""
-    from ..reference import FeatureStore, resolve_encoder_names
 
     if encoders is None:
         return list(FeatureStore(train).names)
@@ -41,7 +42,6 @@ def resolve_names(encoders: str | Sequence[str] | None, train: str) -> list[str]
 
 def default_held_out(names: list[str]) -> list[str]:
     """Encoders whose registry spec is flagged ``held_out`` (unregistered names are not)."""
-    from ..encoders import get_spec
 
     held = []
     for name in names:

@@ -1,7 +1,7 @@
 """Where evaluation features come from: a feature store, or images extracted on demand.
 
 A *source* is a feature-store directory (``manifest.json`` inside, see
-:mod:`repmatch.reference.store`) or a dataset spec accepted by
+:mod:`repmatch.features.store`) or a dataset spec accepted by
 :func:`repmatch.data.open_dataset` (an image folder, an ``.npz``, ``fmnist:test``). Encoders
 a store lacks are extracted from the store's recorded data into a cache store; a dataset spec
 is extracted into the cache. Rows are read as a seeded subsample (``subsample_indices``) so a
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from ..data import open_dataset
+from ..features import FeatureStore, extract_features
+from ..features.store import MANIFEST
 from ..metrics import subsample_indices
-from ..reference import FeatureStore, extract_features
-from ..reference.store import MANIFEST
 
 _LIMIT = re.compile(r"^(?P<data>.*)\[:(?P<limit>\d+)\]$")
 
@@ -52,7 +53,6 @@ def _extract(
     batch_size: int,
     device: str | None,
 ) -> FeatureStore:
-    from ..data import open_dataset
 
     return extract_features(
         open_dataset(data),

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
+from ..images import class_grid, make_grid, png_bytes
+from .curves import curves_png, read_stats
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
@@ -232,7 +234,6 @@ def _display_width(png: bytes) -> str:
 def _samples_section(run_dir: Path) -> str:
     import numpy as np
 
-    from .grid import class_grid, make_grid, png_bytes
 
     folder = run_dir / "samples"
     files = (
@@ -277,7 +278,6 @@ def _samples_section(run_dir: Path) -> str:
 
 
 def _curves_section(run_dir: Path) -> str:
-    from .curves import curves_png, read_stats
 
     path = run_dir / "stats.jsonl"
     if not path.exists():

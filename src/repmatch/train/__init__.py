@@ -1,37 +1,47 @@
 """Training one-step generators against a frozen encoder battery (paper §3.2–3.3).
 
-Public API (imported lazily so that ``repmatch --help`` does not import torch):
+:func:`train` runs one readable loop (intervals counted in images, resume-from-latest) over a
+:class:`TrainTask` it receives: generator, training encoders, distances, floors. Around it:
 ``cached_backward`` (gradient caching), ``LagrangianController``/``ControllerConfig``
-(per-encoder weights), ``FewStepGenerator``/``Generator`` (generator interface),
-``TrainConfig`` and friends, ``train`` (the loop), ``get_preset``.
+(per-encoder weights), ``distributed_cached_backward``/``gather_features``
+(``torch.distributed``), the run-state toolkit of :mod:`repmatch.train.checkpoint`, and the
+configuration dataclasses.
 """
 
-from __future__ import annotations
+from .checkpoint import (
+    append_stats,
+    ema_update_,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    truncate_stats,
+)
+from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
+from .controller import ControllerConfig, LagrangianController, scale_free
+from .distributed import distributed_cached_backward, gather_features
+from .gradcache import cached_backward
+from .loop import train
+from .task import TaskBuilder, TrainTask, estimate_floors
 
-from .._lazy import lazy_exports
-
-_EXPORTS = {
-    "cached_backward": ".gradcache",
-    "ControllerConfig": ".controller",
-    "LagrangianController": ".controller",
-    "scale_free": ".controller",
-    "Generator": ".generator",
-    "FewStepGenerator": ".generator",
-    "MLPGenerator": ".generator",
-    "distributed_cached_backward": ".distributed",
-    "gather_features": ".distributed",
-    "TrainConfig": ".config",
-    "OptimConfig": ".config",
-    "IntervalConfig": ".config",
-    "JointConfig": ".config",
-    "TrainTask": ".task",
-    "register_task": ".task",
-    "train": ".loop",
-    "get_preset": ".presets",
-    "PRESETS": ".presets",
-    "joint_features": ".joint",
-    "ConditionPool": ".joint",
-}
-
-__all__ = sorted(_EXPORTS)  # noqa: PLE0605  (a list at run time)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [
+    "ControllerConfig",
+    "IntervalConfig",
+    "JointConfig",
+    "LagrangianController",
+    "OptimConfig",
+    "TaskBuilder",
+    "TrainConfig",
+    "TrainTask",
+    "append_stats",
+    "cached_backward",
+    "distributed_cached_backward",
+    "ema_update_",
+    "estimate_floors",
+    "gather_features",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "scale_free",
+    "train",
+    "truncate_stats",
+]

@@ -1,19 +1,29 @@
-"""Checkpoints: atomic writes, resume-from-latest, RNG capture for exact continuation.
+"""The run-state toolkit every training loop uses: checkpoints, weight EMA, the stats log.
 
-A checkpoint is ``<run_dir>/checkpoints/ckpt-<nimg:012d>.pt`` (``torch.save`` of a dict)
-written through :func:`repmatch._io.atomic_torch_save`, so a crash never leaves a truncated
-file; the newest complete file is the one to resume from.
+- A checkpoint is ``<run_dir>/checkpoints/ckpt-<count:012d>.pt`` (``torch.save`` of a dict of
+  tensors and plain data; ``count`` is the loop's progress counter, images for iRDM, steps for
+  the teacher) written through :func:`repmatch._io.atomic_torch_save`, so a crash never leaves
+  a truncated file; the newest complete file is the one to resume from. Loading refuses
+  anything but tensors and plain containers (``weights_only=True``): a planted pickle cannot
+  run code.
+- :func:`ema_update_`: ``θ_ema ← θ_ema + (1 − β)(θ − θ_ema)``; buffers are copied.
+- ``stats.jsonl``: one JSON object per line (:func:`append_stats`); on resume,
+  :func:`truncate_stats` drops the lines logged after the checkpoint, which the resumed run
+  logs again.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from .._io import atomic_torch_save
+from .._io import atomic_torch_save, atomic_write_text
 
 _NAME = re.compile(r"^ckpt-(\d{12})\.pt$")
 
@@ -36,17 +46,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def save_checkpoint(run_dir: str | Path, nimg: int, state: dict[str, Any], keep: int) -> Path:
-    """Atomically write ``state`` as the checkpoint at ``nimg``; keep the newest ``keep``."""
-    path = atomic_torch_save(checkpoint_dir(run_dir) / f"ckpt-{nimg:012d}.pt", state)
+def save_checkpoint(run_dir: str | Path, count: int, state: dict[str, Any], keep: int) -> Path:
+    """Atomically write ``state`` as the checkpoint at progress ``count``; keep the newest ``keep``."""
+    path = atomic_torch_save(checkpoint_dir(run_dir) / f"ckpt-{count:012d}.pt", state)
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink()
     return path
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    # weights_only=False: checkpoints hold RNG states and plain-Python controller state that we wrote.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The state saved at ``path``, on the CPU (RNG states must stay CPU tensors)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def capture_rng(noise_rng: torch.Generator) -> dict[str, Any]:
@@ -63,3 +73,27 @@ def restore_rng(state: dict[str, Any], noise_rng: torch.Generator) -> None:
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     noise_rng.set_state(state["noise"])
+
+
+@torch.no_grad()
+def ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``θ_ema ← θ_ema + (1 − decay)·(θ − θ_ema)`` for every parameter; buffers are copied."""
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1.0 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
+
+
+def append_stats(path: Path, record: Mapping[str, Any]) -> None:
+    """Append ``record`` as one JSON line to the stats log ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def truncate_stats(path: Path, key: str, upto: int) -> None:
+    """Keep the lines of ``path`` whose ``record[key] <= upto`` (atomically; no file: no-op)."""
+    if not path.exists():
+        return
+    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)[key] <= upto]
+    atomic_write_text(path, "".join(ln + "\n" for ln in kept))

@@ -5,7 +5,8 @@ square root of the global generation batch ``N``::
 
     lr(N) = lr_at_batch_5120 · sqrt(N / 5120)
 
-The reference point is the paper's ImageNet recipe, ``1.6e-6`` at ``N = 5120`` (§4.1).
+The reference point is the paper's ImageNet recipe, ``1.6e-6`` at ``N = 5120`` (§4.1). A run
+far from that regime may instead fix ``lr`` (a constant rate, whatever ``N``).
 All intervals are counted in generated images (``*_nimg``), like EDM2.
 """
 
@@ -34,22 +35,28 @@ class OptimConfig:
     """AdamW settings and the √N learning-rate rule.
 
     Attributes:
-        lr_at_batch_5120: learning rate at the reference global batch ``N = 5120``.
-        lr_scaling: ``"sqrt"`` (``lr ∝ √N``) or ``"constant"`` (use the reference rate as is).
+        lr_at_batch_5120: learning rate at the reference global batch ``N = 5120``, scaled
+            as ``√(N/5120)`` (default ``1.6e-6`` when ``lr`` is not given).
+        lr: a constant learning rate, used as is for every ``N``; exclusive with
+            ``lr_at_batch_5120``.
         betas, weight_decay, eps: AdamW.
         grad_clip_norm: global gradient-norm clip; ``None`` disables clipping.
     """
 
-    lr_at_batch_5120: float = 1.6e-6
-    lr_scaling: Literal["sqrt", "constant"] = "sqrt"
+    lr_at_batch_5120: float | None = None
+    lr: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     eps: float = 1e-8
     grad_clip_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
-        check_positive("optim.lr_at_batch_5120", self.lr_at_batch_5120)
-        check_choice("optim.lr_scaling", self.lr_scaling, ("sqrt", "constant"))
+        if self.lr is not None and self.lr_at_batch_5120 is not None:
+            raise ValueError("optim: give lr_at_batch_5120 (scaled by √(N/5120)) or lr (constant), not both")
+        if self.lr is None and self.lr_at_batch_5120 is None:
+            object.__setattr__(self, "lr_at_batch_5120", 1.6e-6)
+        _check_optional_positive("optim.lr_at_batch_5120", self.lr_at_batch_5120)
+        _check_optional_positive("optim.lr", self.lr)
         object.__setattr__(self, "betas", tuple(self.betas))
         if len(self.betas) != 2 or not all(
             isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.betas
@@ -60,10 +67,11 @@ class OptimConfig:
         check_positive("optim.eps", self.eps)
         _check_optional_positive("optim.grad_clip_norm", self.grad_clip_norm)
 
-    def lr(self, batch_size: int) -> float:
+    def lr_for(self, batch_size: int) -> float:
         """The learning rate for a global batch of ``batch_size`` images."""
-        if self.lr_scaling == "constant":
-            return self.lr_at_batch_5120
+        if self.lr is not None:
+            return self.lr
+        assert self.lr_at_batch_5120 is not None  # set in __post_init__
         return self.lr_at_batch_5120 * math.sqrt(batch_size / LR_REFERENCE_BATCH)
 
 
@@ -95,23 +103,20 @@ class IntervalConfig:
 class JointConfig:
     """Joint image–condition features, paper eq. 4: ``Φ(x, c) = φ(x) ⊕ β·τ(c)``.
 
+    The condition embedding ``τ`` comes with the task's condition pool
+    (:class:`repmatch.represent.ConditionPool`: one-hot classes or embedded prompts).
+
     Attributes:
-        condition: ``"class"`` (a fixed one-hot embedding of the label) or ``"text"``
-            (a frozen text encoder such as ``minilm_l6``).
         beta: β, the weight of the condition component.
         bandwidth_scale: the joint kernel's bandwidth is this × the median heuristic on joint
             reference features (the paper uses 0.25 for text, App. E.1); a list of scales
             makes a multi-scale kernel (one Nyström reference per scale, summed).
-        text_encoder: encoder name for ``condition="text"``.
     """
 
-    condition: Literal["class", "text"] = "class"
     beta: float = 1.0
     bandwidth_scale: float | tuple[float, ...] = 0.25
-    text_encoder: str = "minilm_l6"
 
     def __post_init__(self) -> None:
-        check_choice("joint.condition", self.condition, ("class", "text"))
         check_positive("joint.beta", self.beta)
         object.__setattr__(self, "bandwidth_scale", check_scales("joint.bandwidth_scale", self.bandwidth_scale))
 
@@ -121,9 +126,10 @@ class TrainConfig:
     """A complete, serialisable training run.
 
     Attributes:
-        task: name of a registered task builder (see :mod:`repmatch.train.task`), which
-            turns this config into generator, encoders, references and floors.
-        task_options: JSON-able options for the task builder (validated by it).
+        task: the name under which the command line finds this run's task builder
+            (``repmatch train --config``); :func:`repmatch.train.train` receives the task
+            itself and only records the name.
+        task_options: JSON-able options for that builder (validated by it).
         run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
         seed: seeds weights init, the noise/condition stream and the dropout streams.
         batch_size: the global generation batch N per optimizer step (fresh every step).
@@ -139,7 +145,7 @@ class TrainConfig:
             anti-gaming warning may fire.
     """
 
-    task: str
+    task: str = "custom"
     task_options: Mapping[str, Any] = field(default_factory=dict)
     run_dir: str
     seed: int = 0
@@ -181,7 +187,7 @@ class TrainConfig:
     @property
     def lr(self) -> float:
         """The learning rate after the √N rule."""
-        return self.optim.lr(self.batch_size)
+        return self.optim.lr_for(self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -17,7 +17,6 @@ exactly as an uninterrupted one.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 import warnings
@@ -28,18 +27,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_write_json
+from ..images import make_grid, save_png
 from .checkpoint import (
+    append_stats,
     capture_rng,
+    ema_update_,
     latest_checkpoint,
     load_checkpoint,
     restore_rng,
     save_checkpoint,
+    truncate_stats,
 )
 from .config import TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
-from .task import TrainTask, build_task
+from .task import TaskBuilder, TrainTask
 
 
 class AntiGamingMonitor:
@@ -87,38 +90,17 @@ def _slice_rows(x: Any, start: int, stop: int) -> Any:
     return None if x is None else x[start:stop]
 
 
-def save_grid(path: Path, images: torch.Tensor) -> None:
-    """Save ``(N, C, H, W)`` images in [0, 1] as one PNG grid (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .._io import atomic_write
-
-    x = images.detach().float().clamp(0, 1).cpu()
-    n, c, h, w = x.shape
-    cols = max(1, int(math.ceil(math.sqrt(n))))
-    rows = int(math.ceil(n / cols))
-    grid = torch.ones(c, rows * (h + 1) + 1, cols * (w + 1) + 1)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        grid[:, 1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = x[i]
-    arr = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
-    atomic_write(path, lambda tmp: plt.imsave(tmp, arr, cmap="gray" if c == 1 else None, format="png"))
-
-
 class _Trainer:
     """State of one run; :func:`train` drives it."""
 
-    def __init__(self, config: TrainConfig, task: TrainTask | None, env: DistEnv) -> None:
+    def __init__(self, config: TrainConfig, task: TrainTask | TaskBuilder, env: DistEnv) -> None:
         self.config, self.env = config, env
         if config.batch_size % env.world_size:
             raise ValueError(
                 f"batch_size {config.batch_size} must be divisible by the world size {env.world_size}"
             )
         torch.manual_seed(config.seed)  # weight init inside the task builder
-        self.task = task if task is not None else build_task(config, env.device)
+        self.task = task if isinstance(task, TrainTask) else task(config, env.device)
         self.generator = self.task.generator.to(env.device)
         self.model: nn.Module = self.generator
         if env.world_size > 1:
@@ -189,23 +171,15 @@ class _Trainer:
         self.monitor.load_state_dict(state["monitor"])
         self.nimg, self.step, self.skipped = state["nimg"], state["step"], state["skipped"]
         restore_rng(state["rng"][self.env.rank], self.noise_rng)
-        if self.env.is_main and self.stats_path.exists():
-            # Lines logged after the checkpoint will be logged again by the resumed run.
-            lines = [ln for ln in self.stats_path.read_text().splitlines() if ln and json.loads(ln)["nimg"] <= self.nimg]
-            atomic_write_text(self.stats_path, "".join(ln + "\n" for ln in lines))
+        if self.env.is_main:
+            truncate_stats(self.stats_path, "nimg", self.nimg)
         return True
 
     # ------------------------------------------------------------------ one step
     def _features(self, model: nn.Module, noise: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
         pool, dev = self.task.conditions, self.env.device
         cond = None if pool is None else pool.condition(index, dev)
-        feats = self.task.encode(model(noise, cond))
-        if self.task.joint_beta is not None:
-            from .joint import joint_features
-
-            emb = pool.embedding(index, dev)
-            feats = {k: joint_features(v, emb, self.task.joint_beta) for k, v in feats.items()}
-        return feats
+        return self.task.features(model(noise, cond), index)
 
     def step_once(self) -> dict[str, Any]:
         cfg, env = self.config, self.env
@@ -246,12 +220,7 @@ class _Trainer:
         if status == "ok":
             self.optimizer.step()
             if self.ema is not None:
-                beta = 0.5 ** (n / cfg.ema_halflife_nimg)
-                with torch.no_grad():
-                    for pe, p in zip(self.ema.parameters(), self.generator.parameters()):
-                        pe.lerp_(p.detach(), 1.0 - beta)
-                    for be, b in zip(self.ema.buffers(), self.generator.buffers()):
-                        be.copy_(b)
+                ema_update_(self.ema, self.generator, 0.5 ** (n / cfg.ema_halflife_nimg))
         else:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
@@ -280,12 +249,7 @@ class _Trainer:
     def heldout_scores(self) -> dict[str, float]:
         """Excess ``s - b`` of each held-out encoder on ``heldout_num_samples`` generated images."""
         images, index = self._generate(self.config.heldout_num_samples, self.config.seed + 7919)
-        feats = self.task.heldout_encode(images)
-        if self.task.joint_beta is not None:
-            from .joint import joint_features
-
-            emb = self.task.conditions.embedding(index, self.env.device)
-            feats = {k: joint_features(v, emb, self.task.joint_beta) for k, v in feats.items()}
+        feats = self.task.heldout_features(images, index)
         return {
             k: float(d(feats[k])) - self.task.heldout_floors[k] for k, d in self.task.heldout_distances.items()
         }
@@ -294,9 +258,7 @@ class _Trainer:
     def log(self, record: dict[str, Any]) -> None:
         if not self.env.is_main:
             return
-        self.stats_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.stats_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        append_stats(self.stats_path, record)
         if self.tb is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -306,12 +268,17 @@ class _Trainer:
                         self.tb.add_scalar(f"{key}/{sub}", v, record["nimg"])
 
 
-def train(config: TrainConfig, *, task: TrainTask | None = None, session_nimg: int | None = None) -> dict[str, Any]:
+def train(
+    config: TrainConfig, task: TrainTask | TaskBuilder, *, session_nimg: int | None = None
+) -> dict[str, Any]:
     """Train (or resume) the run described by ``config``; return a summary.
 
     Args:
         config: the run. Its resolved form is saved as ``<run_dir>/config.json``.
-        task: a prebuilt :class:`TrainTask` (default: built from ``config.task``).
+        task: what to optimise: a :class:`TrainTask`, or a builder
+            ``(config, device) -> TrainTask`` called after ``torch.manual_seed(config.seed)``
+            on the device this process trains on (so weight init is seeded and each
+            ``torchrun`` rank builds on its own GPU).
         session_nimg: stop this session after about this many images (checkpointing first),
             as a time-sliced job would; the next call resumes from the latest checkpoint.
     """
@@ -369,7 +336,8 @@ def train(config: TrainConfig, *, task: TrainTask | None = None, session_nimg: i
                 warnings.warn(warning, RuntimeWarning)
         if env.is_main and _crossed(before, now, iv.sample_every_nimg):
             images, _ = trainer._generate(config.num_samples, config.seed + 104729)
-            save_grid(run_dir / "samples" / f"samples-{now:012d}.png", images)
+            grid = make_grid(images.float(), nrow=max(1, math.ceil(math.sqrt(len(images)))))
+            save_png(run_dir / "samples" / f"samples-{now:012d}.png", grid)
         if _crossed(before, now, iv.checkpoint_every_nimg) or now >= limit:
             state = trainer.state_dict()  # collective under torch.distributed: every rank calls it
             if env.is_main:

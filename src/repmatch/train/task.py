@@ -1,24 +1,30 @@
 """What a training run optimises: generator, training encoders, references, floors.
 
-A *task builder* turns a :class:`~repmatch.train.config.TrainConfig` into a
-:class:`TrainTask`; builders are registered by name (``@register_task("toy")``) so that a
-config file names its task and the loop stays independent of datasets and encoders.
+:func:`repmatch.train.train` receives a :class:`TrainTask` (or a builder
+``(config, device) -> TrainTask``, which it calls on the right device after seeding), like
+EDM2's injected loss: the loop knows no dataset, encoder or task name. The task also owns the
+features the distances see, including the joint image–condition features of eq. 4::
+
+    Φ(x, c) = φ(x) ⊕ β·τ(c)      when joint_beta = β is set, else φ(x)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .._validate import check_features, check_positive
-from .joint import ConditionPool
+from ..represent.joint import ConditionPool, joint_features
 
 if TYPE_CHECKING:
     from .config import TrainConfig
+
+#: ``(config, device) -> TrainTask``: builds a task for one process (see :func:`train`).
+TaskBuilder = Callable[["TrainConfig", torch.device], "TrainTask"]
 
 Encode = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]
@@ -63,28 +69,22 @@ class TrainTask:
         if self.joint_beta is not None and self.conditions is None:
             raise ValueError("joint_beta needs a condition pool (conditions)")
 
+    def _joint(self, feats: dict[str, torch.Tensor], index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        if self.joint_beta is None or self.conditions is None or index is None:
+            return feats
+        emb = self.conditions.embedding(index, next(iter(feats.values())).device)
+        return {k: joint_features(v, emb, self.joint_beta) for k, v in feats.items()}
 
-_TASKS: dict[str, Callable[[TrainConfig, torch.device], TrainTask]] = {}
+    def features(self, images: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """What the training distances see: ``encode(images)``, joined with ``τ(c)`` of the
+        pool rows ``index`` (the conditions that produced ``images``) when ``joint_beta`` is set."""
+        return self._joint(self.encode(images), index)
 
-
-def register_task(name: str) -> Callable[[Callable[[TrainConfig, torch.device], TrainTask]], Any]:
-    """Register ``builder(config, device) -> TrainTask`` under ``name``."""
-
-    def deco(builder: Callable[[TrainConfig, torch.device], TrainTask]) -> Any:
-        if name in _TASKS:
-            raise ValueError(f"task {name!r} is already registered")
-        _TASKS[name] = builder
-        return builder
-
-    return deco
-
-
-def build_task(config: TrainConfig, device: torch.device) -> TrainTask:
-    from . import presets  # noqa: F401  (registers the built-in tasks)
-
-    if config.task not in _TASKS:
-        raise ValueError(f"task must be one of {sorted(_TASKS)}, got {config.task!r}")
-    return _TASKS[config.task](config, device)
+    def heldout_features(self, images: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """:meth:`features` for the held-out encoders."""
+        if self.heldout_encode is None:
+            raise ValueError("this task has no held-out encoders (heldout_encode is None)")
+        return self._joint(self.heldout_encode(images), index)
 
 
 @torch.no_grad()

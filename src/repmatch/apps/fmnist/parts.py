@@ -1,0 +1,193 @@
+"""Pieces of the Fashion-MNIST job shared by its stages and by the ``fmnist`` training task:
+the run-directory layout and the encoder battery (with the recipe's overrides)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..._validate import check_choice
+from ...compare import NystromReference
+from ...represent import EncoderBattery, create
+from ...train import ControllerConfig, IntervalConfig, JointConfig, OptimConfig, TrainConfig
+from .encoders import FMNIST_ENCODERS, FmnistTrainConfig
+from .recipe import FmnistRecipe
+
+FMNIST_NUM_CLASSES = 10
+IMAGE_SHAPE = (1, 28, 28)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every stage writes inside the job's output directory ``root``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, root: str | os.PathLike[str]) -> Layout:
+        return cls(Path(root))
+
+    @property
+    def encoders(self) -> Path:
+        return self.root / "encoders"
+
+    @property
+    def teacher(self) -> Path:
+        return self.root / "teacher"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def train_features(self) -> Path:
+        """Train split, whole battery: the evaluation reference set."""
+        return self.features / "train"
+
+    @property
+    def test_features(self) -> Path:
+        """Test split, whole battery: the real floor (validation set)."""
+        return self.features / "test"
+
+    def reference_features(self, recipe: FmnistRecipe) -> Path:
+        """Train rows behind the Nyström references (the eval store when the subsets agree)."""
+        return (
+            self.train_features
+            if recipe.reference_rows == recipe.eval_train_rows
+            else self.features / "train-ref"
+        )
+
+    @property
+    def references(self) -> Path:
+        return self.root / "references"
+
+    def arm(self, name: str) -> Path:
+        return self.root / f"irdm-{name}"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def generated(self) -> Path:
+        return self.root / "generated"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def stages(self) -> Path:
+        return self.root / "stages"
+
+
+def fmnist_encoder_recipe(recipe: FmnistRecipe) -> dict:
+    """The ``FmnistTrainConfig`` recipe (spec ``options``) of the in-project encoders."""
+
+    return FmnistTrainConfig(
+        epochs=recipe.encoder_epochs, train_rows=recipe.encoder_train_rows
+    ).recipe()
+
+
+def make_battery(
+    recipe: FmnistRecipe,
+    names: Sequence[str],
+    layout: Layout,
+    *,
+    device: torch.device | str = "cpu",
+    chunk_size: int | None = None,
+    training: bool = False,
+) -> EncoderBattery:
+    """The encoders ``names`` as the recipe builds them: in-project Fashion-MNIST encoders from
+    ``OUT/encoders`` (their recipe in the fingerprint), resolution overrides applied.
+
+    ``training=True`` (the iRDM loss) enables the recipe's bf16 autocast on CUDA; features for
+    references, floors and evaluation are always computed in float32.
+    """
+
+    modules = []
+    for name in names:
+        overrides: dict = {}
+        if name in FMNIST_ENCODERS:
+            overrides = {
+                "weights": layout.encoders / f"{name}.safetensors",
+                "options": fmnist_encoder_recipe(recipe),
+            }
+        if name in recipe.input_sizes:
+            overrides["input_size"] = recipe.input_sizes[name]
+        modules.append(create(name, **overrides).to(device))
+    use_bf16 = training and recipe.autocast_bf16 and torch.device(device).type == "cuda"
+    return EncoderBattery(modules, chunk_size=chunk_size, autocast_bf16=use_bf16)
+
+
+def joint_fingerprint(fingerprint: str, recipe: FmnistRecipe) -> str:
+    """The joint feature space ``φ ⊕ β·onehot(c)`` of one encoder (names the reference)."""
+    return f"{fingerprint}+onehot{FMNIST_NUM_CLASSES}*{recipe.beta:g}"
+
+
+def save_references(refs: Sequence[NystromReference], directory: Path) -> None:
+    """Save one encoder's references, one per kernel scale, as ``directory/scale<k>``.
+
+    The directory is emptied first so that a rerun with fewer scales leaves no stale one.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)
+    for k, ref in enumerate(refs):
+        ref.save(directory / f"scale{k}")
+
+
+def load_references(directory: Path, device: torch.device) -> tuple[NystromReference, ...]:
+    """The references :func:`save_references` wrote, in scale order."""
+
+    paths = sorted(directory.glob("scale*"), key=lambda p: int(p.name[len("scale"):]))
+    if not paths:
+        raise FileNotFoundError(f"no references in {directory}: run the references stage first")
+    return tuple(NystromReference.load(p, device=device) for p in paths)
+
+
+def resolve_device(recipe: FmnistRecipe) -> torch.device:
+    if recipe.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(recipe.device)
+
+
+def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainConfig:
+    """The :class:`repmatch.train.TrainConfig` of one iRDM arm (``post`` or ``scratch``)."""
+
+    check_choice("arm", arm, ("post", "scratch"))
+    a = getattr(recipe, arm)
+    heldout_every = (
+        min(10 * a.log_every_nimg, a.total_nimg)
+        if recipe.monitor_heldout and recipe.heldout_encoders
+        else None
+    )
+    return TrainConfig(
+        task="fmnist",
+        task_options={"arm": arm, "pipeline_dir": str(layout.root), "recipe": recipe.to_dict()},
+        run_dir=str(layout.arm(arm)),
+        seed=recipe.seed,
+        batch_size=a.batch_size,
+        chunk_size=a.chunk_size,
+        device=recipe.device,
+        optim=OptimConfig(lr=a.lr, grad_clip_norm=1.0),
+        controller=ControllerConfig(budget=a.budget),
+        intervals=IntervalConfig(
+            total_nimg=a.total_nimg,
+            log_every_nimg=a.log_every_nimg,
+            checkpoint_every_nimg=max(a.total_nimg // 4, a.batch_size),
+            sample_every_nimg=max(a.total_nimg // 4, a.batch_size),
+            heldout_every_nimg=heldout_every,
+        ),
+        ema_halflife_nimg=a.ema_halflife_nimg,
+        joint=JointConfig(
+            beta=recipe.beta, bandwidth_scale=recipe.bandwidth_scale
+        ),
+        progress=False,
+        num_samples=100,
+        heldout_num_samples=min(recipe.eval_samples, 2048),
+    )

@@ -1,0 +1,450 @@
+"""The Fashion-MNIST job: one-step generators trained and post-trained with iRDM (paper §4.1–4.2).
+
+Stages (each resumable; a finished stage leaves ``OUT/stages/<stage>.json`` with its wall time
+and is skipped on a rerun):
+
+1. ``encoders``   train the in-project encoders (``fmnist_classifier``, ``fmnist_autoencoder``)
+2. ``teacher``    train the class-conditional flow-matching teacher (4-step Euler sampler)
+3. ``features``   extract train/test features through the whole battery (feature stores)
+4. ``floors``     real floors SW(test, train) per encoder (``repmatch floors``)
+5. ``references`` Nyström references on joint image–class features (eq. 4), training encoders
+6. ``post``       iRDM post-training of the teacher into one step
+7. ``scratch``    iRDM from a fresh ``ConvGenerator``
+8. ``samples``    class-balanced ``.npz`` (``OUT/generated``) and per-class grids
+                  (``OUT/samples``) of the 4-step teacher, the untrained one-step start and
+                  both iRDM models
+9. ``eval``       the SW_r,k panel of each (``repmatch eval``) → ``OUT/eval/<model>/``,
+                  ``OUT/results.md``
+10. ``report``    ``OUT/report.html`` (``repmatch report``), with the merged training curves
+
+Everything reuses the project's pieces: ``train_fmnist_encoder``, ``train_teacher``,
+``extract_features``, ``compute_floors``/``evaluate``, ``NystromReference``,
+``repmatch.train.train``, ``write_samples_npz``/``write_sample_grid``, ``write_report``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..._io import atomic_write_json, atomic_write_text
+from ..._validate import check_choice
+from ...compare import NystromReference, joint_bandwidths
+from ...data import open_dataset
+from ...evaluation import (
+    FLOORS_FILE,
+    EvalConfig,
+    compute_floors,
+    evaluate,
+    open_source,
+    save_floors,
+)
+from ...features import MANIFEST, FeatureStore, extract_features
+from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
+from ...report.html import write_report
+from ...represent import joint_features, one_hot_embedding
+from ...train import latest_checkpoint, load_checkpoint, train
+from .conv_generator import ConvGenerator, ConvGeneratorConfig
+from .encoders import FMNIST_ENCODERS, FmnistTrainConfig, train_fmnist_encoder
+from .parts import (
+    FMNIST_NUM_CLASSES,
+    IMAGE_SHAPE,
+    Layout,
+    arm_train_config,
+    joint_fingerprint,
+    make_battery,
+    resolve_device,
+    save_references,
+)
+from .recipe import FmnistRecipe
+from .stages import STAGES
+from .task import fmnist_task
+from .teacher import TeacherConfig, load_teacher, train_teacher
+
+# The four models of the results table (paper Table 1 / §4.2 comparison).
+MODELS = ("teacher_4step", "start_1step", "irdm_post_1step", "irdm_scratch_1step")
+
+
+def _eval_config(recipe: FmnistRecipe, device: torch.device) -> Any:
+
+    return EvalConfig(
+        num_samples=recipe.eval_samples,
+        num_projections=recipe.num_projections,
+        seed=recipe.seed,
+        cross_checks=recipe.cross_checks,
+        cross_check_samples=recipe.eval_samples,
+        device=None if device.type == "cpu" else str(device),
+        batch_size=recipe.feature_batch_size,
+    )
+
+
+# ---------------------------------------------------------------------------- stages
+def stage_encoders(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    cfg = FmnistTrainConfig(epochs=recipe.encoder_epochs, train_rows=recipe.encoder_train_rows)
+    reports = {}
+    for name in (n for n in FMNIST_ENCODERS if n in recipe.encoders):
+        report = train_fmnist_encoder(name, cfg, out_dir=layout.encoders, progress=False)
+        reports[name] = {k: v for k, v in report.items() if k != "path"}
+    return reports
+
+
+def stage_teacher(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    cfg = TeacherConfig(
+        model=recipe.teacher_model,
+        steps=recipe.teacher_steps,
+        batch_size=recipe.teacher_batch_size,
+        lr=recipe.teacher_lr,
+        warmup_steps=recipe.teacher_warmup_steps,
+        sample_steps=recipe.teacher_sampler_steps,
+        seed=recipe.seed,
+    )
+    result = train_teacher(cfg, layout.teacher, device=device, progress=False)
+    return {"steps": result.step, "last_loss": result.last_loss}
+
+
+def stage_features(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    kw = {"batch_size": recipe.feature_batch_size, "device": device, "progress": False}
+    battery = make_battery(recipe, recipe.encoders, layout, device=device)
+    rows = {}
+    for spec, out, limit in (
+        ("fmnist:test", layout.test_features, recipe.val_rows),
+        ("fmnist:train", layout.train_features, recipe.eval_train_rows),
+    ):
+        rows[out.name] = len(extract_features(open_dataset(spec), battery, out, limit=limit, **kw))
+    ref_dir = layout.reference_features(recipe)
+    if ref_dir != layout.train_features:
+        names = recipe.encoders if recipe.monitor_heldout else recipe.train_encoders
+        ref_battery = make_battery(recipe, names, layout, device=device)
+        store = extract_features(
+            open_dataset("fmnist:train"), ref_battery, ref_dir, limit=recipe.reference_rows, **kw
+        )
+        rows[ref_dir.name] = len(store)
+    return {"rows": rows}
+
+
+def stage_floors(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    config = _eval_config(recipe, device)
+    names = list(recipe.encoders)
+    cache = layout.features / "cache"
+    train = open_source(str(layout.train_features), names, role="train", cache_dir=cache)
+    val = open_source(str(layout.test_features), names, role="val", cache_dir=cache)
+    floors = compute_floors(train, val, names, config)
+    save_floors(layout.train_features / FLOORS_FILE, floors)
+    return {"floors": floors.values, "num_samples": floors.num_samples}
+
+
+def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    store = FeatureStore(layout.reference_features(recipe))
+    emb = one_hot_embedding(store.labels.long(), FMNIST_NUM_CLASSES)
+    names = recipe.encoders if recipe.monitor_heldout else recipe.train_encoders
+    info = {}
+    for name in names:
+        joint = joint_features(store.read(name), emb, recipe.beta)
+        # One reference per kernel scale, sharing landmarks and one pass over the pool.
+        refs = NystromReference.build_multiscale(
+            joint,
+            num_landmarks=min(recipe.num_landmarks, joint.shape[0]),
+            bandwidths=joint_bandwidths(joint, recipe.bandwidth_scale, seed=recipe.seed),
+            seed=recipe.seed,
+            fingerprint=joint_fingerprint(store.fingerprints[name], recipe),
+            kmeans_iters=recipe.kmeans_iters,
+            device=device,
+        )
+        save_references(refs, layout.references / name)
+        info[name] = {
+            "pool": refs[0].pool_size,
+            "landmarks": refs[0].num_landmarks,
+            "bandwidths": [r.bandwidth for r in refs],
+        }
+    return info
+
+
+def _train_arm(arm: str) -> Callable[[FmnistRecipe, Layout, torch.device], dict[str, Any]]:
+    def stage(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+        summary = train(arm_train_config(recipe, layout, arm), fmnist_task(recipe, layout, arm))
+        return {k: summary[k] for k in ("nimg", "step", "skipped")}
+
+    stage.__name__ = f"stage_{arm}"
+    return stage
+
+
+def load_model(
+    name: str, recipe: FmnistRecipe, layout: Layout, device: torch.device
+) -> torch.nn.Module:
+    """One of :data:`MODELS` in eval mode (trained arms: EMA weights when kept)."""
+
+    if name == "teacher_4step":
+        model: torch.nn.Module = FewStepGenerator(
+            load_teacher(layout.teacher), recipe.teacher_sampler_steps, IMAGE_SHAPE
+        )
+    elif name in ("start_1step", "irdm_post_1step"):
+        model = FewStepGenerator(load_teacher(layout.teacher), 1, IMAGE_SHAPE)
+    elif name == "irdm_scratch_1step":
+        model = ConvGenerator(
+            ConvGeneratorConfig(width=recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES)
+        )
+    else:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {name!r}")
+    if name.startswith("irdm_"):
+        run = layout.arm("post" if name == "irdm_post_1step" else "scratch")
+        path = latest_checkpoint(run)
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint in {run}: run the training stage first")
+        state = load_checkpoint(path)
+        model.load_state_dict(state["ema"] if state.get("ema") is not None else state["generator"])
+    return model.to(device).eval().requires_grad_(False)
+
+
+def stage_samples(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    for name in MODELS:
+        model = load_model(name, recipe, layout, device)
+        # Matched noise: every model sees the same seeds (rows of equal noise_shape coincide).
+        write_sample_grid(model, layout.samples / f"{name}.png", seed=recipe.seed)
+        write_samples_npz(
+            model,
+            layout.generated / f"{name}.npz",
+            num_samples=recipe.eval_samples,
+            seed=recipe.seed + 1,
+            batch_size=recipe.feature_batch_size,
+        )
+    return {"models": list(MODELS), "per_model": recipe.eval_samples}
+
+
+def class_agreement(
+    classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
+) -> float:
+    """Fraction of ``images`` (uint8 ``(N, C, 28, 28)``) that ``classifier`` (the job's
+    ``fmnist_classifier`` encoder), through its own 10-way head, assigns to ``labels`` ``(N,)``.
+
+    The SW_r,k panel compares marginal feature laws, so it cannot see a generator that draws
+    good images of the wrong class; this conditional check can. Real test images score the
+    classifier's accuracy (~0.9), the value a faithful conditional generator approaches.
+    """
+    device = next(classifier.parameters()).device
+    hits = 0
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            x = images[i : i + batch_size].to(device, torch.float32) / 255.0
+            pred = classifier.backbone.logits(classifier.preprocess(x)).argmax(1).cpu()
+            hits += int((pred == labels[i : i + batch_size]).sum())
+    return hits / images.shape[0]
+
+
+def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    battery = make_battery(recipe, recipe.encoders, layout, device=device)
+    # Class agreement needs the classifier's head; a recipe without it skips the metric.
+    classifier = battery.encoders["fmnist_classifier"] if "fmnist_classifier" in battery.encoders else None
+    results = {}
+    for name in MODELS:
+        samples = open_dataset(str(layout.generated / f"{name}.npz"))
+        target = layout.features / f"gen-{name}"
+        if (target / MANIFEST).is_file() and FeatureStore(target).data != samples.spec:
+            shutil.rmtree(target)  # features of an earlier sample file (its content hash differs)
+        # Gen features through the recipe's battery (its overrides and encoder weights), so
+        # ``evaluate`` compares stores of one feature space (it checks the fingerprints).
+        gen = extract_features(
+            samples,
+            battery,
+            target,
+            batch_size=recipe.feature_batch_size,
+            device=device,
+            progress=False,
+        )
+        out = evaluate(
+            str(gen.root),
+            str(layout.train_features),
+            str(layout.test_features),
+            encoders=list(recipe.encoders),
+            out_dir=layout.eval / name,
+            config=_eval_config(recipe, device),
+            held_out=list(recipe.heldout_encoders),
+        )
+        results[name] = {
+            "per_encoder": out["sw"]["per_encoder"],
+            "mean": out["sw"]["mean"],
+            "held_out_mean": out["sw"]["held_out_mean"],
+        }
+        if classifier is not None:
+            arrays = np.load(layout.generated / f"{name}.npz")
+            agreement = class_agreement(
+                classifier, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
+            )
+            # Beside the SW panel in the model's eval.json, where `repmatch report` shows it.
+            eval_json = layout.eval / name / "eval.json"
+            atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), "class_agreement": agreement})
+            results[name]["class_agreement"] = agreement
+    if classifier is not None:
+        # The real reference value: the classifier on the floor's test rows (one decode each).
+        test = open_dataset("fmnist:test")
+        rows = range(len(test) if recipe.val_rows is None else min(recipe.val_rows, len(test)))
+        images, labels = zip(*(test[i] for i in rows))
+        real = (torch.stack(images) * 255).round().to(torch.uint8)
+        results["real_test"] = {
+            "class_agreement": class_agreement(classifier, real, torch.tensor([int(y) for y in labels]))
+        }
+    atomic_write_json(layout.root / "results.json", results)
+    return results
+
+
+def merge_stats(layout: Layout) -> Path:
+    """``OUT/stats.jsonl``: both arms' curves side by side (one panel per quantity: eq.-3 score,
+    excess over the floor and controller weight per encoder, held-out excess) and the
+    teacher's flow-matching loss, for ``repmatch report``."""
+    lines = []
+    for arm in ("post", "scratch"):
+        path = layout.arm(arm) / "stats.jsonl"
+        if not path.exists():
+            continue
+        for rec in map(json.loads, path.read_text().splitlines()):
+            out: dict[str, Any] = {"nimg": rec["nimg"]}
+            if "score" in rec:
+                # The logged loss is Σ λ·raw/|raw| (scale-free, ±budget): the raw eq.-3 scores
+                # and their excess over the floor are what show progress.
+                for enc, v in rec.get("score", {}).items():
+                    out[f"score_{enc}"] = {arm: v}
+                for enc, v in rec.get("excess", {}).items():
+                    out[f"excess_{enc}"] = {arm: v}
+                for enc, v in rec.get("weight", {}).items():
+                    out[f"weight_{enc}"] = {arm: v}
+            for enc, v in (rec.get("heldout_excess") or {}).items():
+                out[f"heldout_excess_{enc}"] = {arm: v}
+            lines.append(out)
+    teacher = layout.teacher / "stats.jsonl"
+    if teacher.exists():
+        for rec in map(json.loads, teacher.read_text().splitlines()):
+            lines.append({"nimg": rec["nimg"], "teacher_flow_matching_loss": rec["loss"]})
+    return atomic_write_text(
+        layout.root / "stats.jsonl", "".join(json.dumps(r) + "\n" for r in lines)
+    )
+
+
+def stage_report(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+
+    merge_stats(layout)
+    write_results_md(recipe, layout)
+    path = write_report(layout.root, title=f"repmatch {recipe.name}: one-step Fashion-MNIST (iRDM)")
+    return {"report": str(path)}
+
+
+STAGE_FUNCS: dict[str, Callable[[FmnistRecipe, Layout, torch.device], dict[str, Any]]] = {
+    "encoders": stage_encoders,
+    "teacher": stage_teacher,
+    "features": stage_features,
+    "floors": stage_floors,
+    "references": stage_references,
+    "post": _train_arm("post"),
+    "scratch": _train_arm("scratch"),
+    "samples": stage_samples,
+    "eval": stage_eval,
+    "report": stage_report,
+}
+
+
+# ---------------------------------------------------------------------------- summary
+def results_table(recipe: FmnistRecipe, results: dict[str, Any]) -> str:
+    """Markdown table: per-encoder SW ratio (held-out marked †), SW_r,k and held-out mean."""
+    held = set(recipe.heldout_encoders)
+    encs = list(recipe.encoders)
+    head = "| model | " + " | ".join(e + (" †" if e in held else "") for e in encs)
+    head += f" | SW_r,{len(encs)} | held-out mean | class agreement ‡ |\n|---|" + "---:|" * (len(encs) + 3) + "\n"
+    rows = []
+    for name in MODELS:
+        if name not in results:
+            continue
+        r = results[name]
+        cells = [f"{r['per_encoder'][e]:.3f}" for e in encs] + [f"{r['mean']:.3f}"]
+        cells.append("–" if r["held_out_mean"] is None else f"{r['held_out_mean']:.3f}")
+        cells.append(f"{r['class_agreement']:.3f}" if "class_agreement" in r else "–")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |\n")
+    if "real_test" in results:
+        real = results["real_test"]["class_agreement"]
+        rows.append("| real test images | " + " | ".join(["–"] * (len(encs) + 2)) + f" | {real:.3f} |\n")
+    return head + "".join(rows)
+
+
+def write_results_md(recipe: FmnistRecipe, layout: Layout) -> Path:
+    results_path = layout.root / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    timings = {
+        s: json.loads((layout.stages / f"{s}.json").read_text())["seconds"]
+        for s in STAGES
+        if (layout.stages / f"{s}.json").exists()
+    }
+    text = f"# {recipe.name}: SW_r,k (eq. 5), {recipe.eval_samples} samples per set\n\n"
+    text += results_table(recipe, results) if results else "(no evaluation yet)\n"
+    text += (
+        "\n† held out from training. ‡ fraction of samples that `fmnist_classifier`'s own head "
+        "assigns to their conditioning class (SW_r,k compares marginals and cannot see this)."
+        " Stage wall times (s): "
+    )
+    text += (
+        ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        + f"; total {sum(timings.values()):.0f}\n"
+    )
+    return atomic_write_text(layout.root / "results.md", text)
+
+
+# ---------------------------------------------------------------------------- driver
+def run_pipeline(
+    recipe: FmnistRecipe,
+    out: str | Path,
+    *,
+    stages: Sequence[str] | None = None,
+    force: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) the job in ``out``; returns ``{stage: info}`` of the stages run now.
+
+    ``stages`` restricts the run to those stages (default: all, in order); ``force`` reruns
+    stages even when their marker exists. A different recipe in an existing ``out`` is refused.
+    """
+
+    for s in [*(stages or ()), *force]:
+        check_choice("stage", s, STAGES)
+    layout = Layout.of(out)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    recipe_path = layout.root / "config.json"
+    if recipe_path.exists():
+        saved = json.loads(recipe_path.read_text())
+        if saved != json.loads(json.dumps(recipe.to_dict())):
+            raise ValueError(
+                f"{recipe_path} holds a different recipe than the one requested; use another --out "
+                "or the same preset/settings"
+            )
+    else:
+        atomic_write_json(recipe_path, recipe.to_dict())
+    device = resolve_device(recipe)
+    done: dict[str, Any] = {}
+    for stage in STAGES:
+        if stages is not None and stage not in stages:
+            continue
+        marker = layout.stages / f"{stage}.json"
+        if marker.exists() and stage not in force:
+            log(
+                f"[{stage}] done before ({json.loads(marker.read_text())['seconds']:.0f} s), skipped"
+            )
+            continue
+        log(f"[{stage}] running")
+        t0 = time.perf_counter()
+        info = STAGE_FUNCS[stage](recipe, layout, device)
+        seconds = time.perf_counter() - t0
+        atomic_write_json(marker, {"seconds": seconds, "info": info})
+        done[stage] = info
+        log(f"[{stage}] finished in {seconds:.1f} s")
+    if "report" in done or "eval" in done:
+        write_results_md(recipe, layout)
+    return done

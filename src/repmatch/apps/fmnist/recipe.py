@@ -1,0 +1,250 @@
+"""Settings of the Fashion-MNIST end-to-end job (``repmatch fmnist``) and its presets.
+
+A :class:`FmnistRecipe` fixes every stage: the encoder battery (training and held-out
+encoders, input-resolution overrides), the in-project encoders' and the teacher's training,
+the reference/validation subsets, the Nyström references, both iRDM arms and the evaluation.
+
+Presets: ``fmnist-tiny`` (a 2-core CPU, minutes), ``fmnist`` (the full recipe for one GPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..._validate import check_choice, check_positive, check_scales
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmConfig:
+    """One iRDM arm: global batch N, gradient-cache chunk, images seen, learning rate.
+
+    ``lr`` is used as is (``OptimConfig(lr=...)``, a constant rate): these runs are far from the paper's
+    N = 5120 reference point.
+    """
+
+    batch_size: int
+    chunk_size: int
+    total_nimg: int
+    lr: float
+    log_every_nimg: int
+    ema_halflife_nimg: int | None = None
+    budget: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "chunk_size", "total_nimg", "log_every_nimg"):
+            check_positive(f"arm.{name}", getattr(self, name), integer=True)
+        check_positive("arm.lr", self.lr)
+        check_positive("arm.budget", self.budget)
+        if self.ema_halflife_nimg is not None:
+            check_positive("arm.ema_halflife_nimg", self.ema_halflife_nimg, integer=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FmnistRecipe:
+    """The whole Fashion-MNIST job.
+
+    Attributes:
+        train_encoders, heldout_encoders: the battery (held-out encoders are evaluated, never
+            trained against; the paper's protocol needs at least two).
+        input_sizes: ``{encoder: side}`` resolution overrides (a new fingerprint; references,
+            floors and evaluation all use the same battery, so they stay comparable).
+        encoder_epochs, encoder_train_rows: recipe of the in-project Fashion-MNIST encoders
+            (``FmnistTrainConfig``), trained into ``OUT/encoders``.
+        teacher_model, teacher_steps, teacher_batch_size, teacher_lr, teacher_warmup_steps:
+            the class-conditional flow-matching teacher (``TeacherConfig``).
+        teacher_steps_sampler: Euler steps of the few-step teacher (4).
+        reference_rows: train rows behind the Nyström references (``None``: all 60000).
+        eval_train_rows: train rows of the evaluation reference set (``None``: all).
+        val_rows: test rows, the real floor (``None``: all 10000).
+        eval_samples: generated images per model, and SW set size.
+        num_projections: SW projections.
+        num_landmarks, kmeans_iters: Nyström references.
+        beta, bandwidth_scale: joint features ``φ(x) ⊕ β·onehot(c)`` (eq. 4) and the joint
+            kernel's bandwidth = scale × median (a list: a multi-scale kernel). Two classes'
+            one-hot codes are ``√2·β`` apart, so β must be comparable to the features' typical
+            distance (median ≈ 30 for ``fmnist_classifier``, ≈ 9 for ``efficientnet_lite0`` at
+            32 px) for the kernel to see the class: at β = 1 the from-scratch arm learned the
+            marginal with its classes scrambled (1.8% class agreement), at β = 30 it reaches
+            90%. The bandwidths (0.25, 1.0) pair the paper's two single scales, its
+            text-conditioned 0.25 (App. E.1) and its class-conditional median (§4.1); alone,
+            0.25 left ``efficientnet_lite0`` worse than the untrained start and 1.0 collapsed
+            within-class diversity (docs/fmnist_results.md).
+        post, scratch: the two iRDM arms (post-training the teacher into one step; a fresh
+            ``ConvGenerator``).
+        scratch_width: ``ConvGenerator`` width.
+        monitor_heldout: also build held-out references and score them during training.
+        cross_checks: MMD/FD cross-check panels of ``repmatch eval``.
+        device: ``auto``, ``cpu`` or ``cuda``; autocast_bf16: encoders under bf16 on CUDA.
+        feature_batch_size: images per forward pass when extracting features.
+        seed: one seed for every stage.
+    """
+
+    name: str
+    train_encoders: tuple[str, ...] = ("fmnist_classifier", "efficientnet_lite0")
+    heldout_encoders: tuple[str, ...] = ("fmnist_autoencoder", "open_nsfw")
+    input_sizes: Mapping[str, int] = field(default_factory=dict)
+    encoder_epochs: int = 3
+    encoder_train_rows: int | None = None
+    teacher_model: str = "gpu"
+    teacher_steps: int = 20000
+    teacher_batch_size: int = 128
+    teacher_lr: float = 1e-3
+    teacher_warmup_steps: int = 100
+    teacher_sampler_steps: int = 4
+    reference_rows: int | None = None
+    eval_train_rows: int | None = None
+    val_rows: int | None = None
+    eval_samples: int = 10000
+    num_projections: int = 1024
+    num_landmarks: int = 4096
+    kmeans_iters: int = 10
+    beta: float = 30.0
+    bandwidth_scale: float | tuple[float, ...] = (0.25, 1.0)
+    post: ArmConfig
+    scratch: ArmConfig
+    scratch_width: int = 32
+    monitor_heldout: bool = False
+    cross_checks: tuple[str, ...] = ()
+    device: str = "auto"
+    autocast_bf16: bool = False
+    feature_batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_encoders", "heldout_encoders", "cross_checks"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.train_encoders:
+            raise ValueError("train_encoders must name at least one encoder")
+        both = sorted(set(self.train_encoders) & set(self.heldout_encoders))
+        if both:
+            raise ValueError(f"encoders {both} are both trained against and held out")
+        object.__setattr__(self, "input_sizes", dict(self.input_sizes))
+        unknown = sorted(set(self.input_sizes) - set(self.encoders))
+        if unknown:
+            raise ValueError(
+                f"input_sizes names {unknown}, which are not in the battery {list(self.encoders)}"
+            )
+        for key, value in self.input_sizes.items():
+            check_positive(f"input_sizes[{key!r}]", value, integer=True)
+        for name in (
+            "encoder_epochs",
+            "teacher_steps",
+            "teacher_batch_size",
+            "teacher_sampler_steps",
+            "eval_samples",
+            "num_projections",
+            "num_landmarks",
+            "kmeans_iters",
+            "scratch_width",
+            "feature_batch_size",
+        ):
+            check_positive(name, getattr(self, name), integer=True)
+        for name in ("encoder_train_rows", "reference_rows", "eval_train_rows", "val_rows"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name), integer=True)
+        check_positive("teacher_lr", self.teacher_lr)
+        check_positive("beta", self.beta)
+        object.__setattr__(self, "bandwidth_scale", check_scales("bandwidth_scale", self.bandwidth_scale))
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        for arm in ("post", "scratch"):
+            if not isinstance(getattr(self, arm), ArmConfig):
+                raise TypeError(
+                    f"{arm} must be an ArmConfig, got {type(getattr(self, arm)).__name__}"
+                )
+
+    @property
+    def encoders(self) -> tuple[str, ...]:
+        """The whole battery: training encoders, then held-out ones."""
+        return self.train_encoders + self.heldout_encoders
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FmnistRecipe:
+        kwargs = dict(data)
+        for arm in ("post", "scratch"):
+            if isinstance(kwargs.get(arm), Mapping):
+                kwargs[arm] = ArmConfig(**kwargs[arm])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> FmnistRecipe:
+        return dataclasses.replace(self, **changes)
+
+
+def fmnist_tiny() -> FmnistRecipe:
+    """A 2-core CPU in minutes: subsets, a small teacher, the ImageNet CNN at 32 px.
+
+    ``open_nsfw`` cannot shrink below ~200 px (its pool5 is a fixed 7×7 average), so on a CPU it
+    is the dominant cost; it stays in the held-out set at its native 224 px on small sets.
+    """
+    return FmnistRecipe(
+        name="fmnist-tiny",
+        input_sizes={"efficientnet_lite0": 32},
+        encoder_epochs=2,
+        encoder_train_rows=6000,
+        teacher_model="tiny",
+        teacher_steps=300,
+        teacher_batch_size=64,
+        teacher_lr=2e-3,
+        teacher_warmup_steps=20,
+        reference_rows=3000,
+        eval_train_rows=500,
+        val_rows=500,
+        eval_samples=500,
+        num_projections=256,
+        num_landmarks=256,
+        post=ArmConfig(
+            batch_size=128, chunk_size=128, total_nimg=128 * 120, lr=5e-4, log_every_nimg=128 * 4
+        ),
+        scratch=ArmConfig(
+            batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=2e-3, log_every_nimg=128 * 4
+        ),
+        device="cpu",
+        feature_batch_size=128,
+    )
+
+
+def fmnist() -> FmnistRecipe:
+    """The full recipe for one GPU: 60k reference, 10k floor, 10k samples per set, 224 px."""
+    return FmnistRecipe(
+        name="fmnist",
+        teacher_model="gpu",
+        teacher_steps=20000,
+        teacher_batch_size=128,
+        eval_samples=10000,
+        num_landmarks=4096,
+        post=ArmConfig(
+            batch_size=4096,
+            chunk_size=512,
+            total_nimg=4096 * 800,
+            lr=2e-5,
+            log_every_nimg=4096 * 10,
+            ema_halflife_nimg=4096 * 50,
+        ),
+        scratch=ArmConfig(
+            batch_size=4096,
+            chunk_size=512,
+            total_nimg=4096 * 2000,
+            lr=2e-4,
+            log_every_nimg=4096 * 10,
+            ema_halflife_nimg=4096 * 50,
+        ),
+        scratch_width=128,
+        monitor_heldout=True,
+        cross_checks=("mmd", "fd"),
+        device="cuda",
+        autocast_bf16=True,
+        feature_batch_size=512,
+    )
+
+
+RECIPES = {"fmnist-tiny": fmnist_tiny, "fmnist": fmnist}
+
+
+def get_recipe(name: str) -> FmnistRecipe:
+    check_choice("preset", name, tuple(RECIPES))
+    return RECIPES[name]()

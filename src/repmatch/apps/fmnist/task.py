@@ -1,0 +1,153 @@
+"""The ``fmnist`` task: class-conditional one-step Fashion-MNIST generators trained by iRDM.
+
+Built from the outputs of the ``repmatch fmnist`` job (see :mod:`repmatch.apps.fmnist.pipeline`):
+joint image–class Nyström references ``Φ(x, c) = φ(x) ⊕ β·onehot(c)`` (eq. 4) per training
+encoder, the real test split as the floor, and one of two generators:
+
+- ``arm="post"``: the flow-matching teacher run in one Euler step
+  (``FewStepGenerator(load_teacher(..., trainable=True), 1, (1, 28, 28))``), post-trained;
+- ``arm="scratch"``: a freshly initialised :class:`repmatch.apps.fmnist.ConvGenerator`.
+
+``task_options``: ``{"arm": "post" | "scratch", "pipeline_dir": OUT, "recipe": FmnistRecipe dict}``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+from ..._validate import check_choice
+from ...compare import NystromReference, mmd_nystrom_loss
+from ...features import FeatureStore
+from ...generators import FewStepGenerator
+from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
+from ...train import TaskBuilder, TrainConfig, TrainTask, estimate_floors
+from .conv_generator import ConvGenerator, ConvGeneratorConfig
+from .parts import (
+    FMNIST_NUM_CLASSES,
+    IMAGE_SHAPE,
+    Layout,
+    arm_train_config,
+    joint_fingerprint,
+    load_references,
+    make_battery,
+)
+from .recipe import FmnistRecipe, get_recipe
+from .teacher import load_teacher
+
+TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
+
+
+def _references(
+    recipe: FmnistRecipe, layout: Layout, battery: EncoderBattery, names: Sequence[str], device: torch.device
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    dists: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    for name in names:
+        refs = load_references(layout.references / name, device)
+        expected = joint_fingerprint(battery.fingerprints[name], recipe)
+        for ref in refs:
+            if ref.fingerprint != expected:
+                raise ValueError(
+                    f"reference {layout.references / name} was built for {ref.fingerprint!r}, but "
+                    f"the battery gives {expected!r}; rerun the references stage"
+                )
+        # Several scales: the multi-scale kernel's loss (mmd_nystrom_loss sums them).
+        dists[name] = functools.partial(_loss, refs=refs, fingerprint=expected)
+    return dists
+
+
+def _loss(x: torch.Tensor, refs: tuple[NystromReference, ...], fingerprint: str) -> torch.Tensor:
+    return mmd_nystrom_loss(x, refs, fingerprint=fingerprint)
+
+
+def _val_features(
+    layout: Layout, names: Sequence[str], beta: float, device: torch.device
+) -> dict[str, torch.Tensor]:
+    store = FeatureStore(layout.test_features)
+    emb = one_hot_embedding(store.labels.long(), FMNIST_NUM_CLASSES)
+    return {n: joint_features(store.read(n), emb, beta).to(device) for n in names}
+
+
+def fmnist_task(recipe: FmnistRecipe, layout: Layout, arm: str) -> TaskBuilder:
+    """The builder of one iRDM arm's :class:`TrainTask` (``arm`` is ``"post"`` or ``"scratch"``),
+    reading the teacher, features and references that the job's earlier stages wrote under
+    ``layout``; :func:`repmatch.train.train` calls it on its device after seeding."""
+    arm = check_choice("arm", arm, ("post", "scratch"))
+    return functools.partial(_build, recipe, layout, arm)
+
+
+def task_from_options(config: TrainConfig, device: torch.device) -> TrainTask:
+    """Builder for a saved arm config (``repmatch train --config <arm>/config.json``): its
+    ``task_options`` are ``{"arm", "pipeline_dir", "recipe"}``."""
+    opts = dict(config.task_options)
+    unknown = sorted(set(opts) - set(TASK_OPTIONS))
+    missing = sorted(set(TASK_OPTIONS) - set(opts))
+    if unknown or missing:
+        raise ValueError(
+            f"fmnist task_options must have exactly {list(TASK_OPTIONS)}; unknown {unknown}, missing {missing}"
+        )
+    arm = check_choice("task_options.arm", opts["arm"], ("post", "scratch"))
+    builder = fmnist_task(FmnistRecipe.from_dict(opts["recipe"]), Layout.of(opts["pipeline_dir"]), arm)
+    return builder(config, device)
+
+
+def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, device: torch.device) -> TrainTask:
+    if config.joint is None:
+        raise ValueError("the fmnist task needs joint=JointConfig(...) (eq. 4 features)")
+    beta = config.joint.beta
+
+    battery = make_battery(recipe, recipe.train_encoders, layout, device=device, training=True)
+    dists = _references(recipe, layout, battery, recipe.train_encoders, device)
+    # The condition pool mirrors the reference's own labels (App. E.1).
+    ref_labels = FeatureStore(layout.reference_features(recipe)).labels.long()
+    pool = ConditionPool.from_labels(ref_labels, FMNIST_NUM_CLASSES)
+    val = _val_features(layout, recipe.train_encoders, beta, device)
+
+    generator: torch.nn.Module
+    if arm == "post":
+        generator = FewStepGenerator(load_teacher(layout.teacher, trainable=True), 1, IMAGE_SHAPE)
+    else:
+        generator = ConvGenerator(
+            ConvGeneratorConfig(width=recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES)
+        )
+
+    held: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    held_battery = None
+    held_floors: dict[str, float] = {}
+    if recipe.monitor_heldout and recipe.heldout_encoders:
+        held_battery = make_battery(recipe, recipe.heldout_encoders, layout, device=device)
+        held = _references(recipe, layout, held_battery, recipe.heldout_encoders, device)
+        held_val = _val_features(layout, recipe.heldout_encoders, beta, device)
+        held_floors = estimate_floors(held, held_val, config.heldout_num_samples)
+    return TrainTask(
+        generator=generator,
+        encode=battery,
+        distances=dists,
+        floors=estimate_floors(dists, val, config.batch_size),
+        conditions=pool,
+        joint_beta=beta,
+        heldout_encode=held_battery,
+        heldout_distances=held,
+        heldout_floors=held_floors,
+    )
+
+
+def arm_preset(
+    recipe_name: str, run_dir: str | None = None, pipeline_dir: str | None = None, arm: str = "post"
+) -> TrainConfig:
+    """The config of one iRDM arm of the job ``recipe_name`` whose earlier stages ran in
+    ``pipeline_dir`` (default ``runs/<recipe_name>``)."""
+    config = arm_train_config(get_recipe(recipe_name), Layout.of(pipeline_dir or f"runs/{recipe_name}"), arm)
+    return config if run_dir is None else config.replace(run_dir=run_dir)
+
+
+def fmnist_tiny_arm(run_dir: str | None = None) -> TrainConfig:
+    """iRDM ``post`` arm of the ``fmnist-tiny`` job (needs its earlier stages: ``repmatch fmnist``)."""
+    return arm_preset("fmnist-tiny", run_dir)
+
+
+def fmnist_arm(run_dir: str | None = None) -> TrainConfig:
+    """iRDM ``post`` arm of the full ``fmnist`` job for one GPU (needs its earlier stages)."""
+    return arm_preset("fmnist", run_dir)

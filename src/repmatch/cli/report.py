@@ -1,0 +1,26 @@
+"""``repmatch report RUN_DIR``: write a self-contained HTML report of a run directory."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report (samples, SW_r,k table, curves) of a run directory",
+        description="Build RUN_DIR/report.html from RUN_DIR/samples/*, RUN_DIR/eval/*.json and "
+        "RUN_DIR/stats.jsonl; everything is inlined, so the page opens offline and can be mailed.",
+    )
+    p.add_argument("run_dir", help="run directory (layout: see docs/fmnist.md)")
+    p.add_argument("--output", default=None, help="HTML path (default: RUN_DIR/report.html)")
+    p.add_argument("--title", default=None, help="page title (default: the run directory's name)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report.html import write_report
+
+    path = write_report(args.run_dir, output=args.output, title=args.title)
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,45 @@
+"""The command line's one table: its verbs, training presets and task builders.
+
+Entries are dotted strings (``"module:attribute"``) so that ``repmatch --help`` imports none of
+them (torch stays unloaded); :func:`load` resolves one on use. This is the only place that
+names every application.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Verb modules, in the order ``repmatch --help`` shows them; each has ``register(subparsers)``.
+VERBS: tuple[str, ...] = (
+    "repmatch.cli.fmnist_encoders",
+    "repmatch.cli.features",
+    "repmatch.cli.floors",
+    "repmatch.cli.train",
+    "repmatch.cli.teacher",
+    "repmatch.cli.eval",
+    "repmatch.cli.report",
+    "repmatch.cli.spiral",
+    "repmatch.cli.fmnist",
+)
+
+#: ``repmatch train --preset NAME``: a function ``(run_dir=None) -> TrainConfig``.
+PRESETS: dict[str, str] = {
+    "toy": "repmatch.apps.toy:toy",
+    "toy_conditional": "repmatch.apps.toy:toy_conditional",
+    "fmnist-tiny": "repmatch.apps.fmnist.task:fmnist_tiny_arm",
+    "fmnist": "repmatch.apps.fmnist.task:fmnist_arm",
+}
+
+#: ``TrainConfig.task`` -> the builder ``(config, device) -> TrainTask`` that ``repmatch train``
+#: hands to :func:`repmatch.train.train`.
+TASKS: dict[str, str] = {
+    "toy": "repmatch.apps.toy:build_toy_task",
+    "fmnist": "repmatch.apps.fmnist.task:task_from_options",
+}
+
+
+def load(target: str) -> Any:
+    """The object a ``"module:attribute"`` entry names."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

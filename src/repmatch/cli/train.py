@@ -1,0 +1,67 @@
+"""``repmatch train --config FILE | --preset NAME [--run-dir DIR] [--dry-run]``.
+
+The config file is JSON (or TOML on Python ≥ 3.11) holding the fields of
+:class:`repmatch.train.TrainConfig`; the resolved config is printed by ``--dry-run`` and saved
+as ``<run_dir>/config.json`` by a real run. Under ``torchrun`` every rank runs this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .table import PRESETS, TASKS, load
+
+
+def _load_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--config: no such file {path!r}")
+    if p.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(p.read_text())
+    return json.loads(p.read_text())
+
+
+def resolve_config(args: argparse.Namespace) -> Any:
+    from ..train import TrainConfig
+
+    if args.config:
+        config = TrainConfig.from_dict(_load_file(args.config))
+    else:
+        if args.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
+        config = load(PRESETS[args.preset])()
+    if config.task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)} for repmatch train, got {config.task!r}")
+    if args.run_dir:
+        config = config.replace(run_dir=args.run_dir)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        return 0
+    from ..train import train
+
+    summary = train(config, load(TASKS[config.task]))
+    print(f"trained to nimg={summary['nimg']} ({summary['step']} steps, {summary['skipped']} skipped); "
+          f"run directory: {config.run_dir}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("train", help="train or post-train a one-step generator (iRDM)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", metavar="FILE", help="JSON/TOML file with the TrainConfig fields")
+    src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),
+                     help=f"a named preset: {', '.join(PRESETS)}")
+    p.add_argument("--run-dir", metavar="DIR", help="override run_dir")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run)

@@ -1,0 +1,147 @@
+"""``drifting``: the coupled multi-radius drifting field of Deng et al. (2026), as a loss.
+
+For generated ``x`` ``(B, D)``, positives ``y`` ``(P, D)`` (a reference bank resampled per call)
+and negatives = the other generated samples, with ``s`` the mean pairwise distance over all
+(x, y) and (x_i, x_j), i ≠ j, pairs (no gradient) and for each radius ``τ = r · s``:
+
+    logits  Λ = [ -||x_i - y_j|| / τ  |  -||x_i - x_j|| / τ ]   (B, P + B), self pairs = -∞
+    A       = sqrt( softmax_row(Λ) ∘ softmax_col(Λ) )            = [A⁺ | A⁻]
+    W⁺_ij   = A⁺_ij Σ_k A⁻_ik ,   W⁻_ij = A⁻_ij Σ_k A⁺_ik
+    V_τ,i   = Σ_j W⁺_ij y_j - Σ_j W⁻_ij x_j                      (attraction - repulsion)
+
+Since ``Σ_j W⁺_ij = Σ_j W⁻_ij`` this is ``Σ_j W⁺_ij (y_j - x_i) - Σ_j W⁻_ij (x_j - x_i)``. With
+``normalize=True`` (the published default) each ``V_τ`` is rescaled (no gradient) to root-mean-
+square norm ``s`` over the batch, so every radius contributes equally. ``V = Σ_τ V_τ``, and
+
+    L(x) = (1/B) Σ_i ½ || x_i - stopgrad(x_i + V_i) ||²,   so  dL/dx_i = -V_i / B
+
+(the value is ½ mean ||V||²; only its gradient is meaningful). The default radii are the
+paper's {0.02, 0.05, 0.2} relative to ``s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..._validate import check_features, check_positive
+from ..kernels import sq_distances
+from ._base import Distance, reference_features
+
+__all__ = ["Drifting", "drifting_field", "drifting_loss"]
+
+
+def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # sqrt has an infinite slope at 0; the floor only touches (near-)coincident pairs.
+    return sq_distances(x, y).clamp_min(1e-30).sqrt()
+
+
+def drifting_field(
+    gen_features: torch.Tensor,
+    positives: torch.Tensor,
+    radii: Sequence[float] = (0.02, 0.05, 0.2),
+    *,
+    normalize: bool = True,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """The field ``V`` ``(B, D)`` of the module docstring (differentiable in both inputs).
+
+    ``scale`` overrides the data-derived mean pairwise distance ``s`` (e.g. to hold it fixed).
+    """
+    x = check_features("gen_features", gen_features)
+    y = check_features("positives", positives, dim=x.shape[1]).to(x.dtype)
+    if x.shape[0] < 2:
+        raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {x.shape[0]}")
+    for r in radii:
+        check_positive("radii", r)
+    return _field(x, y, radii, normalize, scale)
+
+
+def _field(x: torch.Tensor, y: torch.Tensor, radii: Sequence[float], normalize: bool, scale: float | None) -> torch.Tensor:
+    """:func:`drifting_field` on validated inputs (``y`` in ``x``'s dtype)."""
+    B, P = x.shape[0], y.shape[0]
+    # One distance block against [positives; negatives]: the logits of every radius share it.
+    yx = torch.cat([y, x])
+    d = _distances(x, yx)  # (B, P + B)
+    self_mask = torch.zeros(d.shape, dtype=torch.bool, device=x.device)
+    self_mask[:, P:].fill_diagonal_(True)
+    if scale is None:
+        with torch.no_grad():
+            # Self pairs excluded (their expansion residual is ~sqrt(eps)·|x|, not 0).
+            scale = float((d.sum() - d[:, P:].diagonal().sum()) / (B * P + B * (B - 1)))
+    field = torch.zeros_like(x)
+    for r in radii:
+        logits = (d * (-1.0 / (r * scale))).masked_fill(self_mask, float("-inf"))
+        # sqrt(row · col) in log space: a plain sqrt has an infinite slope at the masked zeros.
+        a = torch.exp(0.5 * (torch.log_softmax(logits, 1) + torch.log_softmax(logits, 0)))
+        a_pos, a_neg = a[:, :P], a[:, P:]
+        # W⁺ = A⁺ ∘ (A⁻ 1) row-wise, so W⁺ y = (A⁺ y) ∘ (A⁻ 1); likewise for W⁻ x.
+        v = (a_pos @ y) * a_neg.sum(1, keepdim=True) - (a_neg @ x) * a_pos.sum(1, keepdim=True)
+        if normalize:
+            with torch.no_grad():
+                rms = v.pow(2).sum(1).mean().sqrt().clamp_min(1e-30)
+            v = v * (scale / rms)
+        field = field + v
+    return field
+
+
+def drifting_loss(
+    gen_features: torch.Tensor,
+    positives: torch.Tensor,
+    radii: Sequence[float] = (0.02, 0.05, 0.2),
+    *,
+    normalize: bool = True,
+) -> torch.Tensor:
+    """``(1/B) Σ_i ½ ||x_i - stopgrad(x_i + V_i)||²``: a scalar whose gradient is ``-V / B``."""
+    with torch.no_grad():
+        v = drifting_field(gen_features.detach(), positives, radii, normalize=normalize)
+    return _loss(gen_features, v)
+
+
+def _loss(gen_features: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    target = gen_features.detach() + v
+    return 0.5 * (gen_features - target).pow(2).sum(1).mean()
+
+
+class Drifting(Distance):
+    """``drifting``: the coupled field vs a bank of ``bank_size`` reference rows resampled per call."""
+
+    name = "drifting"
+
+    def __init__(
+        self,
+        *,
+        radii: Sequence[float] = (0.02, 0.05, 0.2),
+        bank_size: int = 128,
+        normalize: bool = True,
+        seed: int = 0,
+    ) -> None:
+        check_positive("bank_size", bank_size, integer=True)
+        for r in radii:
+            check_positive("radii", r)
+        self.radii = tuple(radii)
+        self.bank_size = bank_size
+        self.normalize = normalize
+        self.seed = seed
+
+    def fit(self, reference: Any) -> Drifting:
+        self.reference = reference_features(reference)
+        if self.bank_size > self.reference.shape[0]:
+            raise ValueError(
+                f"bank_size={self.bank_size} exceeds the number of reference rows ({self.reference.shape[0]})"
+            )
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.dim = self.reference.shape[1]
+        return self
+
+    def _score(self, gen: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        idx = torch.randperm(self.reference.shape[0], generator=generator or self.generator)[: self.bank_size]
+        bank = self.reference[idx.to(self.reference.device)].to(gen.device)
+        if gen.shape[0] < 2:
+            raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {gen.shape[0]}")
+        # gen was validated by __call__ and the bank at fit: skip drifting_loss's re-checks.
+        with torch.no_grad():
+            v = _field(gen.detach(), bank.to(gen.dtype), self.radii, self.normalize, None)
+        return _loss(gen, v)

@@ -1,0 +1,121 @@
+"""``sliced_wasserstein``: squared sliced 2-Wasserstein loss against a resampled reference batch.
+
+    SW²(g, y) = (1/L) Σ_l (1/B) Σ_i ( sort(g θ_l)_i - sort(y θ_l)_i )²
+
+with ``L = num_projections`` unit directions ``θ_l`` drawn afresh at every call and ``y`` a
+reference sample of the same size ``B`` (drawn without replacement), so each 1-D optimal
+coupling is the sorted matching. Equals ``ot.sliced_wasserstein_distance(g, y, p=2,
+projections=θ)²``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..._validate import check_features, check_positive
+from ._base import Distance, reference_features
+
+__all__ = ["SlicedWasserstein", "random_projections", "sliced_wasserstein_loss"]
+
+
+def random_projections(dim: int, num_projections: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(D, L)`` float32 unit-norm Gaussian directions (drawn on CPU: same on every device)."""
+    theta = torch.randn(dim, num_projections, generator=generator)
+    # (Σ θ²)^½ per column: ~8× cheaper than linalg.vector_norm along the strided dim 0 on CPU.
+    return theta.div_(theta.square().sum(0, keepdim=True).sqrt_())
+
+
+def sliced_wasserstein_loss(gen_features: torch.Tensor, ref_features: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
+    """SW² of ``gen_features`` ``(B, D)`` vs ``ref_features`` ``(B, D)`` along ``projections`` ``(D, L)``."""
+    check_features("gen_features", gen_features)
+    check_features("ref_features", ref_features, dim=gen_features.shape[1])
+    if ref_features.shape[0] != gen_features.shape[0]:
+        raise ValueError(
+            f"ref_features must have as many rows as gen_features ({gen_features.shape[0]}), "
+            f"got {ref_features.shape[0]}"
+        )
+    return _loss(gen_features, ref_features, projections)
+
+
+def _loss(gen_features: torch.Tensor, ref_features: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
+    """:func:`sliced_wasserstein_loss` on validated inputs."""
+    # Projections are laid out (L, B), one direction per row: the per-direction sorts, gathers
+    # and scatters then run along contiguous rows (≈ 5× faster on CPU than along columns); a
+    # contiguous θ^T keeps the small-B matmul on the fast path (≈ 3× at B = 8).
+    theta_t = projections.to(device=gen_features.device, dtype=gen_features.dtype).T.contiguous()
+    with torch.no_grad():
+        pr = _sorted_rows(theta_t @ ref_features.detach().to(gen_features.dtype).T)
+    return _SortedSquaredError.apply(theta_t @ gen_features.T, pr)
+
+
+def _sorted_rows(p: torch.Tensor) -> torch.Tensor:
+    """Each row of ``p`` ``(L, B)`` sorted ascending (no gradient).
+
+    On CPU ``torch.sort`` is ~10× slower than numpy here (5.5 ms vs 0.5 ms at 1000 × 128), so
+    numpy sorts there.
+    """
+    if p.device.type == "cpu":
+        return torch.from_numpy(np.sort(p.numpy(), axis=1))
+    return torch.sort(p, dim=1).values
+
+
+def _row_order(p: torch.Tensor) -> torch.Tensor:
+    """Indices ``(L, B)`` that sort each row of ``p`` (numpy's argsort on CPU, see above)."""
+    if p.device.type == "cpu":
+        return torch.from_numpy(np.argsort(p.numpy(), axis=1))
+    return torch.sort(p, dim=1).indices
+
+
+class _SortedSquaredError(torch.autograd.Function):
+    """``mean((sort(p) - q)²)`` for projections ``p`` ``(L, B)`` and row-sorted targets ``q``.
+
+    Its gradient is the sorted residual scattered back to each value's position,
+    ``dL/dp[l, order_li] = 2 (p[l, order_li] - q_li) / (L B)`` (what autograd through
+    ``torch.sort`` gives), computed in one scatter instead of autograd's chain of elementwise
+    backward kernels over ``(L, B)``. Ties only permute equal values: same value, same gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, p, q):  # type: ignore[override]
+        order = _row_order(p)
+        diff = torch.gather(p, 1, order).sub_(q)
+        flat = diff.reshape(-1)
+        ctx.save_for_backward(order, diff)
+        return torch.dot(flat, flat) / flat.numel()
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        order, diff = ctx.saved_tensors
+        scaled = diff * (grad_out * (2.0 / diff.numel()))
+        return torch.empty_like(diff).scatter_(1, order, scaled), None
+
+
+class SlicedWasserstein(Distance):
+    """``sliced_wasserstein``: SW² with ``num_projections`` fresh directions and reference rows per call."""
+
+    name = "sliced_wasserstein"
+
+    def __init__(self, *, num_projections: int = 128, seed: int = 0) -> None:
+        check_positive("num_projections", num_projections, integer=True)
+        self.num_projections = num_projections
+        self.seed = seed
+
+    def fit(self, reference: Any) -> SlicedWasserstein:
+        self.reference = reference_features(reference)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.dim = self.reference.shape[1]
+        return self
+
+    def _score(self, gen: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        gen_rng = generator or self.generator
+        B, N = gen.shape[0], self.reference.shape[0]
+        if B > N:
+            raise ValueError(f"gen_features has {B} rows but the reference only {N}; SW needs equal sizes")
+        idx = torch.randperm(N, generator=gen_rng)[:B]
+        y = self.reference[idx.to(self.reference.device)].to(gen.device)
+        theta = random_projections(self.dim, self.num_projections, gen_rng)
+        # gen was validated by __call__ and the reference at fit: skip the loss's re-checks.
+        return _loss(gen, y, theta)

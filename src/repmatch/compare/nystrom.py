@@ -1,0 +1,472 @@
+"""Frozen Nyström kernel mean embedding of a reference pool (paper §3.1, eq. 3).
+
+With landmarks ``L = (l_1..l_m)`` placed by k-means on the data features and ``K_mm = k(L, L)``,
+the Nyström feature map is ``psi(x) = K_mm^{-1/2} k(x, L)`` and the frozen mean embedding is
+``mu_bar = (1/n) Σ_t psi(r_t)`` over the *whole* pool of ``n`` reference features. We store the
+equivalent
+
+    kbar  = (1/n) Σ_t k(r_t, L)            (m,)   streamed over the pool in chunks
+    alpha = K_mm^+ kbar                    (m,)   so psi(g)^T mu_bar = k(g, L) · alpha
+    data_term = kbar · alpha = ||mu_bar||² (the Nyström estimate of E k(r, r'))
+
+``K_mm^+`` is the pseudo-inverse from a float64 eigendecomposition with eigenvalues below
+``rcond · λ_max`` dropped (a spectral cut-off instead of a jitter: it leaves the exact inverse
+untouched when ``K_mm`` is well conditioned, and bounds ``|alpha|`` when landmarks crowd).
+
+Landmarks come from seeded k-means on a uniform subsample of ``kmeans_sample`` pool rows
+(default ``min(n, 32 m)``): k-means++ seeding in at most 64 rounds (each round draws
+``ceil(m/64)`` centres ∝ D², exactly k-means++ when ``m <= 64``), then ``kmeans_iters`` Lloyd
+iterations; a cluster that empties is reseeded with the point farthest from its centre.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._io import atomic_save_safetensors, atomic_write_json
+from .._validate import check_choice, check_features, check_nonnegative_int, check_positive
+from .kernels import (
+    PRECISIONS,
+    augmented_operands,
+    matmul_precision,
+    median_bandwidth,
+    sq_distances,
+)
+
+__all__ = ["FeatureChunks", "NystromReference", "kmeans"]
+
+#: A reference pool: a tensor ``(N, D)``, a re-iterable of ``(n_i, D)`` chunks (e.g. a list),
+#: or a zero-argument callable returning a fresh iterator of chunks (e.g. reading shards).
+FeatureChunks = torch.Tensor | Iterable[torch.Tensor] | Callable[[], Iterable[torch.Tensor]]
+
+_FORMAT = "repmatch.nystrom_reference"
+_VERSION = 1
+_TENSORS = "reference.safetensors"
+_MANIFEST = "manifest.json"
+
+
+def _iter_chunks(features: FeatureChunks, chunk_size: int) -> Iterator[torch.Tensor]:
+    if isinstance(features, torch.Tensor):
+        check_features("features", features, finite=False)
+        for i in range(0, features.shape[0], chunk_size):
+            yield features[i : i + chunk_size]
+        return
+    if callable(features):
+        source = features()
+    elif isinstance(features, Iterable):
+        if iter(features) is features:
+            raise TypeError(
+                "features is a one-shot iterator; the pool is read twice (subsample, then mean "
+                "embedding), so pass a tensor, a list of chunks or a callable returning chunks"
+            )
+        source = features
+    else:
+        raise TypeError(
+            "features must be a tensor (N, D), a re-iterable of (n, D) chunks or a callable "
+            f"returning one, got {type(features).__name__}"
+        )
+    yield from source
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _pairwise_min(x: torch.Tensor, xx: torch.Tensor, c: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``x`` (centred), the nearest row of ``c`` and its squared distance."""
+    cc = (c * c).sum(1)
+    dist, idx = [], []
+    for i in range(0, x.shape[0], chunk_size):
+        d = torch.addmm(cc[None, :], x[i : i + chunk_size], c.T, alpha=-2.0)
+        m, j = d.min(1)
+        dist.append((m + xx[i : i + chunk_size]).clamp_min_(0.0))
+        idx.append(j)
+    return torch.cat(dist), torch.cat(idx)
+
+
+def _kmeans_pp(xc: torch.Tensor, xx: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int) -> torch.Tensor:
+    """k-means++ seeding in at most 64 rounds of ``ceil(k/64)`` D²-weighted draws."""
+    n = xc.shape[0]
+    first = torch.randint(n, (1,), generator=gen, device=xc.device)
+    chosen = [first]
+    d2 = (xc - xc[first]).pow(2).sum(1)
+    per_round = math.ceil(k / 64)
+    count = 1
+    while count < k:
+        r = min(per_round, k - count)
+        positive = int((d2 > 0).sum())
+        if positive < r:
+            raise ValueError(f"x has only {count + positive} distinct rows, fewer than num_clusters={k}")
+        idx = torch.multinomial(d2, r, replacement=False, generator=gen)
+        chosen.append(idx)
+        nd, _ = _pairwise_min(xc, xx, xc[idx], chunk_size)
+        d2 = torch.minimum(d2, nd)
+        count += r
+    return xc[torch.cat(chosen)].clone()
+
+
+def kmeans(
+    x: torch.Tensor,
+    num_clusters: int,
+    *,
+    iters: int = 10,
+    seed: int = 0,
+    chunk_size: int = 16384,
+    init: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded k-means on ``x`` ``(N, D)``; returns ``(centers (k, D), labels (N,))``.
+
+    ``init`` ``(k, D)`` gives the initial centres (warm start) instead of k-means++.
+
+    k-means++ seeding (in at most 64 rounds, see the module docstring), ``iters`` Lloyd
+    iterations, empty clusters reseeded with the farthest points; every returned cluster is
+    non-empty. Deterministic for a given ``seed`` and input on CPU; on CUDA the cluster sums
+    use atomic adds, so centres can differ in the last bits between runs.
+    """
+    check_features("x", x)
+    check_positive("num_clusters", num_clusters, integer=True)
+    check_nonnegative_int("iters", iters)
+    n = x.shape[0]
+    if num_clusters > n:
+        raise ValueError(f"num_clusters={num_clusters} exceeds the number of points ({n})")
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    mean = x.mean(0)
+    xc = x - mean  # centring keeps the distance expansion accurate in float32
+    xx = (xc * xc).sum(1)
+
+    if init is not None:
+        check_features("init", init, dim=x.shape[1])
+        if init.shape[0] != num_clusters:
+            raise ValueError(f"init must have num_clusters={num_clusters} rows, got {init.shape[0]}")
+        centers = init.to(xc) - mean
+    else:
+        centers = _kmeans_pp(xc, xx, num_clusters, gen, chunk_size)
+
+    def assign() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dist, labels = _pairwise_min(xc, xx, centers, chunk_size)
+        counts = torch.bincount(labels, minlength=num_clusters)
+        return dist, labels, counts
+
+    def reseed_empty(dist: torch.Tensor, labels: torch.Tensor, counts: torch.Tensor) -> None:
+        # Move the farthest points of clusters that can spare one into the empty clusters.
+        for j in torch.nonzero(counts == 0).flatten().tolist():
+            donor_ok = counts[labels] > 1
+            i = int(torch.where(donor_ok, dist, torch.full_like(dist, -1.0)).argmax())
+            counts[labels[i]] -= 1
+            counts[j] += 1
+            labels[i] = j
+            dist[i] = 0.0
+            centers[j] = xc[i]
+
+    for _ in range(iters):
+        dist, labels, counts = assign()
+        reseed_empty(dist, labels, counts)
+        sums = torch.zeros_like(centers).index_add_(0, labels, xc)
+        centers = sums / counts[:, None].to(xc.dtype)
+    dist, labels, counts = assign()
+    reseed_empty(dist, labels, counts)
+    return centers + mean, labels
+
+
+def _gaussian_from_sq(d2: torch.Tensor, sigma: float) -> torch.Tensor:
+    return torch.exp(d2 / (-2.0 * sigma * sigma))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class NystromReference:
+    """A frozen Nyström summary of a reference pool at one Gaussian bandwidth.
+
+    Attributes: ``landmarks`` ``(m, D)`` (pool dtype), ``alpha`` ``(m,)`` float64
+    (``K_mm^+ kbar``), ``bandwidth`` σ, ``data_term`` (``kbar · alpha``), ``pool_size`` n,
+    ``fingerprint`` (an optional string naming the feature space, checked on use) and
+    ``info`` (build parameters and per-stage timings in seconds).
+    """
+
+    landmarks: torch.Tensor
+    alpha: torch.Tensor
+    bandwidth: float
+    data_term: float
+    pool_size: int
+    fingerprint: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.landmarks.shape[1])
+
+    @property
+    def num_landmarks(self) -> int:
+        return int(self.landmarks.shape[0])
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        features: FeatureChunks,
+        num_landmarks: int = 4096,
+        bandwidth: str | float = "median",
+        seed: int = 0,
+        fingerprint: str | None = None,
+        chunk_size: int = 16384,
+        kmeans_iters: int = 10,
+        kmeans_sample: int | None = None,
+        rcond: float = 1e-7,
+        precision: str = "highest",
+        device: torch.device | str | None = None,
+    ) -> NystromReference:
+        """Build the reference from a pool ``(N, D)`` (tensor, chunks, or callable; see module).
+
+        ``bandwidth="median"`` uses :func:`repmatch.median_bandwidth` on the k-means subsample.
+        ``precision="tf32"`` lets CUDA float32 matmuls (k-means, mean embedding) use TF32;
+        ``K_mm`` and its factorisation are always float64.
+        """
+        if isinstance(bandwidth, str) and bandwidth != "median":
+            raise ValueError(f"bandwidth must be 'median' or a positive number, got {bandwidth!r}")
+        return cls.build_multiscale(
+            features,
+            num_landmarks=num_landmarks,
+            bandwidths=None if bandwidth == "median" else (bandwidth,),
+            factors=(1.0,),
+            seed=seed,
+            fingerprint=fingerprint,
+            chunk_size=chunk_size,
+            kmeans_iters=kmeans_iters,
+            kmeans_sample=kmeans_sample,
+            rcond=rcond,
+            precision=precision,
+            device=device,
+        )[0]
+
+    @classmethod
+    def build_multiscale(
+        cls,
+        features: FeatureChunks,
+        num_landmarks: int = 4096,
+        bandwidths: Sequence[float] | None = None,
+        factors: Sequence[float] = (0.5, 1.0, 2.0),
+        seed: int = 0,
+        fingerprint: str | None = None,
+        chunk_size: int = 16384,
+        kmeans_iters: int = 10,
+        kmeans_sample: int | None = None,
+        rcond: float = 1e-7,
+        precision: str = "highest",
+        device: torch.device | str | None = None,
+    ) -> tuple[NystromReference, ...]:
+        """One reference per bandwidth, sharing landmarks and one pass over the pool.
+
+        ``bandwidths`` explicit, or ``None`` for ``median_bandwidth × factors``.
+        """
+        if isinstance(bandwidths, str):
+            raise TypeError(f"bandwidths must be a sequence of positive numbers or None, got {bandwidths!r}")
+        check_positive("num_landmarks", num_landmarks, integer=True)
+        check_positive("chunk_size", chunk_size, integer=True)
+        check_positive("rcond", rcond)
+        check_choice("precision", precision, PRECISIONS)
+        check_nonnegative_int("kmeans_iters", kmeans_iters)
+        if bandwidths is not None:
+            for b in bandwidths:
+                check_positive("bandwidth", b)
+        sample_size = kmeans_sample if kmeans_sample is not None else 32 * num_landmarks
+        check_positive("kmeans_sample", sample_size, integer=True)
+        timings: dict[str, float] = {}
+
+        # Stage 1: one pass to validate, count, and draw a seeded uniform subsample
+        # (random keys, keep the smallest `sample_size`: a one-pass sample without replacement).
+        t0 = time.perf_counter()
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        dim = None
+        n = 0
+        dev = None
+        if isinstance(features, torch.Tensor):
+            check_features("features", features)
+            n, dim = features.shape
+            dev = torch.device(device) if device is not None else features.device
+            take = min(n, sample_size)
+            idx = torch.randperm(n, generator=gen)[:take].to(features.device)
+            sample = features.index_select(0, idx).to(dev)
+        else:
+            keys_kept = torch.empty(0)
+            sample = None
+            for i, chunk in enumerate(_iter_chunks(features, chunk_size)):
+                check_features(f"features (chunk {i})", chunk, dim=dim)
+                dim = chunk.shape[1]
+                if dev is None:
+                    dev = torch.device(device) if device is not None else chunk.device
+                keys = torch.rand(chunk.shape[0], generator=gen, dtype=torch.float64)
+                n += chunk.shape[0]
+                cat_keys = torch.cat([keys_kept, keys])
+                rows = chunk.to(dev) if sample is None else torch.cat([sample, chunk.to(dev, sample.dtype)])
+                if cat_keys.shape[0] > sample_size:
+                    keep = torch.topk(cat_keys, sample_size, largest=False).indices
+                    cat_keys = cat_keys[keep]
+                    rows = rows.index_select(0, keep.to(dev))
+                keys_kept, sample = cat_keys, rows
+            if sample is None:
+                raise ValueError("features is empty: the pool yielded no chunks")
+        assert dev is not None and dim is not None
+        if num_landmarks > n:
+            raise ValueError(f"num_landmarks={num_landmarks} exceeds the number of pool points ({n})")
+        if bandwidths is None:
+            base = median_bandwidth(sample, seed=seed)
+            sigmas = tuple(base * float(f) for f in factors)
+        else:
+            sigmas = tuple(float(b) for b in bandwidths)
+        _sync(dev)
+        timings["sample"] = time.perf_counter() - t0
+
+        # Stage 2: landmarks.
+        t0 = time.perf_counter()
+        with matmul_precision(precision):
+            landmarks, _ = kmeans(sample, num_landmarks, iters=kmeans_iters, seed=seed, chunk_size=chunk_size)
+        del sample
+        _sync(dev)
+        timings["kmeans"] = time.perf_counter() - t0
+
+        # Stage 3: K_mm eigendecomposition per bandwidth, float64.
+        t0 = time.perf_counter()
+        l64 = landmarks.to(torch.float64)
+        d2_mm = sq_distances(l64, l64, center=l64.mean(0))
+        eig = []
+        for sigma in sigmas:
+            evals, evecs = torch.linalg.eigh(_gaussian_from_sq(d2_mm, sigma))
+            keep = evals > rcond * evals[-1]
+            eig.append((evals[keep], evecs[:, keep]))
+        del d2_mm
+        _sync(dev)
+        timings["factorize"] = time.perf_counter() - t0
+
+        # Stage 4: kbar = mean_t k(r_t, L) over the whole pool, float64 accumulation.
+        t0 = time.perf_counter()
+        center = landmarks.mean(0)
+        right = augmented_operands(landmarks - center, left=False)
+        sums = torch.zeros(len(sigmas), num_landmarks, dtype=torch.float64, device=dev)
+        with matmul_precision(precision):
+            for i, chunk in enumerate(_iter_chunks(features, chunk_size)):
+                if not isinstance(features, torch.Tensor):
+                    check_features(f"features (chunk {i})", chunk, dim=dim)
+                left = augmented_operands(chunk.to(dev, landmarks.dtype) - center, left=True)
+                for s, sigma in enumerate(sigmas):
+                    # One matmul gives -||r - l||²/(2σ²); one in-place exp makes it k(r, l).
+                    block = torch.mm(left * (1.0 / (sigma * sigma)), right.T).exp_()
+                    sums[s] += block.sum(0, dtype=torch.float64)
+        kbar = sums / n
+        _sync(dev)
+        timings["embed"] = time.perf_counter() - t0
+
+        # Stage 5: alpha = K_mm^+ kbar, data term = kbar · alpha.
+        t0 = time.perf_counter()
+        out = []
+        for s, sigma in enumerate(sigmas):
+            evals, evecs = eig[s]
+            alpha = evecs @ ((evecs.T @ kbar[s]) / evals)
+            data_term = float(kbar[s] @ alpha)
+            info = {
+                "seed": seed,
+                "kmeans_iters": kmeans_iters,
+                "kmeans_sample": min(n, sample_size),
+                "rcond": rcond,
+                "rank": int(evals.shape[0]),
+                "precision": precision,
+            }
+            out.append((sigma, alpha, data_term, info))
+        _sync(dev)
+        timings["solve"] = time.perf_counter() - t0
+        landmarks = landmarks.detach()
+        return tuple(
+            cls(
+                landmarks=landmarks,
+                alpha=alpha,
+                bandwidth=sigma,
+                data_term=data_term,
+                pool_size=n,
+                fingerprint=fingerprint,
+                info={**info, "timings_s": dict(timings)},
+            )
+            for sigma, alpha, data_term, info in out
+        )
+
+    # ------------------------------------------------------------------ use
+    def check_compatible(self, features: torch.Tensor, fingerprint: str | None = None) -> None:
+        """Raise ``ValueError`` if ``features`` ``(B, D)`` or ``fingerprint`` do not match."""
+        check_features("features", features, dim=self.dim)
+        if fingerprint is not None and self.fingerprint is not None and fingerprint != self.fingerprint:
+            raise ValueError(
+                f"fingerprint {fingerprint!r} does not match the reference's {self.fingerprint!r} "
+                "(features from a different encoder/preprocessing?)"
+            )
+
+    def to(self, device: torch.device | str) -> NystromReference:
+        """A copy with tensors on ``device``."""
+        return NystromReference(
+            landmarks=self.landmarks.to(device),
+            alpha=self.alpha.to(device),
+            bandwidth=self.bandwidth,
+            data_term=self.data_term,
+            pool_size=self.pool_size,
+            fingerprint=self.fingerprint,
+            info=dict(self.info),
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/reference.safetensors`` then ``path/manifest.json`` (atomically each)."""
+        path = Path(path)
+        atomic_save_safetensors(
+            path / _TENSORS,
+            {"landmarks": self.landmarks, "alpha": self.alpha},
+        )
+        atomic_write_json(
+            path / _MANIFEST,
+            {
+                "format": _FORMAT,
+                "version": _VERSION,
+                "bandwidth": self.bandwidth,
+                "data_term": self.data_term,
+                "pool_size": self.pool_size,
+                "dim": self.dim,
+                "num_landmarks": self.num_landmarks,
+                "fingerprint": self.fingerprint,
+                "info": self.info,
+            },
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> NystromReference:
+        """Read a reference written by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        manifest_path = path / _MANIFEST
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no Nyström reference at {path} (missing {_MANIFEST})")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format") != _FORMAT or manifest.get("version") != _VERSION:
+            raise ValueError(
+                f"{manifest_path} is not a {_FORMAT} v{_VERSION} manifest "
+                f"(format={manifest.get('format')!r}, version={manifest.get('version')!r})"
+            )
+        tensors = load_file(str(path / _TENSORS), device=str(device))
+        ref = cls(
+            landmarks=tensors["landmarks"],
+            alpha=tensors["alpha"],
+            bandwidth=float(manifest["bandwidth"]),
+            data_term=float(manifest["data_term"]),
+            pool_size=int(manifest["pool_size"]),
+            fingerprint=manifest["fingerprint"],
+            info=manifest.get("info", {}),
+        )
+        if ref.dim != manifest["dim"] or ref.num_landmarks != manifest["num_landmarks"]:
+            raise ValueError(f"{path}: tensor shapes do not match the manifest")
+        return ref
+

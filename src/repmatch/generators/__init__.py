@@ -1,0 +1,18 @@
+"""Generators: the protocol every trained generator follows, the few-step wrapper that turns a
+velocity model into a (one-step) generator, a small MLP generator, and per-class sampling.
+
+A generator is an ``nn.Module`` with a ``noise_shape`` attribute whose
+``forward(noise (N, *noise_shape), condition) -> images (N, C, H, W)`` in [0, 1].
+"""
+
+from .base import FewStepGenerator, Generator, MLPGenerator
+from .sampling import sample_per_class, write_sample_grid, write_samples_npz
+
+__all__ = [
+    "FewStepGenerator",
+    "Generator",
+    "MLPGenerator",
+    "sample_per_class",
+    "write_sample_grid",
+    "write_samples_npz",
+]

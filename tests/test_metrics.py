@@ -15,7 +15,7 @@ from repmatch.metrics import (
     check_fingerprints,
     fd_ratio_panel,
     frechet_distance,
-    median_bandwidth,
+    lower_median_bandwidth,
     mmd_ratio_panel,
     random_projections,
     rff_mmd2,
@@ -218,11 +218,25 @@ def test_mismatched_fingerprints_raise_a_clear_error() -> None:
 # ---------------------------------------------------------------- MMD with random Fourier features
 
 
+def test_lower_median_takes_the_lower_middle_pair_for_an_even_count() -> None:
+    """With 6 pairs the metric takes the 3rd smallest distance, the training kernel's rule the
+    mean of the 3rd and 4th (numpy's): two rules, named apart."""
+    from scipy.spatial.distance import pdist
+
+    from repmatch.compare import median_bandwidth
+
+    x = feats(4, 3, 51)  # 4 rows -> 6 pairs
+    d = np.sort(pdist(x.numpy().astype(np.float64)))
+    assert lower_median_bandwidth(x) == pytest.approx(d[2], rel=1e-12)
+    assert median_bandwidth(x.double()) == pytest.approx(float(np.median(d)), rel=1e-12)
+    assert d[2] < np.median(d)
+
+
 def test_median_bandwidth_matches_scipy_pdist() -> None:
     from scipy.spatial.distance import pdist
 
     x = feats(50, 7, 50)  # 1225 pairs: an odd count, so the median is one pair's distance
-    assert median_bandwidth(x) == pytest.approx(float(np.median(pdist(x.numpy()))), rel=1e-12)
+    assert lower_median_bandwidth(x) == pytest.approx(float(np.median(pdist(x.numpy()))), rel=1e-12)
 
 
 def test_rff_mmd2_equals_explicit_feature_gram_form() -> None:
@@ -241,7 +255,7 @@ def test_rff_mmd2_approximates_exact_gaussian_mmd() -> None:
     from sklearn.metrics.pairwise import rbf_kernel
 
     x, y = feats(400, 5, 62), feats(400, 5, 63, shift=0.6)
-    sigma = median_bandwidth(y)
+    sigma = lower_median_bandwidth(y)
     gamma = 1 / (2 * sigma**2)
     xn, yn = x.numpy(), y.numpy()
     exact = (
@@ -264,7 +278,7 @@ def test_mmd_panel_ratio_uses_one_kernel_for_gen_and_val() -> None:
     gen, train, val = panel_sets(200)
     out = mmd_ratio_panel(gen, train, val, num_features=512, seed=3)
     for e in gen:
-        sigma = median_bandwidth(train[e], seed=3)
+        sigma = lower_median_bandwidth(train[e], seed=3)
         expect = rff_mmd2(gen[e], train[e], 512, 3, sigma) / rff_mmd2(
             val[e], train[e], 512, 3, sigma
         )

@@ -12,7 +12,7 @@ path (kernels, Nyström, distances, training), so a gain can never be the loss r
 from ._common import subsample_indices
 from .fingerprints import FingerprintMismatchError, check_fingerprints
 from .frechet import frechet_distance, frechet_from_stats, gaussian_stats, sqrtm_psd
-from .mmd import median_bandwidth, rff_mmd2
+from .mmd import lower_median_bandwidth, rff_mmd2
 from .panel import fd_ratio_panel, mmd_ratio_panel, summarize_ratios, sw_floors, sw_ratio_panel
 from .sliced import random_projections, sliced_wasserstein
 
@@ -23,7 +23,7 @@ __all__ = [
     "frechet_distance",
     "frechet_from_stats",
     "gaussian_stats",
-    "median_bandwidth",
+    "lower_median_bandwidth",
     "mmd_ratio_panel",
     "random_projections",
     "rff_mmd2",

@@ -26,10 +26,17 @@ DEFAULT_BANDWIDTH_SAMPLES = 2048
 DEFAULT_ROW_CHUNK = 4096
 
 
-def median_bandwidth(
+def lower_median_bandwidth(
     x: torch.Tensor, *, max_samples: int = DEFAULT_BANDWIDTH_SAMPLES, seed: int = 0
 ) -> float:
-    """Median heuristic σ: the (lower) median of ‖x_i − x_j‖, i < j, over ≤ ``max_samples`` rows of ``x`` ``(N, D)``."""
+    """Median heuristic σ: the *lower* median of ‖x_i − x_j‖, i < j, over ≤ ``max_samples`` rows
+    of ``x`` ``(N, D)``, in float64.
+
+    The metric's own rule, distinct from :func:`repmatch.compare.kernels.median_bandwidth` (the
+    training kernel's: numpy's mean of the two middle values, in the input dtype, another
+    subsample): metrics never import the comparison axis, and this value fixes every stored
+    MMD_r,k, so it must not move when the training kernel's rule does.
+    """
     x64 = seeded_subsample(as_float64("x", x), max_samples, check_nonnegative_int("seed", seed))
     if x64.shape[0] < 2:
         raise ValueError(f"x needs at least 2 rows for the median heuristic, got {x64.shape[0]}")
@@ -79,12 +86,12 @@ def rff_mmd2(
 ) -> float:
     """MMD²_RFF between ``x`` ``(N, D)`` and the reference ``y`` ``(M, D)`` (sizes may differ).
 
-    ``bandwidth`` defaults to ``median_bandwidth(y, seed=seed)``. Float64 on the inputs' device.
+    ``bandwidth`` defaults to ``lower_median_bandwidth(y, seed=seed)``. Float64 on the inputs' device.
     """
     x64 = as_float64("x", x)
     y64 = as_float64("y", y, dim=x64.shape[1])
     sigma = (
-        median_bandwidth(y64, seed=seed)
+        lower_median_bandwidth(y64, seed=seed)
         if bandwidth is None
         else float(check_positive("bandwidth", bandwidth))
     )

@@ -24,7 +24,7 @@ from .._validate import check_nonnegative_int, check_positive
 from ._common import as_float64, seeded_subsample
 from .fingerprints import check_fingerprints
 from .frechet import frechet_from_stats, gaussian_stats
-from .mmd import DEFAULT_NUM_FEATURES, median_bandwidth, rff_mean_embedding, rff_weights
+from .mmd import DEFAULT_NUM_FEATURES, lower_median_bandwidth, rff_mean_embedding, rff_weights
 from .sliced import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_NUM_PROJECTIONS,
@@ -211,7 +211,7 @@ def _mmd_distances(num_features: int, seed: int, num_samples: int) -> PairDistan
 
     def distances(train_e: torch.Tensor, others: list[torch.Tensor]) -> list[float]:
         ref = seeded_subsample(as_float64("train features", train_e), num_samples, seed)
-        w, b = rff_weights(ref.shape[1], median_bandwidth(ref, seed=seed), num_features, seed)
+        w, b = rff_weights(ref.shape[1], lower_median_bandwidth(ref, seed=seed), num_features, seed)
         ref_mean = rff_mean_embedding(ref, w, b)
         out = []
         for o in others:

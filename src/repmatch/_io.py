@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 
 def cache_dir() -> Path:
@@ -60,7 +61,6 @@ def atomic_save_safetensors(
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Atomically save ``tensors`` (made contiguous, moved to CPU) with safetensors."""
-    from safetensors.torch import save_file
 
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=dict(metadata or {})))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ._io import atomic_write
 
@@ -75,7 +76,6 @@ def class_grid(
 
 def png_bytes(grid: np.ndarray, *, scale: int = 1) -> bytes:
     """Encode a uint8 ``(H, W, C)`` grid as PNG (nearest-neighbour upscaled by ``scale``)."""
-    from PIL import Image
 
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)

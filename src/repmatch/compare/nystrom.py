@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from .._io import atomic_save_safetensors, atomic_write_json
 from .._validate import check_choice, check_features, check_nonnegative_int, check_positive
@@ -444,7 +445,6 @@ class NystromReference:
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> NystromReference:
         """Read a reference written by :meth:`save`."""
-        from safetensors.torch import load_file
 
         path = Path(path)
         manifest_path = path / _MANIFEST

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .._validate import check_choice
@@ -74,7 +75,6 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
 
         with Image.open(self.files[index]) as img:
             array = np.asarray(img.convert(self.mode), dtype=np.uint8)

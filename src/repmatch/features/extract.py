@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
 
 from .._io import atomic_save_safetensors, atomic_write_json
 from .._validate import check_positive
@@ -171,7 +172,6 @@ def extract_features(
     Returns:
         The finished :class:`FeatureStore`.
     """
-    from tqdm.auto import tqdm
 
     check_positive("batch_size", batch_size, integer=True)
     check_positive("shard_size", shard_size, integer=True)

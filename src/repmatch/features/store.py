@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 FORMAT = "repmatch.features/1"
 MANIFEST = "manifest.json"
@@ -121,7 +122,6 @@ class FeatureStore:
         return np.where(idx < 0, idx + self.num_rows, idx)
 
     def _gather(self, keys: list[str], rows: RowSelection) -> dict[str, torch.Tensor]:
-        from safetensors import safe_open
 
         if not self.complete:
             done = len(self.manifest["completed_shards"])

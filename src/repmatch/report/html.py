@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._io import atomic_write_text
 from ..images import class_grid, make_grid, png_bytes
 from .curves import curves_png, read_stats
@@ -232,7 +234,6 @@ def _display_width(png: bytes) -> str:
 
 
 def _samples_section(run_dir: Path) -> str:
-    import numpy as np
 
 
     folder = run_dir / "samples"

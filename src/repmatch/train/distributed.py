@@ -19,6 +19,7 @@ from typing import Any, ContextManager
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .gradcache import cached_backward
 
@@ -90,13 +91,12 @@ def gathered_loss(
 
 def is_data_parallel(model: nn.Module) -> bool:
     """True for DDP- and FSDP-wrapped modules (which reduce gradients themselves)."""
-    from torch.nn.parallel import DistributedDataParallel
 
     if isinstance(model, DistributedDataParallel):
         return True
     try:
         from torch.distributed.fsdp import FullyShardedDataParallel
-    except ImportError:  # pragma: no cover - builds without FSDP
+    except ImportError:  # pragma: no cover - torch builds without distributed support
         return False
     return isinstance(model, FullyShardedDataParallel)
 

@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from .._io import atomic_write_json
 from ..images import make_grid, save_png
@@ -104,7 +107,6 @@ class _Trainer:
         self.generator = self.task.generator.to(env.device)
         self.model: nn.Module = self.generator
         if env.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
 
             self.model = DistributedDataParallel(
                 self.generator, device_ids=[env.device.index] if env.device.type == "cuda" else None
@@ -148,7 +150,6 @@ class _Trainer:
         mine = capture_rng(self.noise_rng)
         if self.env.world_size == 1:
             return [mine]
-        import torch.distributed as dist
 
         out: list[Any] = [None] * self.env.world_size
         dist.all_gather_object(out, mine)
@@ -299,7 +300,6 @@ def train(
     limit = iv.total_nimg if session_nimg is None else min(iv.total_nimg, start_nimg + session_nimg)
     bar = None
     if config.progress and env.is_main:
-        from tqdm import tqdm
 
         bar = tqdm(total=iv.total_nimg, initial=trainer.nimg, unit="img", dynamic_ncols=True)
     window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": trainer.nimg}

@@ -32,7 +32,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..._io import atomic_save_safetensors, cache_dir
 from ..._validate import check_choice, check_positive
@@ -186,8 +189,6 @@ def _build(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) -> nn.M
             f"minutes; set REPMATCH_CACHE to relocate the cache), pass create({spec.name!r}, "
             "weights='/path/to/file.safetensors'), or use pretrained=False for random weights"
         )
-    from safetensors import safe_open
-    from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as f:
         recipe = json.loads((f.metadata() or {}).get("recipe", "null"))
@@ -223,7 +224,6 @@ def fit_fmnist_encoder(
     augmentation. Classifier: cross-entropy; autoencoder: reconstruction MSE. Adam with a
     cosine-decayed learning rate. Returns the model in eval mode.
     """
-    from tqdm.auto import tqdm
 
     spec = get_spec(check_choice("name", name, FMNIST_ENCODERS))
     torch.manual_seed(config.seed)

@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
 
 from ..._io import atomic_save_safetensors, atomic_write_json
 from ..._validate import check_choice, check_nonnegative_int, check_positive
@@ -159,7 +162,6 @@ def train_teacher(
     much wall time has passed in this call. Raises ``FloatingPointError`` on a non-finite loss
     rather than letting it reach the optimizer.
     """
-    from tqdm.auto import tqdm
 
     out = Path(out_dir)
     device = torch.device(device)
@@ -305,8 +307,6 @@ def load_teacher(
     train mode with gradients on, the starting point of iRDM post-training, e.g.
     ``FewStepGenerator(load_teacher(p, trainable=True), 1, (1, 28, 28))``.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
 
     path = Path(path)
     if path.is_dir():

@@ -22,7 +22,9 @@ for bit.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
+import queue as queue_module
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..._validate import check_choice, check_positive
 from ...compare import distances
@@ -321,7 +324,6 @@ def _worker(config: SpiralConfig, cells: list[tuple[str, int]], queue: Any) -> N
 
 
 def _run_workers(config: SpiralConfig, bar: Any) -> dict[tuple[str, int], torch.Tensor]:
-    import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # fork after torch's thread pools exist can deadlock
     queue = ctx.Queue()
@@ -344,7 +346,6 @@ def _collect(queue: Any, procs: Sequence[Any], bar: Any, poll_s: float = 1.0) ->
     A worker killed from outside (out of memory, a signal) never sends "done", so the queue is
     polled and the processes checked between reads instead of blocking forever.
     """
-    import queue as queue_module
 
     results: dict[tuple[str, int], torch.Tensor] = {}
     remaining = len(procs)
@@ -411,7 +412,6 @@ class SpiralResult:
 
 def run_spiral(config: SpiralConfig = SpiralConfig(), *, progress: bool = True) -> SpiralResult:
     """Train and score every cell of ``config``'s grid; the wall time covers the whole study."""
-    from tqdm.auto import tqdm
 
     start = time.perf_counter()
     total = config.iterations * len(config.cells)

@@ -52,6 +52,7 @@ __all__ = [
     "MMDNystrom",
     "NystromReference",
     "SlicedWasserstein",
+    "__version__",
     "drifting_loss",
     "frechet_distance",
     "gaussian_kernel",
@@ -60,7 +61,6 @@ __all__ = [
     "mmd_nystrom_loss",
     "multiscale_bandwidths",
     "sliced_wasserstein_loss",
-    "__version__",
 ]
 # Every public name but the version comes from repmatch.compare, imported on first access.
 _LAZY = dict.fromkeys((name for name in __all__ if name != "__version__"), ".compare")

@@ -16,8 +16,8 @@ import time
 import torch
 
 from repmatch.data import open_dataset
-from repmatch.represent import EncoderBattery
 from repmatch.features import extract_features
+from repmatch.represent import EncoderBattery
 
 
 def main() -> None:

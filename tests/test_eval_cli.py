@@ -16,10 +16,10 @@ from torch import nn
 
 from repmatch.cli import main
 from repmatch.data import open_dataset
-from repmatch.represent import EncoderSpec, register_encoder
 from repmatch.evaluation import EvalConfig, evaluate
-from repmatch.metrics import FingerprintMismatchError, mmd_ratio_panel, sw_floors, sw_ratio_panel
 from repmatch.features import FeatureStore, extract_features
+from repmatch.metrics import FingerprintMismatchError, mmd_ratio_panel, sw_floors, sw_ratio_panel
+from repmatch.represent import EncoderSpec, register_encoder
 
 NAMES = ["evaltest_a", "evaltest_b"]
 ENC = ",".join(NAMES)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from repmatch.data import ImageFolder, NpzImages
-from repmatch.represent import EncoderBattery
 from repmatch.apps.fmnist.encoders import _MODELS, FMNIST_ENCODERS, FmnistTrainConfig
+from repmatch.data import ImageFolder, NpzImages
 from repmatch.features import FeatureStore, extract_features
 from repmatch.features import extract as extract_mod
+from repmatch.represent import EncoderBattery
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 N = 45

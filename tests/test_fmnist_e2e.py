@@ -16,10 +16,10 @@ import pytest
 import torch
 from _chromium import probe_report
 
-from repmatch.cli import main
-from repmatch.apps.fmnist.pipeline import MODELS, STAGES, load_model, run_pipeline
 from repmatch.apps.fmnist.parts import Layout, joint_fingerprint, make_battery
+from repmatch.apps.fmnist.pipeline import MODELS, STAGES, load_model, run_pipeline
 from repmatch.apps.fmnist.recipe import ArmConfig, FmnistRecipe, get_recipe
+from repmatch.cli import main
 
 pytestmark = pytest.mark.skipif(
     not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir()

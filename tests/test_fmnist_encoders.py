@@ -10,8 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repmatch.data import FashionMNIST, default_fmnist_root
-from repmatch.represent import MissingWeightsError, create, get_spec
 from repmatch.apps.fmnist.encoders import (
     FMNIST_ENCODERS,
     FMNIST_MEAN,
@@ -22,6 +20,8 @@ from repmatch.apps.fmnist.encoders import (
     fmnist_cache_dir,
     train_fmnist_encoder,
 )
+from repmatch.data import FashionMNIST, default_fmnist_root
+from repmatch.represent import MissingWeightsError, create, get_spec
 
 needs_fmnist = pytest.mark.skipif(
     not (default_fmnist_root() / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST idx files not installed"

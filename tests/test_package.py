@@ -53,4 +53,4 @@ def test_package_exports_resolve() -> None:
 
     assert rep.list is list_encoders
     with pytest.raises(AttributeError, match="no_such_name"):
-        repmatch.no_such_name  # noqa: B018
+        _ = repmatch.no_such_name

@@ -12,8 +12,8 @@ import torch
 from _chromium import probe_report
 
 from repmatch.cli import main
-from repmatch.report.curves import group_series, read_stats
 from repmatch.images import class_grid, make_grid, save_png
+from repmatch.report.curves import group_series, read_stats
 from repmatch.report.html import build_report, read_eval, write_report
 
 EVALS = {

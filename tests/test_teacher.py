@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from repmatch.cli import main
 from repmatch.apps.fmnist import teacher as teacher_module
 from repmatch.apps.fmnist.flow_matching import flow_matching_loss, interpolate, sample_time
 from repmatch.apps.fmnist.teacher import TeacherConfig, load_teacher, train_teacher
+from repmatch.cli import main
 from repmatch.generators import FewStepGenerator
 from repmatch.train import latest_checkpoint, load_checkpoint
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist
 
-from repmatch.cli import main
-from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
-from repmatch.generators.base import FewStepGenerator
-from repmatch.compare import joint_bandwidths
-from repmatch.represent import ConditionPool, joint_features, one_hot_embedding
 from repmatch.apps.toy import toy_conditional
+from repmatch.cli import main
+from repmatch.compare import joint_bandwidths
+from repmatch.generators.base import FewStepGenerator
+from repmatch.represent import ConditionPool, joint_features, one_hot_embedding
+from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 
 
 def test_config_roundtrip_and_errors():
@@ -149,10 +149,10 @@ def test_cli_dry_run_and_tiny_toy_run(tmp_path, capsys):
 
 
 def test_nonnegative_integers_are_checked_by_name():
-    from repmatch.evaluation import EvalConfig
     from repmatch.apps.fmnist.conv_generator import ConvGeneratorConfig
     from repmatch.apps.fmnist.teacher import TeacherConfig
     from repmatch.compare.nystrom import kmeans
+    from repmatch.evaluation import EvalConfig
 
     assert TeacherConfig(warmup_steps=0).warmup_steps == 0  # 0 is allowed
     for make, name in (

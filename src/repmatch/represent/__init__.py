@@ -27,7 +27,7 @@ from .registry import (
     register_encoder,
     register_panel,
 )
-from .registry import list_encoders as list  # noqa: A001  (the registry's short name, like timm.list_models)
+from .registry import list_encoders as list  # the registry's short name, like timm.list_models
 from .spec import EncoderSpec
 
 __all__ = [

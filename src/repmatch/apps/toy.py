@@ -80,7 +80,8 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
     train_enc = _ToyEncoders(("lin", "tanh")).to(device)
     held_enc = _ToyEncoders(("cube",)).to(device)
     pool = ConditionPool.from_labels(real_labels, opt["num_classes"]) if conditional else None
-    beta = config.joint.beta if conditional else None
+    joint = config.joint if conditional else None  # not None when conditional (checked above)
+    beta = None if joint is None else joint.beta
 
     def features(enc: _ToyEncoders, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -90,15 +91,23 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
         emb = ConditionPool.from_labels(labels, opt["num_classes"]).embeddings.to(device)
         return {k: joint_features(v, emb, beta) for k, v in feats.items()}
 
-    def references(enc: _ToyEncoders) -> tuple[dict[str, Callable[[torch.Tensor], torch.Tensor]], dict[str, float]]:
+    def references(
+        enc: _ToyEncoders,
+    ) -> tuple[dict[str, Callable[[torch.Tensor], torch.Tensor]], dict[str, torch.Tensor]]:
         ref_feats, val_feats = features(enc, real, real_labels), features(enc, val, val_labels)
-        dists = {}
+        dists: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
         for name, f in ref_feats.items():
-            bws = None if beta is None else joint_bandwidths(f, config.joint.bandwidth_scale)
+            bws = None if joint is None else joint_bandwidths(f, joint.bandwidth_scale)
             refs = NystromReference.build_multiscale(
                 f, num_landmarks=opt["num_landmarks"], bandwidths=bws, factors=(1.0,), seed=config.seed
             )
-            dists[name] = lambda x, refs=refs: mmd_nystrom_loss(x, refs)
+
+            # A def rather than a lambda so that mypy sees the one-argument distance; the
+            # default binds this encoder's refs.
+            def dist(x: torch.Tensor, refs: tuple[NystromReference, ...] = refs) -> torch.Tensor:
+                return mmd_nystrom_loss(x, refs)
+
+            dists[name] = dist
         return dists, val_feats
 
     dists, val_feats = references(train_enc)

@@ -7,6 +7,7 @@ the defaults (and ``repmatch --help`` need not import torch to print them).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_metric_args(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_metric_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_kwargs(args: argparse.Namespace, *extra: str) -> dict[str, object]:
+def config_kwargs(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     """The ``EvalConfig`` fields given on the command line."""
     fields = (
         "num_samples",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._metric_args import add_metric_args, config_kwargs
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(cross_checks=(), **config_kwargs(args))
     names = resolve_names(args.encoders, args.train)
     out = Path(args.out) if args.out else Path(args.train) / FLOORS_FILE
-    kw = {
+    kw: dict[str, Any] = {
         "cache_dir": Path(args.cache_dir) if args.cache_dir else out.parent / "features",
         "batch_size": config.batch_size,
         "device": config.device,

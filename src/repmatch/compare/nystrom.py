@@ -235,7 +235,7 @@ class NystromReference:
         return cls.build_multiscale(
             features,
             num_landmarks=num_landmarks,
-            bandwidths=None if bandwidth == "median" else (bandwidth,),
+            bandwidths=None if isinstance(bandwidth, str) else (bandwidth,),  # str: "median"
             factors=(1.0,),
             seed=seed,
             fingerprint=fingerprint,
@@ -314,7 +314,7 @@ class NystromReference:
                 keys_kept, sample = cat_keys, rows
             if sample is None:
                 raise ValueError("features is empty: the pool yielded no chunks")
-        assert dev is not None and dim is not None
+        assert dev is not None and dim is not None and sample is not None
         if num_landmarks > n:
             raise ValueError(f"num_landmarks={num_landmarks} exceeds the number of pool points ({n})")
         if bandwidths is None:

@@ -26,7 +26,9 @@ FMNIST_CLASSES: tuple[str, ...] = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, type[np.generic] | str] = {
+    0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"
+}
 
 
 def default_fmnist_root() -> Path:
@@ -64,6 +66,7 @@ class FashionMNIST(UInt8ImageArray):
     """
 
     classes = FMNIST_CLASSES
+    labels: np.ndarray  # always present (UInt8ImageArray allows None)
 
     def __init__(self, split: str = "train", root: str | os.PathLike[str] | None = None) -> None:
         if split not in FMNIST_SPLITS:

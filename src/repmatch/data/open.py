@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch.utils.data import Dataset
-
 from .fmnist import FMNIST_SPLITS, FashionMNIST
 from .folder import ImageFolder
 from .npz import NpzImages
@@ -13,7 +11,7 @@ from .npz import NpzImages
 _ACCEPTED = "'fmnist:train', 'fmnist:test', a path to an image folder, or a path to an .npz file"
 
 
-def open_dataset(spec: str, *, labels: str | None = None) -> Dataset:
+def open_dataset(spec: str, *, labels: str | None = None) -> FashionMNIST | ImageFolder | NpzImages:
     """Open the dataset named by ``spec``.
 
     - ``fmnist:<split>`` (``fmnist:train`` 60k, ``fmnist:test`` 10k): :class:`FashionMNIST`

@@ -104,7 +104,9 @@ def evaluate(
     held = default_held_out(names) if held_out is None else list(held_out)
     summarize_ratios(dict.fromkeys(names, 1.0), held)  # validates held_out before any work
     cache = out / "features"
-    kw = {"cache_dir": cache, "batch_size": config.batch_size, "device": config.device}
+    kw: dict[str, Any] = {
+        "cache_dir": cache, "batch_size": config.batch_size, "device": config.device
+    }
     train_src = open_source(train, names, role="train", **kw)
     gen_src = open_source(gen, names, role="gen", **kw)
     val_src = open_source(val, names, role="val", **kw) if val is not None else None

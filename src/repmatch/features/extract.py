@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from .._io import atomic_save_safetensors, atomic_write_json
 from .._validate import check_positive

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -96,6 +96,11 @@ class FeatureStore:
         if self._labels is None:
             self._labels = self._gather([LABELS_KEY], None)[LABELS_KEY]
         return self._labels
+
+    @overload
+    def read(self, name: str, rows: RowSelection = None) -> torch.Tensor: ...
+    @overload
+    def read(self, name: None = None, rows: RowSelection = None) -> dict[str, torch.Tensor]: ...
 
     def read(self, name: str | None = None, rows: RowSelection = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """Features of encoder ``name`` ``(n, D)``, or of all encoders as ``{name: (n, D)}``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from torch import nn
 from .._io import atomic_write
 from .._validate import check_positive
 from ..images import class_grid, save_png
+
+if TYPE_CHECKING:
+    from .base import Generator
 
 
 @torch.no_grad()
@@ -44,7 +48,9 @@ def sample_per_class(
     device = next(generator.parameters()).device
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     noise = torch.randn(
-        (len(labels), *generator.noise_shape), generator=torch.Generator().manual_seed(seed)
+        # cast: nn.Module types its attributes as Tensor | Module.
+        (len(labels), *cast("Generator", generator).noise_shape),
+        generator=torch.Generator().manual_seed(seed),
     )
     images = generator(noise.to(device), labels.to(device))
     return images.clamp(0, 1).cpu(), labels
@@ -96,7 +102,8 @@ def write_samples_npz(
     # One draw for all rows: torch's CPU randn fills small and large tensors in different
     # orders, so chunked draws would make the noise depend on batch_size.
     noise = torch.randn(
-        (num_samples, *generator.noise_shape), generator=torch.Generator().manual_seed(seed)
+        (num_samples, *cast("Generator", generator).noise_shape),
+        generator=torch.Generator().manual_seed(seed),
     )
     labels = torch.arange(num_samples) % num_classes
     chunks = []
@@ -104,10 +111,10 @@ def write_samples_npz(
         rows = slice(start, start + batch_size)
         images = generator(noise[rows].to(device), labels[rows].to(device)).clamp(0, 1)
         chunks.append((images * 255 + 0.5).floor().to(torch.uint8).cpu())
-    arrays = {"images": torch.cat(chunks).numpy(), "labels": labels.numpy()}
+    images_u8, labels_i64 = torch.cat(chunks).numpy(), labels.numpy()
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez(f, **arrays)
+            np.savez(f, images=images_u8, labels=labels_i64)
 
     return atomic_write(path, write)

@@ -179,7 +179,7 @@ def _eval_section(run_dir: Path) -> str:
     ]
     best = []
     for j in range(len(rows[0])):
-        col = [r[j] for r in rows if r[j] is not None]
+        col = [x for x in (r[j] for r in rows) if x is not None]
         best.append(min(col) if col else None)
     # Class agreement is a conditional check where higher is better: a column, never bolded.
     agree = any(e.class_agreement is not None for e in entries)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +26,7 @@ from torch import nn
 from .registry import EncoderSpec, adapter_hint, find_weights, register_adapter
 
 
-def _require(module: str, extra: str) -> object:
+def _require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
@@ -80,7 +82,9 @@ def _avg3(x: torch.Tensor) -> torch.Tensor:
 
 def _fid_blocks() -> tuple[type, type, type, type]:
     """pytorch-fid's FIDInceptionA/C/E_1/E_2: torchvision blocks with TF's pooling."""
-    tv = _require("torchvision.models.inception", "timm")
+    # Any: torchvision ships no type information, and mypy only takes a base class from an
+    # Any-typed name (not from a module's attribute).
+    tv: Any = _require("torchvision.models.inception", "timm")
 
     class FIDInceptionA(tv.InceptionA):
         def _forward(self, x):  # type: ignore[override]

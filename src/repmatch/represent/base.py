@@ -8,12 +8,15 @@ image size works and gradients reach the input); text encoders take a list of st
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from .preprocessing import preprocess
 from .spec import EncoderSpec
+
+_EncoderT = TypeVar("_EncoderT", bound="Encoder")
 
 
 class Encoder(nn.Module):
@@ -35,7 +38,7 @@ class Encoder(nn.Module):
     def dim(self) -> int:
         return self.spec.dim
 
-    def freeze(self) -> Encoder:
+    def freeze(self: _EncoderT) -> _EncoderT:
         """Eval mode and ``requires_grad=False`` on every parameter (frozen feature extractor)."""
         self.eval()
         for p in self.parameters():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -101,12 +102,13 @@ class EncoderBattery(nn.Module):
 
     @property
     def specs(self) -> dict[str, EncoderSpec]:
-        return {n: e.spec for n, e in self.encoders.items()}
+        # nn.ModuleDict types its values as nn.Module; __init__ fills it with ImageEncoders.
+        return {n: cast(ImageEncoder, e).spec for n, e in self.encoders.items()}
 
     @property
     def fingerprints(self) -> dict[str, str]:
         """``{name: fingerprint}``; store with references, compare before mixing features."""
-        return {n: e.fingerprint for n, e in self.encoders.items()}
+        return {n: cast(ImageEncoder, e).fingerprint for n, e in self.encoders.items()}
 
     def train(self, mode: bool = True) -> EncoderBattery:
         # The battery is a frozen feature extractor: a parent's .train() must not enable

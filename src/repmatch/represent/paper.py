@@ -13,12 +13,19 @@ not on the package registries; see ``register_adapter``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .registry import EncoderSpec, register_encoder, register_panel
 
-IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-OPENAI_CLIP = {"mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711)}
-HALF = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}  # maps [0, 1] to [-1, 1]
-IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # the model normalises itself
+if TYPE_CHECKING:
+    from .spec import MeanStd
+
+IMAGENET: MeanStd = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+OPENAI_CLIP: MeanStd = {
+    "mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711)
+}
+HALF: MeanStd = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}  # maps [0, 1] to [-1, 1]
+IDENTITY: MeanStd = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # the model normalises itself
 
 TRAIN10 = (
     EncoderSpec(

@@ -47,7 +47,9 @@ def resize(images: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
     rule, aspect kept), then centre-crop; ``"squash"``: resize straight to ``input_size``.
     An image already at the target size with ``crop_pct == 1`` passes through untouched.
     """
-    th, tw = spec.input_size
+    target = spec.input_size
+    assert isinstance(target, tuple)  # EncoderSpec.__post_init__ makes an int size (H, W)
+    th, tw = target
     h, w = images.shape[-2:]
     if spec.crop_mode == "squash":
         size = (int(math.floor(th / spec.crop_pct + 0.5)), int(math.floor(tw / spec.crop_pct + 0.5)))

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .._validate import check_choice, check_positive
 
@@ -22,6 +22,14 @@ CROP_MODES = ("center", "squash")
 CHANNEL_ORDERS = ("RGB", "BGR")
 #: Pooling names of Table 5 plus the text encoders' and named-output forms ("output:<name>").
 POOLINGS = ("cls", "avg", "attn", "summary", "patch-mean", "mean", "mean-l2")
+
+
+class MeanStd(TypedDict):
+    """An :class:`EncoderSpec`'s ``mean`` and ``std``, typed for ``EncoderSpec(**stats)``."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EncoderSpec:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager, TypeGuard
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .gradcache import cached_backward
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FullyShardedDataParallel
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,9 @@ def gathered_loss(
     return wrapped
 
 
-def is_data_parallel(model: nn.Module) -> bool:
+def is_data_parallel(
+    model: nn.Module,
+) -> TypeGuard[DistributedDataParallel | FullyShardedDataParallel]:
     """True for DDP- and FSDP-wrapped modules (which reduce gradients themselves)."""
 
     if isinstance(model, DistributedDataParallel):
@@ -137,7 +142,7 @@ def distributed_cached_backward(
     if env.world_size == 1:
         return cached_backward(forward, chunks, loss)
     if is_data_parallel(model):
-        no_sync: Callable[[], ContextManager[Any]] = model.no_sync  # type: ignore[assignment]
+        no_sync: Callable[[], ContextManager[Any]] = model.no_sync
         return cached_backward(
             forward, chunks, gathered_loss(loss), no_sync=no_sync, feature_grad_scale=float(env.world_size)
         )

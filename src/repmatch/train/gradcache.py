@@ -116,9 +116,9 @@ def cached_backward(
                 _set_rng_state(states[i])
                 out = _check_features(forward(chunk), f"chunk {i} (phase 2)")
                 terms = [
-                    (out[k] * split[k][i].to(out[k].dtype)).sum()
+                    (out[k] * grad[i].to(out[k].dtype)).sum()
                     for k in names
-                    if split[k] is not None and out[k].requires_grad
+                    if (grad := split[k]) is not None and out[k].requires_grad
                 ]
                 if terms:
                     sum(terms[1:], terms[0]).backward()

@@ -20,15 +20,15 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from .._io import atomic_write_json
 from ..images import make_grid, save_png
@@ -46,6 +46,11 @@ from .config import TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
 from .task import TaskBuilder, TrainTask
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ..generators.base import Generator
 
 
 class AntiGamingMonitor:
@@ -93,6 +98,13 @@ def _slice_rows(x: Any, start: int, stop: int) -> Any:
     return None if x is None else x[start:stop]
 
 
+def _tensor_sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)`` of non-empty ``terms`` (``sum`` is typed to return 0 for empty ones)."""
+    total = sum(terms)
+    assert isinstance(total, torch.Tensor)
+    return total
+
+
 class _Trainer:
     """State of one run; :func:`train` drives it."""
 
@@ -131,7 +143,7 @@ class _Trainer:
         self.nimg = self.step = self.skipped = 0
         self.run_dir = Path(config.run_dir)
         self.stats_path = self.run_dir / "stats.jsonl"
-        self.tb = None
+        self.tb: SummaryWriter | None = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -179,13 +191,17 @@ class _Trainer:
     # ------------------------------------------------------------------ one step
     def _features(self, model: nn.Module, noise: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
         pool, dev = self.task.conditions, self.env.device
-        cond = None if pool is None else pool.condition(index, dev)
+        cond = None
+        if pool is not None:
+            assert index is not None  # step_once draws rows of the pool whenever there is one
+            cond = pool.condition(index, dev)
         return self.task.features(model(noise, cond), index)
 
     def step_once(self) -> dict[str, Any]:
         cfg, env = self.config, self.env
         n = cfg.batch_size
-        noise = torch.randn(n, *self.generator.noise_shape, generator=self.noise_rng, dtype=self.noise_dtype)
+        noise_shape = cast("Generator", self.generator).noise_shape  # nn.Module: Tensor | Module
+        noise = torch.randn(n, *noise_shape, generator=self.noise_rng, dtype=self.noise_dtype)
         index = None if self.task.conditions is None else self.task.conditions.sample(n, self.noise_rng)
         per_rank = n // env.world_size
         lo, hi = env.rank * per_rank, (env.rank + 1) * per_rank
@@ -201,10 +217,11 @@ class _Trainer:
             scores = {k: float(v.detach()) for k, v in raw.items()}
             info["score"] = scores
             if not all(math.isfinite(s) for s in scores.values()):
-                return sum(raw.values())  # non-finite: the step is skipped, the controller untouched
+                # Non-finite: the step is skipped, the controller untouched.
+                return _tensor_sum(raw.values())
             weights = self.controller.update(scores)
             info["weight"] = weights
-            return sum(weights[k] * scale_free(raw[k]) for k in self.names)
+            return _tensor_sum(weights[k] * scale_free(raw[k]) for k in self.names)
 
         self.optimizer.zero_grad(set_to_none=True)
         value = distributed_cached_backward(
@@ -221,6 +238,7 @@ class _Trainer:
         if status == "ok":
             self.optimizer.step()
             if self.ema is not None:
+                assert cfg.ema_halflife_nimg is not None  # the EMA exists only with a half-life
                 ema_update_(self.ema, self.generator, 0.5 ** (n / cfg.ema_halflife_nimg))
         else:
             self.optimizer.zero_grad(set_to_none=True)
@@ -237,11 +255,15 @@ class _Trainer:
         model = self.ema if self.ema is not None else self.generator
         was_training = model.training
         model.eval()
-        noise = torch.randn(count, *self.generator.noise_shape, generator=g, dtype=self.noise_dtype)
+        noise_shape = cast("Generator", self.generator).noise_shape  # nn.Module: Tensor | Module
+        noise = torch.randn(count, *noise_shape, generator=g, dtype=self.noise_dtype)
         noise = noise.to(self.env.device)
         pool = self.task.conditions
-        index = None if pool is None else pool.sample(count, g)
-        cond = None if pool is None else pool.condition(index, self.env.device)
+        index: torch.Tensor | None = None
+        cond = None
+        if pool is not None:
+            index = pool.sample(count, g)
+            cond = pool.condition(index, self.env.device)
         images = model(noise, cond)
         model.train(was_training)
         return images, index

@@ -28,14 +28,14 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from ..._io import atomic_save_safetensors, cache_dir
 from ..._validate import check_choice, check_positive
@@ -87,6 +87,8 @@ class FmnistTrainConfig:
 
 class Grayscale(nn.Module):
     """``(N, 3, H, W) -> (N, 1, H, W)``: BT.601 luma (exact for three equal channels)."""
+
+    weight: torch.Tensor  # a buffer (register_buffer)
 
     def __init__(self) -> None:
         super().__init__()
@@ -150,7 +152,9 @@ class FmnistAutoencoder(nn.Module):
         return F.mse_loss(self.decoder(self.encoder(target)), target)
 
 
-_MODELS: dict[str, type[nn.Module]] = {"fmnist_classifier": FmnistClassifier, "fmnist_autoencoder": FmnistAutoencoder}
+_MODELS: dict[str, type[FmnistClassifier] | type[FmnistAutoencoder]] = {
+    "fmnist_classifier": FmnistClassifier, "fmnist_autoencoder": FmnistAutoencoder
+}
 
 
 def fmnist_cache_dir() -> Path:
@@ -239,7 +243,7 @@ def fit_fmnist_encoder(
         for b in range(0, len(images), config.batch_size):
             idx = order[b : b + config.batch_size]
             x = preprocess(images[idx].float().div_(255.0), spec)
-            if name == "fmnist_classifier":
+            if isinstance(model, FmnistClassifier):  # i.e. name == "fmnist_classifier"
                 loss = F.cross_entropy(model.logits(x), labels[idx])
             else:
                 loss = model.reconstruction_loss(x)
@@ -295,9 +299,11 @@ def evaluate_fmnist_encoder(model: nn.Module, name: str, test: Any, batch_size: 
     correct, sq, n = 0, 0.0, 0
     for b in range(0, len(images), batch_size):
         x = preprocess(images[b : b + batch_size].float().div_(255.0), spec)
+        # name says which model this is (nn.Module types other attributes as Tensor | Module).
         if name == "fmnist_classifier":
-            correct += int((model.logits(x).argmax(1) == labels[b : b + batch_size]).sum())
+            logits = cast(FmnistClassifier, model).logits(x)
+            correct += int((logits.argmax(1) == labels[b : b + batch_size]).sum())
         else:
-            sq += float(model.reconstruction_loss(x)) * len(x)
+            sq += float(cast(FmnistAutoencoder, model).reconstruction_loss(x)) * len(x)
         n += len(x)
     return {"test_accuracy": correct / n} if name == "fmnist_classifier" else {"test_mse": sq / n}

@@ -29,7 +29,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -49,10 +49,10 @@ from ...evaluation import (
 from ...features import MANIFEST, FeatureStore, extract_features
 from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
 from ...report.html import write_report
-from ...represent import joint_features, one_hot_embedding
+from ...represent import ImageEncoder, joint_features, one_hot_embedding
 from ...train import latest_checkpoint, load_checkpoint, train
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
-from .encoders import FMNIST_ENCODERS, FmnistTrainConfig, train_fmnist_encoder
+from .encoders import FMNIST_ENCODERS, FmnistClassifier, FmnistTrainConfig, train_fmnist_encoder
 from .parts import (
     FMNIST_NUM_CLASSES,
     IMAGE_SHAPE,
@@ -113,7 +113,9 @@ def stage_teacher(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
 
 def stage_features(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
 
-    kw = {"batch_size": recipe.feature_batch_size, "device": device, "progress": False}
+    kw: dict[str, Any] = {
+        "batch_size": recipe.feature_batch_size, "device": device, "progress": False
+    }
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
     rows = {}
     for spec, out, limit in (
@@ -224,7 +226,7 @@ def stage_samples(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
 
 
 def class_agreement(
-    classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
+    classifier: ImageEncoder, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
 ) -> float:
     """Fraction of ``images`` (uint8 ``(N, C, 28, 28)``) that ``classifier`` (the job's
     ``fmnist_classifier`` encoder), through its own 10-way head, assigns to ``labels`` ``(N,)``.
@@ -234,11 +236,13 @@ def class_agreement(
     classifier's accuracy (~0.9), the value a faithful conditional generator approaches.
     """
     device = next(classifier.parameters()).device
+    # The fmnist_classifier encoder's backbone (nn.Module types it as a plain module).
+    net = cast(FmnistClassifier, classifier.backbone)
     hits = 0
     with torch.no_grad():
         for i in range(0, images.shape[0], batch_size):
             x = images[i : i + batch_size].to(device, torch.float32) / 255.0
-            pred = classifier.backbone.logits(classifier.preprocess(x)).argmax(1).cpu()
+            pred = net.logits(classifier.preprocess(x)).argmax(1).cpu()
             hits += int((pred == labels[i : i + batch_size]).sum())
     return hits / images.shape[0]
 
@@ -247,7 +251,12 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
 
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
     # Class agreement needs the classifier's head; a recipe without it skips the metric.
-    classifier = battery.encoders["fmnist_classifier"] if "fmnist_classifier" in battery.encoders else None
+    # cast: nn.ModuleDict types its values as nn.Module; a battery holds ImageEncoders.
+    classifier = (
+        cast(ImageEncoder, battery.encoders["fmnist_classifier"])
+        if "fmnist_classifier" in battery.encoders
+        else None
+    )
     results = {}
     for name in MODELS:
         samples = open_dataset(str(layout.generated / f"{name}.npz"))

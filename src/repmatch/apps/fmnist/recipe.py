@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..._validate import check_choice, check_positive, check_scales
 
@@ -108,7 +108,7 @@ class FmnistRecipe:
     scratch_width: int = 32
     monitor_heldout: bool = False
     cross_checks: tuple[str, ...] = ()
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     autocast_bf16: bool = False
     feature_batch_size: int = 256
     seed: int = 0

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from ..._io import atomic_save_safetensors, atomic_write_json
 from ..._validate import check_choice, check_nonnegative_int, check_positive

@@ -130,6 +130,7 @@ class _ResBlock(nn.Module):
         # Zero init: each block starts as the identity (plus skip), which keeps deep stacks
         # well-conditioned at initialisation.
         nn.init.zeros_(self.conv2.weight)
+        assert self.conv2.bias is not None  # built with bias=True
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
@@ -149,6 +150,7 @@ class _Attention(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # built with bias=True
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,6 +213,7 @@ class VelocityUNet(nn.Module):
         self.out_norm = _norm(c)
         self.out = nn.Conv2d(c, config.image_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # built with bias=True
         nn.init.zeros_(self.out.bias)
 
     def forward(

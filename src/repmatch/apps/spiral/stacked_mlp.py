@@ -43,12 +43,13 @@ class StackedMLP(nn.Module):
         self.biases = nn.ParameterList()
         for fan_in, fan_out in zip(self.widths[:-1], self.widths[1:]):
             bound = 1.0 / math.sqrt(fan_in)
-            w, b = [], []
+            ws: list[torch.Tensor] = []
+            bs: list[torch.Tensor] = []
             for g in gens:
-                w.append(torch.empty(fan_in, fan_out).uniform_(-bound, bound, generator=g))
-                b.append(torch.empty(1, fan_out).uniform_(-bound, bound, generator=g))
-            self.weights.append(nn.Parameter(torch.stack(w)))
-            self.biases.append(nn.Parameter(torch.stack(b)))
+                ws.append(torch.empty(fan_in, fan_out).uniform_(-bound, bound, generator=g))
+                bs.append(torch.empty(1, fan_out).uniform_(-bound, bound, generator=g))
+            self.weights.append(nn.Parameter(torch.stack(ws)))
+            self.biases.append(nn.Parameter(torch.stack(bs)))
 
     @property
     def num_cells(self) -> int:

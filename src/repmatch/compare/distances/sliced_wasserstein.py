@@ -116,6 +116,7 @@ class SlicedWasserstein(Distance):
             raise ValueError(f"gen_features has {B} rows but the reference only {N}; SW needs equal sizes")
         idx = torch.randperm(N, generator=gen_rng)[:B]
         y = self.reference[idx.to(self.reference.device)].to(gen.device)
+        assert self.dim is not None  # fitted: __call__ checks it
         theta = random_projections(self.dim, self.num_projections, gen_rng)
         # gen was validated by __call__ and the reference at fit: skip the loss's re-checks.
         return _loss(gen, y, theta)

@@ -39,6 +39,48 @@ def test_config_roundtrip_and_errors():
         main(["train", "--preset", "imagenet"])
 
 
+def test_cli_train_config_names_a_known_task(tmp_path):
+    """repmatch train finds the builder by the config's task name, from the CLI's table."""
+    from repmatch.cli.table import TASKS, load
+    from repmatch.train import TrainTask
+
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({**toy_conditional(run_dir="x").to_dict(), "task": "custom"}))
+    with pytest.raises(ValueError, match=r"task must be one of \['fmnist', 'toy'\]"):
+        main(["train", "--config", str(path), "--dry-run"])
+    config = toy_conditional(run_dir=str(tmp_path / "t"))
+    task = load(TASKS[config.task])(config, torch.device("cpu"))
+    assert isinstance(task, TrainTask) and task.joint_beta == config.joint.beta
+
+
+def test_task_features_join_the_condition_of_each_row():
+    """TrainTask.features is eq. 4 on the pool rows that produced the images:
+    [φ(x_i), β·e_{c_i}], written out here row by row."""
+    from repmatch.train import TrainTask
+
+    labels = torch.tensor([2, 0, 1, 2])
+    pool = ConditionPool.from_labels(labels, 3)
+    weight = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+
+    def encode(x):
+        return {"lin": x.flatten(1) @ weight}
+
+    gen = torch.nn.Linear(1, 1)
+    gen.noise_shape = (1,)
+    task = TrainTask(generator=gen, encode=encode, distances={"lin": lambda f: f.sum()},
+                     floors={"lin": 0.0}, conditions=pool, joint_beta=2.5)
+    images = torch.rand(3, 1, 2, 2)
+    index = torch.tensor([3, 1, 0])
+    got = task.features(images, index)["lin"]
+    for row, i in enumerate(index.tolist()):
+        onehot = torch.zeros(3)
+        onehot[int(labels[i])] = 1.0
+        want = torch.cat([images[row].flatten() @ weight, 2.5 * onehot])
+        assert torch.equal(got[row], want)
+    plain = TrainTask(generator=gen, encode=encode, distances={"lin": lambda f: f.sum()}, floors={"lin": 0.0})
+    assert torch.equal(plain.features(images, None)["lin"], images.flatten(1) @ weight)
+
+
 def test_sqrt_learning_rate_rule():
     o = OptimConfig(lr_at_batch_5120=1.6e-6)
     assert o.lr_for(5120) == pytest.approx(1.6e-6)

@@ -31,9 +31,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
     if args.config:
         config = TrainConfig.from_dict(_load_file(args.config))
-    else:
-        if args.preset not in PRESETS:
-            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
+    else:  # argparse has checked the name against PRESETS
         config = load(PRESETS[args.preset])()
     if config.task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)} for repmatch train, got {config.task!r}")

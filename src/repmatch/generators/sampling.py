@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -23,9 +23,7 @@ from torch import nn
 from .._io import atomic_write
 from .._validate import check_positive
 from ..images import class_grid, save_png
-
-if TYPE_CHECKING:
-    from .base import Generator
+from .base import Generator
 
 
 @torch.no_grad()

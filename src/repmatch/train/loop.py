@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from .._io import atomic_write_json
+from ..generators import Generator
 from ..images import make_grid, save_png
 from .checkpoint import (
     append_stats,
@@ -47,10 +48,8 @@ from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
 from .task import TaskBuilder, TrainTask
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # an optional extra, imported on use
     from torch.utils.tensorboard import SummaryWriter
-
-    from ..generators.base import Generator
 
 
 class AntiGamingMonitor:

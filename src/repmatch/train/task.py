@@ -12,19 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .._validate import check_features, check_positive
 from ..represent.joint import ConditionPool, joint_features
-
-if TYPE_CHECKING:
-    from .config import TrainConfig
+from .config import TrainConfig
 
 #: ``(config, device) -> TrainTask``: builds a task for one process (see :func:`train`).
-TaskBuilder = Callable[["TrainConfig", torch.device], "TrainTask"]
+TaskBuilder = Callable[[TrainConfig, torch.device], "TrainTask"]
 
 Encode = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]

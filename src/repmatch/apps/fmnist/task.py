@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from ..._validate import check_choice
-from ...compare import NystromReference, mmd_nystrom_loss
+from ...compare import mmd_nystrom_loss
 from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
@@ -54,12 +54,8 @@ def _references(
                     f"the battery gives {expected!r}; rerun the references stage"
                 )
         # Several scales: the multi-scale kernel's loss (mmd_nystrom_loss sums them).
-        dists[name] = functools.partial(_loss, refs=refs, fingerprint=expected)
+        dists[name] = functools.partial(mmd_nystrom_loss, reference=refs, fingerprint=expected)
     return dists
-
-
-def _loss(x: torch.Tensor, refs: tuple[NystromReference, ...], fingerprint: str) -> torch.Tensor:
-    return mmd_nystrom_loss(x, refs, fingerprint=fingerprint)
 
 
 def _val_features(

@@ -1,10 +1,11 @@
 """Lazy package exports (PEP 562): a package's public names are imported on first access.
 
-``repmatch --help`` and ``import repmatch.metrics`` must not pay for (or depend on) the
-torch-heavy modules that a package re-exports, so such packages declare their exports as data::
+The top-level ``repmatch`` package re-exports the comparison axis this way, so that
+``repmatch --help`` and ``import repmatch.metrics`` do not pay for (or depend on) the
+torch-heavy modules it re-exports::
 
-    __getattr__, __dir__ = lazy_exports(__name__, {"EncoderBattery": ".battery",
-                                                   "list": "._registry:list_encoders"})
+    __getattr__, __dir__ = lazy_exports(__name__, {"NystromReference": ".compare",
+                                                   "kernel": ".compare:gaussian_kernel"})
 
 A value ``"module"`` exports the attribute of the same name from that (relative) module;
 ``"module:attr"`` exports ``attr`` under another name.

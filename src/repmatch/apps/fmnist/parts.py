@@ -4,7 +4,6 @@ the run-directory layout and the encoder battery (with the recipe's overrides)."
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +11,9 @@ from pathlib import Path
 import torch
 
 from ..._validate import check_choice
-from ...compare import NystromReference
 from ...represent import EncoderBattery, create
 from ...train import ControllerConfig, IntervalConfig, JointConfig, OptimConfig, TrainConfig
+from ...train.references import ClassCondition
 from .encoders import FMNIST_ENCODERS, FmnistTrainConfig
 from .recipe import FmnistRecipe
 
@@ -125,29 +124,14 @@ def make_battery(
     return EncoderBattery(modules, chunk_size=chunk_size, autocast_bf16=use_bf16)
 
 
+def class_condition(recipe: FmnistRecipe) -> ClassCondition:
+    """The recipe's eq.-4 conditioning: ``φ ⊕ β·onehot(c)`` over the ten classes."""
+    return ClassCondition(num_classes=FMNIST_NUM_CLASSES, beta=recipe.beta)
+
+
 def joint_fingerprint(fingerprint: str, recipe: FmnistRecipe) -> str:
     """The joint feature space ``φ ⊕ β·onehot(c)`` of one encoder (names the reference)."""
-    return f"{fingerprint}+onehot{FMNIST_NUM_CLASSES}*{recipe.beta:g}"
-
-
-def save_references(refs: Sequence[NystromReference], directory: Path) -> None:
-    """Save one encoder's references, one per kernel scale, as ``directory/scale<k>``.
-
-    The directory is emptied first so that a rerun with fewer scales leaves no stale one.
-    """
-    if directory.exists():
-        shutil.rmtree(directory)
-    for k, ref in enumerate(refs):
-        ref.save(directory / f"scale{k}")
-
-
-def load_references(directory: Path, device: torch.device) -> tuple[NystromReference, ...]:
-    """The references :func:`save_references` wrote, in scale order."""
-
-    paths = sorted(directory.glob("scale*"), key=lambda p: int(p.name[len("scale"):]))
-    if not paths:
-        raise FileNotFoundError(f"no references in {directory}: run the references stage first")
-    return tuple(NystromReference.load(p, device=device) for p in paths)
+    return class_condition(recipe).fingerprint(fingerprint)
 
 
 def resolve_device(recipe: FmnistRecipe) -> torch.device:

@@ -36,7 +36,6 @@ import torch
 
 from ..._io import atomic_write_json, atomic_write_text
 from ..._validate import check_choice
-from ...compare import NystromReference, joint_bandwidths
 from ...data import open_dataset
 from ...evaluation import (
     FLOORS_FILE,
@@ -49,8 +48,9 @@ from ...evaluation import (
 from ...features import MANIFEST, FeatureStore, extract_features
 from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
 from ...report.html import write_report
-from ...represent import ImageEncoder, joint_features, one_hot_embedding
+from ...represent import ImageEncoder
 from ...train import latest_checkpoint, load_checkpoint, train
+from ...train.references import build_references, save_references
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .encoders import FMNIST_ENCODERS, FmnistClassifier, FmnistTrainConfig, train_fmnist_encoder
 from .parts import (
@@ -58,10 +58,9 @@ from .parts import (
     IMAGE_SHAPE,
     Layout,
     arm_train_config,
-    joint_fingerprint,
+    class_condition,
     make_battery,
     resolve_device,
-    save_references,
 )
 from .recipe import FmnistRecipe
 from .stages import STAGES
@@ -149,18 +148,18 @@ def stage_floors(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> 
 def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
 
     store = FeatureStore(layout.reference_features(recipe))
-    emb = one_hot_embedding(store.labels.long(), FMNIST_NUM_CLASSES)
     names = recipe.encoders if recipe.monitor_heldout else recipe.train_encoders
     info = {}
     for name in names:
-        joint = joint_features(store.read(name), emb, recipe.beta)
         # One reference per kernel scale, sharing landmarks and one pass over the pool.
-        refs = NystromReference.build_multiscale(
-            joint,
-            num_landmarks=min(recipe.num_landmarks, joint.shape[0]),
-            bandwidths=joint_bandwidths(joint, recipe.bandwidth_scale, seed=recipe.seed),
+        refs = build_references(
+            store.read(name),
+            fingerprint=store.fingerprints[name],
+            labels=store.labels,
+            condition=class_condition(recipe),
+            num_landmarks=recipe.num_landmarks,
+            bandwidth_scale=recipe.bandwidth_scale,
             seed=recipe.seed,
-            fingerprint=joint_fingerprint(store.fingerprints[name], recipe),
             kmeans_iters=recipe.kmeans_iters,
             device=device,
         )

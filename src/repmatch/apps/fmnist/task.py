@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from ..._validate import check_choice
-from ...compare import mmd_nystrom_loss
 from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
 from ...train import TaskBuilder, TrainConfig, TrainTask, estimate_floors
+from ...train.references import load_references, reference_distance
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (
     FMNIST_NUM_CLASSES,
@@ -31,7 +31,6 @@ from .parts import (
     Layout,
     arm_train_config,
     joint_fingerprint,
-    load_references,
     make_battery,
 )
 from .recipe import FmnistRecipe, get_recipe
@@ -43,19 +42,14 @@ TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
 def _references(
     recipe: FmnistRecipe, layout: Layout, battery: EncoderBattery, names: Sequence[str], device: torch.device
 ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    dists: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
-    for name in names:
-        refs = load_references(layout.references / name, device)
-        expected = joint_fingerprint(battery.fingerprints[name], recipe)
-        for ref in refs:
-            if ref.fingerprint != expected:
-                raise ValueError(
-                    f"reference {layout.references / name} was built for {ref.fingerprint!r}, but "
-                    f"the battery gives {expected!r}; rerun the references stage"
-                )
-        # Several scales: the multi-scale kernel's loss (mmd_nystrom_loss sums them).
-        dists[name] = functools.partial(mmd_nystrom_loss, reference=refs, fingerprint=expected)
-    return dists
+    # Several scales: the multi-scale kernel's loss (mmd_nystrom_loss sums them).
+    return {
+        name: reference_distance(
+            load_references(layout.references / name, device),
+            joint_fingerprint(battery.fingerprints[name], recipe),
+        )
+        for name in names
+    }
 
 
 def _val_features(

@@ -1,0 +1,323 @@
+"""A run's references: one Nyström reference per encoder (and kernel scale), frozen once over a
+feature store, with the controller's real floors — what ``repmatch references`` writes and what
+a training task reads.
+
+Per encoder ``φ`` the pool is ``φ(x_j)``, or the joint features of eq. 4 when the store's labels
+condition the run, ``Φ(x_j, c_j) = φ(x_j) ⊕ β·onehot(c_j)``. The kernel is a sum of Gaussians at
+``σ_s = s × median heuristic`` of the pool for each ``bandwidth_scale`` ``s``; each ``σ_s`` has its
+own reference (``scale<k>/``), all sharing one set of landmarks. The real floor of encoder ``φ``
+is the same eq.-3 estimator on real validation features, ``b_φ = mean_k MMD²(val_k, ref_φ)`` over
+disjoint validation batches ``val_k`` of the generator's batch size (the biased repulsion
+depends on it).
+
+Directory layout (``references.json`` is written last, so a directory without it is incomplete)::
+
+    DIR/references.json           format, encoders (fingerprint, scales, bandwidths, pool),
+                                  condition, floors
+    DIR/<encoder>/scale<k>/       one NystromReference per kernel scale
+    DIR/conditions.safetensors    the pool's labels (class conditioning): the training condition
+                                  pool mirrors them (App. E.1)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from .._io import atomic_save_safetensors, atomic_write_json
+from .._validate import check_nonnegative_int, check_positive, check_scales
+from ..compare import NystromReference, joint_bandwidths, median_bandwidth, mmd_nystrom_loss
+from ..compare.kernels import multiscale_bandwidths
+from ..features import FeatureStore
+from ..represent import one_hot_embedding
+from .task import estimate_floors
+
+FORMAT = "repmatch.references/1"
+MANIFEST = "references.json"
+CONDITIONS = "conditions.safetensors"
+#: Disjoint validation batches below which a floor estimate is flagged as unreliable.
+MIN_FLOOR_BATCHES = 8
+#: Relative standard error of a floor above which it is flagged as unreliable.
+MAX_FLOOR_REL_STDERR = 0.1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassCondition:
+    """Class conditioning of eq. 4: ``τ(c) = onehot(c)`` scaled by ``beta``."""
+
+    num_classes: int
+    beta: float
+
+    def __post_init__(self) -> None:
+        check_positive("num_classes", self.num_classes, integer=True)
+        check_positive("beta", self.beta)
+
+    def fingerprint(self, image_fingerprint: str) -> str:
+        """The joint feature space ``φ ⊕ β·onehot(c)`` (names the reference)."""
+        return f"{image_fingerprint}+onehot{self.num_classes}*{self.beta:g}"
+
+    def join(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``φ(x) ⊕ β·onehot(c)``: ``(N, D)``, ``(N,)`` → ``(N, D + num_classes)``."""
+        emb = one_hot_embedding(labels.long(), self.num_classes).to(features)
+        return torch.cat([features, self.beta * emb], dim=1)
+
+
+def build_references(
+    pool: torch.Tensor | FeatureStore,
+    *,
+    encoder: str | None = None,
+    fingerprint: str,
+    labels: torch.Tensor | None = None,
+    condition: ClassCondition | None = None,
+    num_landmarks: int = 4096,
+    bandwidth_scale: float | Sequence[float] = 1.0,
+    seed: int = 0,
+    kmeans_iters: int = 10,
+    chunk_rows: int = 16384,
+    device: torch.device | str | None = None,
+) -> tuple[NystromReference, ...]:
+    """One reference per kernel scale over ``pool`` (see module doc).
+
+    ``pool`` is an in-memory ``(N, D)`` tensor (with ``labels`` ``(N,)`` when ``condition`` is
+    given), or a :class:`FeatureStore` with ``encoder`` naming its features, read in blocks of
+    ``chunk_rows`` rows so the pool never has to fit in memory (its labels are the store's). The
+    median heuristic of the streamed path reads the same seeded 4096-row subsample that
+    :func:`repmatch.compare.median_bandwidth` draws, so both paths agree on ``σ``.
+    """
+    scales = check_scales("bandwidth_scale", bandwidth_scale)
+    scale_tuple = scales if isinstance(scales, tuple) else (scales,)
+    check_positive("chunk_rows", chunk_rows, integer=True)
+    check_nonnegative_int("seed", seed)
+    if condition is not None:
+        fingerprint = condition.fingerprint(fingerprint)
+    if isinstance(pool, torch.Tensor):
+        if condition is not None:
+            if labels is None:
+                raise ValueError("labels are required with a condition (the pool's classes)")
+            pool = condition.join(pool, labels)
+        return NystromReference.build_multiscale(
+            pool,
+            num_landmarks=min(num_landmarks, pool.shape[0]),
+            bandwidths=joint_bandwidths(pool, scale_tuple, seed=seed),
+            seed=seed, fingerprint=fingerprint, kmeans_iters=kmeans_iters, device=device,
+        )
+    if encoder is None:
+        raise ValueError("encoder must name the store's features when pool is a FeatureStore")
+    store = pool
+    store_labels = store.labels if condition is not None else None
+    if store_labels is not None and int(store_labels.min()) < 0:
+        raise ValueError(f"the store {store.root} has unlabelled rows; class conditioning needs labels")
+
+    def rows(index: torch.Tensor | slice) -> torch.Tensor:
+        feats = store.read(encoder, rows=index)
+        if condition is None or store_labels is None:
+            return feats
+        return condition.join(feats, store_labels[index])
+
+    def chunks() -> Iterator[torch.Tensor]:
+        for start in range(0, len(store), chunk_rows):
+            yield rows(slice(start, min(start + chunk_rows, len(store))))
+
+    n = len(store)
+    # median_bandwidth's own subsample (randperm(n, seed)[:4096]), read by row index.
+    sub = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:4096] if n > 4096 else slice(0, n)
+    sigma = median_bandwidth(rows(sub), seed=seed)
+    return NystromReference.build_multiscale(
+        chunks,
+        num_landmarks=min(num_landmarks, n),
+        bandwidths=multiscale_bandwidths(sigma, scale_tuple),
+        seed=seed, fingerprint=fingerprint, kmeans_iters=kmeans_iters, chunk_size=chunk_rows,
+        device=device,
+    )
+
+
+def save_references(refs: Sequence[NystromReference], directory: str | Path) -> None:
+    """Save one encoder's references, one per kernel scale, as ``directory/scale<k>``.
+
+    The directory is emptied first so that a rerun with fewer scales leaves no stale one.
+    """
+    directory = Path(directory)
+    if directory.exists():
+        shutil.rmtree(directory)
+    for k, ref in enumerate(refs):
+        ref.save(directory / f"scale{k}")
+
+
+def load_references(directory: str | Path, device: torch.device | str = "cpu") -> tuple[NystromReference, ...]:
+    """The references :func:`save_references` wrote, in scale order."""
+    directory = Path(directory)
+    paths = sorted(directory.glob("scale*"), key=lambda p: int(p.name[len("scale"):]))
+    if not paths:
+        raise FileNotFoundError(f"no references in {directory}: build them first (repmatch references)")
+    return tuple(NystromReference.load(p, device=device) for p in paths)
+
+
+def reference_distance(refs: Sequence[NystromReference], fingerprint: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The eq.-3 loss ``features (B, D') -> scalar`` against ``refs`` (summed over scales), which
+    refuses features of another space (``fingerprint``)."""
+    for ref in refs:
+        if ref.fingerprint != fingerprint:
+            raise ValueError(
+                f"a reference was built for {ref.fingerprint!r}, but the encoder gives "
+                f"{fingerprint!r}; rebuild the references"
+            )
+    refs = tuple(refs)
+
+    def distance(features: torch.Tensor) -> torch.Tensor:
+        return mmd_nystrom_loss(features, refs, fingerprint=fingerprint)
+
+    return distance
+
+
+@dataclass(frozen=True, kw_only=True)
+class FloorEstimate:
+    """Real floors ``b_φ`` at one batch size, with their reliability."""
+
+    batch_size: int
+    num_val: int
+    values: dict[str, float]
+    rel_stderr: dict[str, float]
+
+    @property
+    def num_batches(self) -> int:
+        return self.num_val // min(self.batch_size, self.num_val)
+
+    def warnings(self) -> list[str]:
+        """Why these floors may be unreliable (empty when they are not)."""
+        out = []
+        if self.num_batches < MIN_FLOOR_BATCHES:
+            out.append(
+                f"the validation set ({self.num_val} rows) holds {self.num_batches} batch(es) of "
+                f"{self.batch_size}; at least {MIN_FLOOR_BATCHES} ({MIN_FLOOR_BATCHES * self.batch_size} "
+                "rows) are needed for a reliable floor"
+            )
+        for name, err in sorted(self.rel_stderr.items()):
+            if not err <= MAX_FLOOR_REL_STDERR:
+                out.append(
+                    f"the floor of {name} has a relative standard error of {err:.0%} "
+                    f"(> {MAX_FLOOR_REL_STDERR:.0%}): a floor this noisy can gate the encoder off early"
+                )
+        return out
+
+
+def real_floors(
+    distances: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+    val_features: Mapping[str, torch.Tensor],
+    batch_size: int,
+) -> FloorEstimate:
+    """:func:`repmatch.train.estimate_floors` with the spread across validation batches."""
+    values = estimate_floors(distances, val_features, batch_size)
+    rel = {}
+    for name, dist in distances.items():
+        feats = val_features[name]
+        size = min(batch_size, feats.shape[0])
+        with torch.no_grad():
+            per = [float(dist(feats[i : i + size])) for i in range(0, feats.shape[0] - size + 1, size)]
+        if len(per) < 2:
+            rel[name] = math.inf
+            continue
+        mean = sum(per) / len(per)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in per) / (len(per) - 1))
+        rel[name] = sd / math.sqrt(len(per)) / abs(mean) if mean else math.inf
+    num_val = min(int(v.shape[0]) for v in val_features.values())
+    return FloorEstimate(batch_size=batch_size, num_val=num_val, values=values, rel_stderr=rel)
+
+
+@dataclass(frozen=True, kw_only=True)
+class References:
+    """A references directory, loaded: per encoder its distance, fingerprint and real floor."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: str | Path) -> References:
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"references: {path} does not exist; build it with `repmatch references --features STORE --out {root}`"
+            )
+        manifest = json.loads(path.read_text())
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"references: {path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+        return cls(root=root, manifest=manifest)
+
+    @property
+    def encoders(self) -> list[str]:
+        return list(self.manifest["encoders"])
+
+    @property
+    def condition(self) -> ClassCondition | None:
+        c = self.manifest.get("condition")
+        return None if c is None else ClassCondition(num_classes=c["num_classes"], beta=c["beta"])
+
+    def labels(self) -> torch.Tensor:
+        """The pool's labels (class conditioning only)."""
+        return load_file(str(self.root / CONDITIONS))["labels"]
+
+    def distance(self, encoder: str, image_fingerprint: str, device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+        """The eq.-3 loss of ``encoder`` (whose battery fingerprint is ``image_fingerprint``)."""
+        if encoder not in self.manifest["encoders"]:
+            raise ValueError(f"references in {self.root} cover {self.encoders}, not {encoder!r}")
+        cond = self.condition
+        expected = image_fingerprint if cond is None else cond.fingerprint(image_fingerprint)
+        return reference_distance(load_references(self.root / encoder, device), expected)
+
+    def floors(self, encoders: Sequence[str]) -> dict[str, float] | None:
+        """Stored real floors of ``encoders``, or ``None`` when none were measured."""
+        floors = self.manifest.get("floors")
+        if floors is None:
+            return None
+        missing = sorted(set(encoders) - set(floors["values"]))
+        if missing:
+            raise ValueError(f"references in {self.root} have no floor for {missing}; rerun with --val")
+        return {name: float(floors["values"][name]) for name in encoders}
+
+    @property
+    def floor_batch_size(self) -> int | None:
+        floors = self.manifest.get("floors")
+        return None if floors is None else int(floors["batch_size"])
+
+
+def write_manifest(
+    root: str | Path,
+    *,
+    encoders: Mapping[str, Mapping[str, Any]],
+    condition: ClassCondition | None,
+    labels: torch.Tensor | None,
+    floors: FloorEstimate | None,
+    settings: Mapping[str, Any],
+) -> Path:
+    """Write ``references.json`` (and the condition labels) for the references under ``root``."""
+    root = Path(root)
+    if condition is not None:
+        if labels is None:
+            raise ValueError("labels are required with a condition")
+        atomic_save_safetensors(root / CONDITIONS, {"labels": labels.long().contiguous()})
+    manifest = {
+        "format": FORMAT,
+        "encoders": {k: dict(v) for k, v in encoders.items()},
+        "condition": None if condition is None else asdict(condition),
+        "floors": None if floors is None else {
+            "batch_size": floors.batch_size, "num_val": floors.num_val,
+            "num_batches": floors.num_batches, "values": floors.values,
+            "rel_stderr": {k: (v if math.isfinite(v) else None) for k, v in floors.rel_stderr.items()},
+        },
+        "settings": dict(settings),
+    }
+    return atomic_write_json(root / MANIFEST, manifest)
+
+
+def warn_floors(estimate: FloorEstimate) -> None:
+    for message in estimate.warnings():
+        warnings.warn(message, RuntimeWarning, stacklevel=2)

@@ -108,7 +108,13 @@ def test_gradcheck_drifting_field_and_loss_gradient_is_minus_field():
     assert torch.isfinite(dist(x.detach()))
 
 
-def _brute_drift(x, y, radii, normalize):
+def _brute_drift(x, y, radii, normalize, floor=0.0):
+    """The field by explicit loops (numpy, float64).
+
+    floor = 0: Algorithm 2 (self pairs excluded: logit -inf). floor > 0: the released port
+    written out literally: a large constant added to each self distance, row and column softmax,
+    ``sqrt(max(row * col, floor))``.
+    """
     x, y = x.numpy(), y.numpy()
     B, P = len(x), len(y)
     dp = np.array([[np.linalg.norm(a - b) for b in y] for a in x])
@@ -116,11 +122,14 @@ def _brute_drift(x, y, radii, normalize):
     s = (dp.sum() + dn.sum()) / (B * P + B * (B - 1))
     V = np.zeros_like(x)
     for r in radii:
-        logit = np.concatenate([-dp, -dn], 1) / (r * s)
-        for i in range(B):
-            logit[i, P + i] = -np.inf
+        dn_masked = dn + np.eye(B) * 1e6 if floor > 0 else dn
+        logit = np.concatenate([-dp, -dn_masked], 1) / (r * s)
+        if floor == 0:
+            for i in range(B):
+                logit[i, P + i] = -np.inf
         e = np.exp(logit)
-        a = np.sqrt(e / e.sum(1, keepdims=True) * e / e.sum(0, keepdims=True))
+        prod = e / e.sum(1, keepdims=True) * e / e.sum(0, keepdims=True)
+        a = np.sqrt(np.maximum(prod, floor))
         v = np.zeros_like(x)
         for i in range(B):
             for j in range(P):
@@ -138,6 +147,68 @@ def test_drifting_field_matches_loop_oracle(normalize):
     x, y = _data(7, 3, 11), _data(5, 3, 12, shift=1.0)
     got = drifting_field(x, y, (0.2, 0.5), normalize=normalize).numpy()
     np.testing.assert_allclose(got, _brute_drift(x, y, (0.2, 0.5), normalize), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("floor", [1e-6, 1e-3])
+def test_floored_drifting_field_matches_the_released_port_formula(normalize, floor):
+    # Radii small enough that many products fall under the floor, so the clamp is exercised.
+    x, y = _data(7, 3, 11), _data(5, 3, 12, shift=1.0)
+    want = _brute_drift(x, y, (0.05, 0.5), normalize, floor)
+    got = drifting_field(x, y, (0.05, 0.5), normalize=normalize, affinity_floor=floor).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # The floor changes the field here (the test would pass vacuously otherwise).
+    assert not np.allclose(want, _brute_drift(x, y, (0.05, 0.5), normalize), rtol=1e-3, atol=1e-6)
+
+
+def test_floored_drifting_loss_and_distance_use_the_floor():
+    x, y = _data(6, 3, 8), _data(5, 3, 9, shift=0.5)
+    xg = x.clone().requires_grad_()
+    drifting_loss(xg, y, (0.05, 0.3), affinity_floor=1e-4).backward()
+    v = drifting_field(x, y, (0.05, 0.3), affinity_floor=1e-4)
+    torch.testing.assert_close(xg.grad, -v / x.shape[0], rtol=1e-12, atol=1e-14)
+    # The distance with the whole reference as its bank draws every row: its loss is ½ mean |V|².
+    dist = _fitted("drifting", y, bank_size=5, radii=(0.05, 0.3), affinity_floor=1e-4)
+    torch.testing.assert_close(dist(x), 0.5 * v.pow(2).sum(1).mean(), rtol=1e-10, atol=1e-12)
+    exact = _fitted("drifting", y, bank_size=5, radii=(0.05, 0.3))
+    assert not torch.allclose(dist(x), exact(x))
+
+
+def test_affinity_floor_rejects_bad_values():
+    x, y = _data(4, 3, 1), _data(4, 3, 2)
+    for bad in (-1e-6, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="affinity_floor"):
+            drifting_field(x, y, affinity_floor=bad)
+        with pytest.raises(ValueError, match="affinity_floor"):
+            distances.create("drifting", affinity_floor=bad)
+    with pytest.raises(TypeError, match="affinity_floor"):
+        distances.create("drifting", affinity_floor="1e-6")
+
+
+def _spiral_bank_and_tight_batch(n=128, dim=64, seed=0):
+    """A 2-turn spiral bank (n rows) buried in R^dim, and n generated rows in a tight blob off
+    its centroid: the generator's state at its first steps (an MLP at initialisation)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
+    t = rng.uniform(0, 1, n)
+    r = 0.5 + 2.0 * t
+    plane = np.stack([r * np.cos(4 * np.pi * t), r * np.sin(4 * np.pi * t)], 1)
+    bank = (plane + 0.05 * rng.standard_normal((n, 2))) @ q.T
+    direction = rng.standard_normal(dim)
+    gen = 0.33 * direction / np.linalg.norm(direction) + 0.012 * rng.standard_normal((n, dim))
+    return torch.from_numpy(gen), torch.from_numpy(bank)
+
+
+def test_floored_field_at_b128_pulls_toward_the_bank_mean_and_the_exact_field_does_not():
+    gen, bank = _spiral_bank_and_tight_batch()
+
+    def cosine_to_bank_mean(floor):
+        v = drifting_field(gen, bank, (0.06, 0.2), affinity_floor=floor)
+        d = bank.mean(0) - gen  # per row: the direction to the bank's mean
+        return float((v * d).sum() / (v.norm() * d.norm()))
+
+    assert cosine_to_bank_mean(1e-6) > 0.9
+    assert cosine_to_bank_mean(0.0) < 0.6
 
 
 def test_frechet_matches_scipy_sqrtm():

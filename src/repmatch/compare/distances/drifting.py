@@ -21,6 +21,7 @@ paper's {0.02, 0.05, 0.2} relative to ``s``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,10 +46,13 @@ def drifting_field(
     *,
     normalize: bool = True,
     scale: float | None = None,
+    affinity_floor: float = 0.0,
 ) -> torch.Tensor:
     """The field ``V`` ``(B, D)`` of the module docstring (differentiable in both inputs).
 
     ``scale`` overrides the data-derived mean pairwise distance ``s`` (e.g. to hold it fixed).
+    ``affinity_floor`` ``f`` in [0, 1): 0 is Algorithm 2; ``f > 0`` is the released port's
+    ``sqrt(max(row · col, f))`` with floored self pairs (module docstring).
     """
     x = check_features("gen_features", gen_features)
     y = check_features("positives", positives, dim=x.shape[1]).to(x.dtype)
@@ -56,10 +60,26 @@ def drifting_field(
         raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {x.shape[0]}")
     for r in radii:
         check_positive("radii", r)
-    return _field(x, y, radii, normalize, scale)
+    return _field(x, y, radii, normalize, scale, check_affinity_floor(affinity_floor))
 
 
-def _field(x: torch.Tensor, y: torch.Tensor, radii: Sequence[float], normalize: bool, scale: float | None) -> torch.Tensor:
+def check_affinity_floor(value: float) -> float:
+    """``value`` as a float in [0, 1), else ValueError/TypeError naming ``affinity_floor``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"affinity_floor must be a float in [0, 1), got {type(value).__name__}")
+    if not (0.0 <= float(value) < 1.0):
+        raise ValueError(f"affinity_floor must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _field(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    radii: Sequence[float],
+    normalize: bool,
+    scale: float | None,
+    affinity_floor: float = 0.0,
+) -> torch.Tensor:
     """:func:`drifting_field` on validated inputs (``y`` in ``x``'s dtype)."""
     B, P = x.shape[0], y.shape[0]
     # One distance block against [positives; negatives]: the logits of every radius share it.
@@ -75,7 +95,11 @@ def _field(x: torch.Tensor, y: torch.Tensor, radii: Sequence[float], normalize: 
     for r in radii:
         logits = (d * (-1.0 / (r * scale))).masked_fill(self_mask, float("-inf"))
         # sqrt(row · col) in log space: a plain sqrt has an infinite slope at the masked zeros.
-        a = torch.exp(0.5 * (torch.log_softmax(logits, 1) + torch.log_softmax(logits, 0)))
+        log_prod = torch.log_softmax(logits, 1) + torch.log_softmax(logits, 0)
+        if affinity_floor > 0.0:
+            # The released port's clamp(row · col, f): the self pairs' -inf is lifted to log f too.
+            log_prod = log_prod.clamp_min(math.log(affinity_floor))
+        a = torch.exp(0.5 * log_prod)
         a_pos, a_neg = a[:, :P], a[:, P:]
         # W⁺ = A⁺ ∘ (A⁻ 1) row-wise, so W⁺ y = (A⁺ y) ∘ (A⁻ 1); likewise for W⁻ x.
         v = (a_pos @ y) * a_neg.sum(1, keepdim=True) - (a_neg @ x) * a_pos.sum(1, keepdim=True)
@@ -93,10 +117,13 @@ def drifting_loss(
     radii: Sequence[float] = (0.02, 0.05, 0.2),
     *,
     normalize: bool = True,
+    affinity_floor: float = 0.0,
 ) -> torch.Tensor:
     """``(1/B) Σ_i ½ ||x_i - stopgrad(x_i + V_i)||²``: a scalar whose gradient is ``-V / B``."""
     with torch.no_grad():
-        v = drifting_field(gen_features.detach(), positives, radii, normalize=normalize)
+        v = drifting_field(
+            gen_features.detach(), positives, radii, normalize=normalize, affinity_floor=affinity_floor
+        )
     return _loss(gen_features, v)
 
 
@@ -106,7 +133,10 @@ def _loss(gen_features: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 class Drifting(Distance):
-    """``drifting``: the coupled field vs a bank of ``bank_size`` reference rows resampled per call."""
+    """``drifting``: the coupled field vs a bank of ``bank_size`` reference rows resampled per call.
+
+    ``affinity_floor`` > 0 selects the released port's floored affinities (module docstring).
+    """
 
     name = "drifting"
 
@@ -116,9 +146,11 @@ class Drifting(Distance):
         radii: Sequence[float] = (0.02, 0.05, 0.2),
         bank_size: int = 128,
         normalize: bool = True,
+        affinity_floor: float = 0.0,
         seed: int = 0,
     ) -> None:
         check_positive("bank_size", bank_size, integer=True)
+        self.affinity_floor = check_affinity_floor(affinity_floor)
         for r in radii:
             check_positive("radii", r)
         self.radii = tuple(radii)
@@ -143,5 +175,5 @@ class Drifting(Distance):
             raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {gen.shape[0]}")
         # gen was validated by __call__ and the bank at fit: skip drifting_loss's re-checks.
         with torch.no_grad():
-            v = _field(gen.detach(), bank.to(gen.dtype), self.radii, self.normalize, None)
+            v = _field(gen.detach(), bank.to(gen.dtype), self.radii, self.normalize, None, self.affinity_floor)
         return _loss(gen, v)

@@ -128,3 +128,55 @@ def test_anti_gaming_monitor():
     m2 = AntiGamingMonitor(patience=2)
     for h in (1.0, 0.9, 0.8, 0.7):                    # still improving
         assert m2.update({"h": h}, {"a": -1.0}) is None
+
+
+class _Poisonable(torch.nn.Module):
+    """Wraps a generator; while ``poison`` is set every output is NaN."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.noise_shape, self.poison = inner, inner.noise_shape, False
+
+    def forward(self, noise, condition=None):
+        out = self.inner(noise, condition)
+        return out * float("nan") if self.poison else out
+
+
+def test_a_generator_emitting_nan_is_skipped_not_fatal(tmp_path):
+    """The library's eq.-3 loss refuses non-finite features; the loop must skip the step (with
+    a record naming where the value appeared), keep the weights, and go on."""
+    from repmatch import NystromReference, mmd_nystrom_loss
+
+    base = make_task()
+    g = torch.Generator().manual_seed(5)
+    refs = {k: NystromReference.build(torch.randn(40, d, generator=g, dtype=torch.float64),
+                                      num_landmarks=8, bandwidth=1.5, seed=0)
+            for k, d in (("lin", 5), ("tanh", 3))}
+    dists = {k: (lambda x, r=r: mmd_nystrom_loss(x, r)) for k, r in refs.items()}
+    gen = _Poisonable(base.generator)
+
+    def task():
+        return TrainTask(generator=gen, encode=base.encode, distances=dists,
+                         floors={"lin": -1.0, "tanh": -1.0})
+
+    train(make_config(tmp_path, total_steps=2), task=task())
+    snapshot = [p.detach().clone() for p in gen.parameters()]
+    gen.poison = True
+    with pytest.warns(RuntimeWarning, match=r"non-finite value .*generator output"):
+        out = train(make_config(tmp_path, total_steps=3), task=task())
+    assert out["skipped"] == 1 and out["last"]["status"] == "nonfinite"
+    assert all(torch.equal(p, q) for p, q in zip(gen.parameters(), snapshot))
+    gen.poison = False
+    after = train(make_config(tmp_path, total_steps=4), task=task())
+    assert after["last"]["status"] == "ok" and after["step"] == 4
+
+    def strict(token):
+        raise ValueError(f"stats.jsonl holds the bare token {token}")
+
+    records = [json.loads(line, parse_constant=strict)
+               for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    skips = [r for r in records if r.get("event") == "nonfinite_skip"]
+    assert len(skips) == 1 and skips[0]["loss"] is None
+    assert skips[0]["where"] == ["generator output", "features[lin]", "features[tanh]"]
+    logged = [r for r in records if r.get("nimg") == 3 * B and "lr" in r]
+    assert logged and logged[0]["loss"] is None  # the window's only step was skipped

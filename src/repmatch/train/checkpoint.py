@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,11 +85,23 @@ def ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
         be.copy_(b)
 
 
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become ``None``: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def append_stats(path: Path, record: Mapping[str, Any]) -> None:
-    """Append ``record`` as one JSON line to the stats log ``path``."""
+    """Append ``record`` as one JSON line to the stats log ``path`` (valid JSON Lines:
+    non-finite numbers are written as ``null``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.write(json.dumps(_json_safe(record), sort_keys=True, allow_nan=False) + "\n")
 
 
 def truncate_stats(path: Path, key: str, upto: int) -> None:

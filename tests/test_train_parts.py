@@ -46,7 +46,7 @@ def test_cli_train_config_names_a_known_task(tmp_path):
 
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({**toy_conditional(run_dir="x").to_dict(), "task": "custom"}))
-    with pytest.raises(ValueError, match=r"task must be one of \['fmnist', 'toy'\]"):
+    with pytest.raises(ValueError, match=r"task must be one of \['fmnist', 'general', 'toy'\]"):
         main(["train", "--config", str(path), "--dry-run"])
     config = toy_conditional(run_dir=str(tmp_path / "t"))
     task = load(TASKS[config.task])(config, torch.device("cpu"))

@@ -14,6 +14,7 @@ from typing import Any
 VERBS: tuple[str, ...] = (
     "repmatch.cli.fmnist_encoders",
     "repmatch.cli.features",
+    "repmatch.cli.references",
     "repmatch.cli.floors",
     "repmatch.cli.train",
     "repmatch.cli.teacher",
@@ -34,6 +35,7 @@ PRESETS: dict[str, str] = {
 #: ``TrainConfig.task`` -> the builder ``(config, device) -> TrainTask`` that ``repmatch train``
 #: hands to :func:`repmatch.train.train`.
 TASKS: dict[str, str] = {
+    "general": "repmatch.train:general_task",
     "toy": "repmatch.apps.toy:build_toy_task",
     "fmnist": "repmatch.apps.fmnist.task:task_from_options",
 }

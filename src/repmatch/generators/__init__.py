@@ -6,12 +6,16 @@ A generator is an ``nn.Module`` with a ``noise_shape`` attribute whose
 """
 
 from .base import FewStepGenerator, Generator, MLPGenerator
+from .load import build_generator, import_object, load_state
 from .sampling import sample_per_class, write_sample_grid, write_samples_npz
 
 __all__ = [
     "FewStepGenerator",
     "Generator",
     "MLPGenerator",
+    "build_generator",
+    "import_object",
+    "load_state",
     "sample_per_class",
     "write_sample_grid",
     "write_samples_npz",

@@ -19,25 +19,32 @@ from .checkpoint import (
 from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from .controller import ControllerConfig, LagrangianController, scale_free
 from .distributed import distributed_cached_backward, gather_features
+from .general import general_task
 from .gradcache import cached_backward
 from .loop import train
+from .references import ClassCondition, References, build_reference_dir, build_references
 from .task import TaskBuilder, TrainTask, estimate_floors
 
 __all__ = [
+    "ClassCondition",
     "ControllerConfig",
     "IntervalConfig",
     "JointConfig",
     "LagrangianController",
     "OptimConfig",
+    "References",
     "TaskBuilder",
     "TrainConfig",
     "TrainTask",
     "append_stats",
+    "build_reference_dir",
+    "build_references",
     "cached_backward",
     "distributed_cached_backward",
     "ema_update_",
     "estimate_floors",
     "gather_features",
+    "general_task",
     "latest_checkpoint",
     "load_checkpoint",
     "save_checkpoint",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,19 +79,24 @@ class OptimConfig:
 class IntervalConfig:
     """How long to train and how often to act, counted in generated images.
 
-    ``None`` disables an action. An action fires at the first step whose image counter
-    crosses a multiple of its interval.
+    ``None`` disables an action (sampling, held-out scoring); logging and checkpointing default
+    to every ``total_nimg / 20`` and ``total_nimg / 4`` images. An action fires at the first
+    step whose image counter crosses a multiple of its interval.
     """
 
     total_nimg: int
-    log_every_nimg: int
-    checkpoint_every_nimg: int
+    log_every_nimg: int | None = None
+    checkpoint_every_nimg: int | None = None
     sample_every_nimg: int | None = None
     heldout_every_nimg: int | None = None
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
         check_positive("intervals.total_nimg", self.total_nimg, integer=True)
+        if self.log_every_nimg is None:
+            object.__setattr__(self, "log_every_nimg", max(1, self.total_nimg // 20))
+        if self.checkpoint_every_nimg is None:
+            object.__setattr__(self, "checkpoint_every_nimg", max(1, self.total_nimg // 4))
         check_positive("intervals.log_every_nimg", self.log_every_nimg, integer=True)
         check_positive("intervals.checkpoint_every_nimg", self.checkpoint_every_nimg, integer=True)
         _check_optional_positive("intervals.sample_every_nimg", self.sample_every_nimg, integer=True)
@@ -126,10 +131,24 @@ class TrainConfig:
     """A complete, serialisable training run.
 
     Attributes:
-        task: the name under which the command line finds this run's task builder
-            (``repmatch train --config``); :func:`repmatch.train.train` receives the task
-            itself and only records the name.
-        task_options: JSON-able options for that builder (validated by it).
+        task: ``"general"`` (your generator against references, the fields below), or the
+            name under which the command line finds an application's task builder (``toy``,
+            ``fmnist``); :func:`repmatch.train.train` given a task object only records it.
+        task_options: JSON-able options for an application's builder (validated by it).
+        generator: ``"module:callable"`` returning your generator (an ``nn.Module`` called as
+            ``(noise, condition) -> images in [0, 1]``), imported from the working directory or
+            ``PYTHONPATH``; ``generator_kwargs`` are passed to the callable.
+        noise_shape: per-sample noise shape (required unless the module has ``noise_shape``).
+        init_checkpoint: initial weights for the module the callable returns (``.safetensors``,
+            a weights-only ``torch.save`` state dict, or a repmatch checkpoint).
+        sampler_steps: wrap the module, a velocity model ``v(x_t, t, condition)``, as a K-step
+            Euler sampler (:class:`repmatch.generators.FewStepGenerator`): few-step
+            post-training; ``noise_shape`` is then the image shape.
+        references: the directory ``repmatch references`` wrote (references, floors, and the
+            condition pool when the references are class-joint).
+        train_encoders: encoders trained against (default: every encoder of ``references``
+            not in ``heldout_encoders``); heldout_encoders: scored, never trained on.
+        encoder_weights: ``{encoder: path}`` for encoders whose weights you supply.
         run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
         seed: seeds weights init, the noise/condition stream and the dropout streams.
         batch_size: the global generation batch N per optimizer step (fresh every step).
@@ -145,8 +164,17 @@ class TrainConfig:
             anti-gaming warning may fire.
     """
 
-    task: str = "custom"
+    task: str = "general"
     task_options: Mapping[str, Any] = field(default_factory=dict)
+    generator: str | None = None
+    generator_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    noise_shape: tuple[int, ...] | None = None
+    init_checkpoint: str | None = None
+    sampler_steps: int | None = None
+    references: str | None = None
+    train_encoders: tuple[str, ...] = ()
+    heldout_encoders: tuple[str, ...] = ()
+    encoder_weights: Mapping[str, str] = field(default_factory=dict)
     run_dir: str
     seed: int = 0
     batch_size: int
@@ -168,6 +196,31 @@ class TrainConfig:
             raise ValueError(f"task must be a non-empty task name, got {self.task!r}")
         if not isinstance(self.task_options, Mapping):
             raise TypeError(f"task_options must be a mapping, got {type(self.task_options).__name__}")
+        for key in ("generator", "init_checkpoint", "references"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{key} must be a non-empty string or null, got {value!r}")
+        if self.generator is not None and ":" not in self.generator:
+            raise ValueError(f"generator must be 'module:callable' (e.g. 'mygen:build'), got {self.generator!r}")
+        for key in ("generator_kwargs", "encoder_weights"):
+            if not isinstance(getattr(self, key), Mapping):
+                raise TypeError(f"{key} must be a mapping, got {type(getattr(self, key)).__name__}")
+        if self.noise_shape is not None:
+            shape = self.noise_shape
+            if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or not shape or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape
+            ):
+                raise ValueError(f"noise_shape must be a non-empty list of positive ints, got {shape!r}")
+            object.__setattr__(self, "noise_shape", tuple(shape))
+        _check_optional_positive("sampler_steps", self.sampler_steps, integer=True)
+        for key in ("train_encoders", "heldout_encoders"):
+            names = getattr(self, key)
+            if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+                raise ValueError(f"{key} must be a list of encoder names, got {names!r}")
+            object.__setattr__(self, key, tuple(names))
+        overlap = sorted(set(self.train_encoders) & set(self.heldout_encoders))
+        if overlap:
+            raise ValueError(f"heldout_encoders must not repeat train_encoders, got {overlap} in both")
         if not isinstance(self.run_dir, str) or not self.run_dir:
             raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
         check_nonnegative_int("seed", self.seed)

@@ -46,6 +46,7 @@ from .checkpoint import (
 from .config import TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
+from .general import general_task
 from .task import TaskBuilder, TrainTask
 
 if TYPE_CHECKING:  # an optional extra, imported on use
@@ -143,6 +144,7 @@ class _Trainer:
         self.run_dir = Path(config.run_dir)
         self.stats_path = self.run_dir / "stats.jsonl"
         self.tb: SummaryWriter | None = None
+        self._nonfinite_output = False  # set when a generator output of this step was not finite
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -194,7 +196,10 @@ class _Trainer:
         if pool is not None:
             assert index is not None  # step_once draws rows of the pool whenever there is one
             cond = pool.condition(index, dev)
-        return self.task.features(model(noise, cond), index)
+        images = model(noise, cond)
+        if not bool(torch.isfinite(images.detach()).all()):
+            self._nonfinite_output = True
+        return self.task.features(images, index)
 
     def step_once(self) -> dict[str, Any]:
         cfg, env = self.config, self.env
@@ -210,13 +215,22 @@ class _Trainer:
             (noise[i : i + chunk], _slice_rows(index, i, i + chunk)) for i in range(0, per_rank, chunk)
         ]
         info: dict[str, Any] = {}
+        where: list[str] = []  # where a non-finite value appeared, for the skip record
+        self._nonfinite_output = False
 
         def loss(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+            bad = [k for k in self.names if not bool(torch.isfinite(feats[k].detach()).all())]
+            if bad:
+                # The distances refuse non-finite features; a NaN surrogate marks the step
+                # non-finite (its gradient is discarded) and leaves the controller untouched.
+                where.extend(f"features[{k}]" for k in bad)
+                return _tensor_sum(feats[k].sum() for k in self.names) * math.nan
             raw = {k: self.task.distances[k](feats[k]) for k in self.names}
             scores = {k: float(v.detach()) for k, v in raw.items()}
             info["score"] = scores
             if not all(math.isfinite(s) for s in scores.values()):
                 # Non-finite: the step is skipped, the controller untouched.
+                where.extend(f"loss[{k}]" for k, s in scores.items() if not math.isfinite(s))
                 return _tensor_sum(raw.values())
             weights = self.controller.update(scores)
             info["weight"] = weights
@@ -232,6 +246,11 @@ class _Trainer:
         status = "ok"
         if not (math.isfinite(float(value)) and math.isfinite(grad_norm)):
             status = "nonfinite"
+            if self._nonfinite_output:
+                where.insert(0, "generator output")
+            if not where:
+                where.append("gradient")
+            info["where"] = where
         elif all(w == 0.0 for w in info["weight"].values()):
             status = "satisfied"  # every encoder at its floor: no update (λ = 0)
         if status == "ok":
@@ -291,13 +310,15 @@ class _Trainer:
 
 
 def train(
-    config: TrainConfig, task: TrainTask | TaskBuilder, *, session_nimg: int | None = None
+    config: TrainConfig, task: TrainTask | TaskBuilder | None = None, *, session_nimg: int | None = None
 ) -> dict[str, Any]:
     """Train (or resume) the run described by ``config``; return a summary.
 
     Args:
         config: the run. Its resolved form is saved as ``<run_dir>/config.json``.
-        task: what to optimise: a :class:`TrainTask`, or a builder
+        task: what to optimise: ``None`` for the general task of ``config``
+            (:func:`repmatch.train.general.general_task`: your generator against your
+            references), a :class:`TrainTask`, or a builder
             ``(config, device) -> TrainTask`` called after ``torch.manual_seed(config.seed)``
             on the device this process trains on (so weight init is seeded and each
             ``torchrun`` rank builds on its own GPU).
@@ -305,7 +326,7 @@ def train(
             as a time-sliced job would; the next call resumes from the latest checkpoint.
     """
     env = init_distributed(_device(config))
-    trainer = _Trainer(config, task, env)
+    trainer = _Trainer(config, general_task if task is None else task, env)
     run_dir = trainer.run_dir
     resumed = trainer.resume()
     if env.is_main:
@@ -334,8 +355,12 @@ def train(
             bar.set_postfix(loss=f"{last['loss']:.4g}", status=last["status"])
         if last["status"] == "nonfinite":
             if env.is_main:
-                warnings.warn(f"non-finite loss or gradient at nimg={now}: step skipped", RuntimeWarning)
-            trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"]})
+                warnings.warn(
+                    f"non-finite value at nimg={now} ({', '.join(last.get('where', []))}): step skipped",
+                    RuntimeWarning,
+                )
+            trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip",
+                         "loss": last["loss"], "where": last.get("where", [])})
         else:
             window["loss"] += last["loss"]
             window["steps"] += 1
@@ -344,7 +369,9 @@ def train(
             excess = trainer.controller.excess() if trainer.controller.smoothed is not None else {}
             trainer.log({
                 "nimg": now, "step": trainer.step, "lr": trainer.lr, "status": last["status"],
-                "loss": window["loss"] / max(window["steps"], 1), "grad_norm": last["grad_norm"],
+                # No finite step in the window: no mean loss (null), not a misleading 0.
+                "loss": window["loss"] / window["steps"] if window["steps"] else None,
+                "grad_norm": last["grad_norm"],
                 "score": last.get("score", {}), "excess": excess, "weight": last.get("weight", {}),
                 "skipped": trainer.skipped, "img_per_s": (now - window["nimg0"]) / max(elapsed, 1e-9),
             })

@@ -93,8 +93,7 @@ def build_references(
     median heuristic of the streamed path reads the same seeded 4096-row subsample that
     :func:`repmatch.compare.median_bandwidth` draws, so both paths agree on ``σ``.
     """
-    scales = check_scales("bandwidth_scale", bandwidth_scale)
-    scale_tuple = scales if isinstance(scales, tuple) else (scales,)
+    scale_tuple = check_scales_tuple(bandwidth_scale)
     check_positive("chunk_rows", chunk_rows, integer=True)
     check_nonnegative_int("seed", seed)
     if condition is not None:
@@ -321,3 +320,81 @@ def write_manifest(
 def warn_floors(estimate: FloorEstimate) -> None:
     for message in estimate.warnings():
         warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def build_reference_dir(
+    train: str | Path,
+    out: str | Path,
+    *,
+    val: str | Path | None = None,
+    encoders: Sequence[str] | None = None,
+    condition: ClassCondition | None = None,
+    num_landmarks: int = 4096,
+    bandwidth_scale: float | Sequence[float] = 1.0,
+    floor_batch_size: int = 256,
+    seed: int = 0,
+    kmeans_iters: int = 10,
+    chunk_rows: int = 16384,
+    device: torch.device | str = "cpu",
+) -> References:
+    """Build ``out`` (see module doc) from the feature store ``train``: one set of references per
+    encoder in ``encoders`` (default: all of the store's), and, given the feature store ``val``,
+    the real floors at ``floor_batch_size`` (the generator's batch size), warning when the
+    validation set is too small for them to be reliable."""
+    check_positive("floor_batch_size", floor_batch_size, integer=True)
+    store = FeatureStore(train)
+    names = list(store.names) if encoders is None else list(encoders)
+    unknown = sorted(set(names) - set(store.names))
+    if unknown or not names:
+        raise ValueError(f"encoders must be a non-empty subset of the store's {list(store.names)}, got {names}")
+    val_store = FeatureStore(val) if val is not None else None
+    if val_store is not None:
+        for name in names:
+            if name not in val_store.fingerprints or val_store.fingerprints[name] != store.fingerprints[name]:
+                raise ValueError(
+                    f"val: the store {val_store.root} has no features of {name} in the space of "
+                    f"{store.root} (fingerprint {store.fingerprints[name]})"
+                )
+    root = Path(out)
+    (root / MANIFEST).unlink(missing_ok=True)  # incomplete until the manifest is rewritten
+    entries: dict[str, dict[str, Any]] = {}
+    distances = {}
+    for name in names:
+        refs = build_references(
+            store, encoder=name, fingerprint=store.fingerprints[name], condition=condition,
+            num_landmarks=num_landmarks, bandwidth_scale=bandwidth_scale, seed=seed,
+            kmeans_iters=kmeans_iters, chunk_rows=chunk_rows, device=device,
+        )
+        save_references(refs, root / name)
+        fingerprint = store.fingerprints[name] if condition is None else condition.fingerprint(store.fingerprints[name])
+        entries[name] = {
+            "fingerprint": fingerprint, "image_fingerprint": store.fingerprints[name],
+            "scales": len(refs), "bandwidths": [r.bandwidth for r in refs],
+            "pool": refs[0].pool_size, "landmarks": refs[0].num_landmarks,
+        }
+        distances[name] = reference_distance(refs, fingerprint)
+    estimate = None
+    if val_store is not None:
+        val_labels = val_store.labels if condition is not None else None
+        val_features = {}
+        for name in names:
+            feats = val_store.read(name)
+            if condition is not None and val_labels is not None:
+                feats = condition.join(feats, val_labels)
+            val_features[name] = feats.to(device)
+        estimate = real_floors(distances, val_features, floor_batch_size)
+        warn_floors(estimate)
+    settings = {
+        "train": str(store.root), "val": None if val_store is None else str(val_store.root),
+        "num_landmarks": num_landmarks, "bandwidth_scale": list(check_scales_tuple(bandwidth_scale)),
+        "seed": seed, "kmeans_iters": kmeans_iters,
+    }
+    write_manifest(root, encoders=entries, condition=condition,
+                   labels=store.labels if condition is not None else None, floors=estimate,
+                   settings=settings)
+    return References.open(root)
+
+
+def check_scales_tuple(scales: float | Sequence[float]) -> tuple[float, ...]:
+    checked = check_scales("bandwidth_scale", scales)
+    return checked if isinstance(checked, tuple) else (checked,)

@@ -1,0 +1,79 @@
+"""``repmatch references``: Nyström references (and real floors) from a feature store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "references",
+        help="build one Nystrom reference per encoder of a feature store, and the real floors",
+        description="Freeze the reference side of iRDM once: for each encoder of --features, "
+        "k-means landmarks and the Nystrom mean embedding of the whole store (read shard by "
+        "shard), one per kernel scale, written under --out with references.json. With --val, "
+        "also the controller's real floors: the same loss on real validation features in "
+        "batches of --floor-batch-size (use the generator's batch size); it warns when the "
+        "validation set is too small for a reliable floor.",
+    )
+    p.add_argument("--features", required=True, metavar="STORE", help="training feature store (repmatch features --out)")
+    p.add_argument("--val", metavar="STORE", default=None, help="validation feature store, for the real floors")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--encoders", default=None, help="comma-separated subset of the store's encoders (default: all)")
+    p.add_argument("--num-landmarks", type=int, default=4096, help="landmarks per encoder (default 4096; capped at the pool size)")
+    p.add_argument("--bandwidth-scale", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="kernel bandwidths as multiples of the median heuristic; several give a "
+                   "multi-scale kernel (default 1.0)")
+    p.add_argument("--condition", choices=["none", "class"], default="none",
+                   help="class: joint image-class features phi(x) + beta*onehot(c) from the store's "
+                   "labels (eq. 4); none: the image marginal (default)")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the class embedding with --condition class (default 1)")
+    p.add_argument("--floor-batch-size", type=int, default=256, help="validation batch size of the floors (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="landmark and median-heuristic subsampling seed (default 0)")
+    p.add_argument("--kmeans-iters", type=int, default=10, help="Lloyd iterations (default 10)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..features import FeatureStore
+    from ..train.references import ClassCondition, build_reference_dir
+
+    store = FeatureStore(args.features)
+    encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
+    condition = None
+    if args.condition == "class":
+        if store.num_classes < 1:
+            raise ValueError(f"--condition class: the store {args.features} has no labels")
+        condition = ClassCondition(num_classes=store.num_classes, beta=args.beta)
+    settings = {
+        "features": args.features, "val": args.val, "out": args.out,
+        "encoders": encoders or list(store.names), "num_landmarks": args.num_landmarks,
+        "bandwidth_scale": args.bandwidth_scale, "condition": args.condition, "beta": args.beta,
+        "floor_batch_size": args.floor_batch_size, "seed": args.seed,
+        "kmeans_iters": args.kmeans_iters, "device": args.device,
+    }
+    if args.dry_run:
+        print(json.dumps(settings, indent=2))
+        return 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refs = build_reference_dir(
+            args.features, args.out, val=args.val, encoders=encoders, condition=condition,
+            num_landmarks=args.num_landmarks, bandwidth_scale=tuple(args.bandwidth_scale),
+            floor_batch_size=args.floor_batch_size, seed=args.seed,
+            kmeans_iters=args.kmeans_iters, device=args.device,
+        )
+    for w in caught:
+        print(f"warning: {w.message}")
+    floors = refs.floors(refs.encoders)
+    for name in refs.encoders:
+        entry = refs.manifest["encoders"][name]
+        floor = "" if floors is None else f", floor {floors[name]:.4g}"
+        print(f"{name}: {entry['landmarks']} landmarks over {entry['pool']} rows, "
+              f"bandwidths {[round(b, 4) for b in entry['bandwidths']]}{floor}")
+    print(f"references written to {args.out}")
+    return 0

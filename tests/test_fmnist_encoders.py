@@ -117,7 +117,7 @@ def test_cli_dry_run_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["recipe"] == {**FmnistTrainConfig().recipe(), "epochs": 1} and out["encoders"] == list(FMNIST_ENCODERS)
     with pytest.raises(ValueError, match="encoders"):
-        main(["fmnist-encoders", "--encoders", "fmnist_vae", "--dry-run"])
+        main(["--debug", "fmnist-encoders", "--encoders", "fmnist_vae", "--dry-run"])
 
 
 @pytest.mark.slow

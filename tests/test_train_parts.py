@@ -39,15 +39,17 @@ def test_config_roundtrip_and_errors():
         main(["train", "--preset", "imagenet"])
 
 
-def test_cli_train_config_names_a_known_task(tmp_path):
+def test_cli_train_config_names_a_known_task(tmp_path, capsys):
     """repmatch train finds the builder by the config's task name, from the CLI's table."""
     from repmatch.cli.table import TASKS, load
     from repmatch.train import TrainTask
 
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({**toy_conditional(run_dir="x").to_dict(), "task": "custom"}))
-    with pytest.raises(ValueError, match=r"task must be one of \['fmnist', 'general', 'toy'\]"):
-        main(["train", "--config", str(path), "--dry-run"])
+    assert main(["train", "--config", str(path), "--dry-run"]) == 2
+    assert "repmatch train: error: task must be one of ['fmnist', 'general', 'toy']" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="task must be one of"):  # --debug: the exception itself
+        main(["--debug", "train", "--config", str(path), "--dry-run"])
     config = toy_conditional(run_dir=str(tmp_path / "t"))
     task = load(TASKS[config.task])(config, torch.device("cpu"))
     assert isinstance(task, TrainTask) and task.joint_beta == config.joint.beta

@@ -16,6 +16,11 @@ from .._version import __version__
 from .table import VERBS
 
 
+#: What bad input raises (the library's errors name the parameter or file and what is accepted):
+#: shown as one line, like argparse's own errors, unless --debug asks for the traceback.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repmatch",
@@ -23,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         "one-step generators against frozen encoder batteries.",
     )
     parser.add_argument("--version", action="version", version=f"repmatch {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (default: one line naming the cause)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for module in VERBS:
         importlib.import_module(module).register(sub)
@@ -35,7 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"repmatch {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from ._metric_args import add_metric_args, config_kwargs
 
@@ -18,8 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--gen",
         required=True,
-        help="generated images: an image folder, an .npz, or a feature store directory",
+        help="generated images: an image folder, an .npz, a feature store directory, or a "
+        "training run directory (its generator is sampled batch by batch, nothing written)",
     )
+    p.add_argument("--gen-samples", type=int, default=10000,
+                   help="with a run directory as --gen: how many samples to draw (default 10000)")
+    p.add_argument("--gen-checkpoint", default=None,
+                   help="with a run directory as --gen: a checkpoint (default: the run's newest)")
     p.add_argument("--train", required=True, help="train feature store directory (or dataset spec)")
     p.add_argument(
         "--val",
@@ -71,8 +78,16 @@ def run(args: argparse.Namespace) -> int:
         if args.held_out is None
         else [n.strip() for n in args.held_out.split(",") if n.strip()]
     )
+    gen: Any = args.gen
+    if (Path(args.gen) / "config.json").is_file():  # a training run: sample its generator
+        from ..generators import GeneratedImages
+        from .sample import load_generator
+
+        generator, num_classes = load_generator(args.gen, args.gen_checkpoint, True, config.metric_device)
+        gen = GeneratedImages(generator, num_samples=args.gen_samples, num_classes=num_classes,
+                              seed=config.seed, spec=f"run:{args.gen}")
     result = evaluate(
-        args.gen,
+        gen,
         args.train,
         args.val,
         encoders=args.encoders,

@@ -17,6 +17,7 @@ VERBS: tuple[str, ...] = (
     "repmatch.cli.references",
     "repmatch.cli.floors",
     "repmatch.cli.train",
+    "repmatch.cli.sample",
     "repmatch.cli.teacher",
     "repmatch.cli.eval",
     "repmatch.cli.report",

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
+
 from .._io import atomic_write_json, atomic_write_text
 from ..features import FeatureStore, resolve_encoder_names
 from ..metrics import (
@@ -82,7 +84,7 @@ def _select_floors(
 
 
 def evaluate(
-    gen: str,
+    gen: str | Dataset,
     train: str,
     val: str | None,
     *,
@@ -95,7 +97,8 @@ def evaluate(
     """Score ``gen`` against ``train`` with floors from ``val`` (or stored floors); see module doc.
 
     ``gen``/``train``/``val`` are feature-store directories or dataset specs (image folder,
-    ``.npz``, ``fmnist:test``). ``floors_path`` defaults to ``<train>/floors.json``; ``config`` to ``EvalConfig()``. Returns the
+    ``.npz``, ``fmnist:test``); ``gen`` may also be a dataset object with a ``spec``, e.g. a
+    generator's images (:class:`repmatch.generators.GeneratedImages`), extracted as read. ``floors_path`` defaults to ``<train>/floors.json``; ``config`` to ``EvalConfig()``. Returns the
     result dict that is also written to ``out_dir/eval.json``.
     """
     config = EvalConfig() if config is None else config

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 
 from ..data import open_dataset
 from ..features import FeatureStore, extract_features
@@ -45,7 +46,7 @@ class FeatureSource:
 
 
 def _extract(
-    data: str,
+    data: str | Dataset,
     names: list[str],
     out: Path,
     *,
@@ -54,6 +55,9 @@ def _extract(
     device: str | None,
 ) -> FeatureStore:
 
+    if not isinstance(data, str):  # an in-memory dataset (e.g. a generator's images), read in order
+        return extract_features(data, ",".join(names), out, batch_size=batch_size, limit=limit,
+                                device=device, progress=False)
     return extract_features(
         open_dataset(data),
         ",".join(names),
@@ -67,7 +71,7 @@ def _extract(
 
 
 def open_source(
-    source: str,
+    source: str | Dataset,
     names: list[str],
     *,
     role: str,
@@ -75,13 +79,17 @@ def open_source(
     batch_size: int = 256,
     device: str | None = None,
 ) -> FeatureSource:
-    """Features of ``names`` for ``source`` (store dir or dataset spec), extracting what is missing.
+    """Features of ``names`` for ``source`` (store dir, dataset spec, or a dataset object with a
+    ``spec``, such as :class:`repmatch.generators.GeneratedImages`), extracting what is missing.
 
     Extraction goes to ``cache_dir/<role>`` (resumable; reused by a later call with the same
     data and encoders).
     """
-    path = Path(source).expanduser()
     cache = Path(cache_dir) / role
+    if not isinstance(source, str):
+        store = _extract(source, names, cache, limit=None, batch_size=batch_size, device=device)
+        return FeatureSource(role=role, data=store.data, num_rows=len(store), stores={n: store for n in names})
+    path = Path(source).expanduser()
     if (path / MANIFEST).is_file():
         store = FeatureStore(path)
         stores = {n: store for n in names if n in store.names}

@@ -7,10 +7,11 @@ A generator is an ``nn.Module`` with a ``noise_shape`` attribute whose
 
 from .base import FewStepGenerator, Generator, MLPGenerator
 from .load import build_generator, import_object, load_state
-from .sampling import sample_per_class, write_sample_grid, write_samples_npz
+from .sampling import GeneratedImages, sample_per_class, write_sample_grid, write_samples_npz
 
 __all__ = [
     "FewStepGenerator",
+    "GeneratedImages",
     "Generator",
     "MLPGenerator",
     "build_generator",

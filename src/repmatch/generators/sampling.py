@@ -19,9 +19,10 @@ from typing import cast
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from .._io import atomic_write
-from .._validate import check_positive
+from .._validate import check_nonnegative_int, check_positive
 from ..images import class_grid, save_png
 from .base import Generator
 
@@ -73,6 +74,75 @@ def write_sample_grid(
     return save_png(path, class_grid(images, labels, per_class=per_class), scale=scale)
 
 
+class GeneratedImages(Dataset[tuple[torch.Tensor, int]]):
+    """``num_samples`` images of ``generator`` as a dataset, produced block by block on first
+    access, so a generator can be evaluated without writing its images first.
+
+    Row ``i`` is exactly row ``i`` of :func:`write_samples_npz` with the same ``seed`` and
+    ``num_classes`` (the same noise and labels, rounded to uint8 the same way), returned as
+    float ``(C, H, W)`` in [0, 1] with its label (``-1`` when unconditional). Read it in order
+    (``num_workers=0``): each block of ``block_size`` rows is generated once.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        *,
+        num_samples: int,
+        num_classes: int = 0,
+        seed: int = 0,
+        block_size: int = 500,
+        spec: str = "generator",
+    ) -> None:
+        check_positive("num_samples", num_samples, integer=True)
+        check_nonnegative_int("num_classes", num_classes)
+        check_positive("block_size", block_size, integer=True)
+        self.generator, self.num_samples, self.num_classes = generator, num_samples, num_classes
+        self.block_size = block_size
+        self.noise, self.labels = _noise_and_labels(generator, num_samples, num_classes, seed)
+        self.spec = f"{spec}[n={num_samples},classes={num_classes},seed={seed}]"
+        self._block: tuple[int, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        block = index // self.block_size
+        if self._block is None or self._block[0] != block:
+            rows = slice(block * self.block_size, (block + 1) * self.block_size)
+            self._block = (block, _generate_u8(self.generator, self.noise[rows], self.labels[rows],
+                                               self.num_classes).float() / 255.0)
+        label = int(self.labels[index]) if self.num_classes else -1
+        return self._block[1][index - block * self.block_size], label
+
+
+def _noise_and_labels(
+    generator: nn.Module, num_samples: int, num_classes: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if not hasattr(generator, "noise_shape"):
+        raise TypeError("generator must have a noise_shape attribute (the Generator protocol)")
+    # One draw for all rows: torch's CPU randn fills small and large tensors in different
+    # orders, so chunked draws would make the noise depend on batch_size.
+    noise = torch.randn(
+        (num_samples, *cast("Generator", generator).noise_shape),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    labels = torch.arange(num_samples) % num_classes if num_classes else torch.full((num_samples,), -1)
+    return noise, labels
+
+
+@torch.no_grad()
+def _generate_u8(generator: nn.Module, noise: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``round(255·clamp(g(noise, labels)))`` as uint8 on the CPU (``condition=None`` when
+    unconditional)."""
+    device = next(generator.parameters()).device
+    condition = labels.to(device) if num_classes else None
+    images = generator(noise.to(device), condition).clamp(0, 1)
+    return (images * 255 + 0.5).floor().to(torch.uint8).cpu()
+
+
 @torch.no_grad()
 def write_samples_npz(
     generator: nn.Module,
@@ -86,29 +156,20 @@ def write_samples_npz(
     """Write ``num_samples`` class-balanced samples to ``path`` as ``.npz`` (call in eval mode).
 
     Arrays: ``images`` uint8 ``(N, C, H, W)`` (``round(255·x)``), ``labels`` int64 ``(N,)`` with
-    ``labels[i] = i mod num_classes``. The noise ``(N, *noise_shape)`` is drawn at once on the
+    ``labels[i] = i mod num_classes``; ``num_classes=0`` samples an unconditional generator
+    (``condition=None``, labels ``-1``). The noise ``(N, *noise_shape)`` is drawn at once on the
     CPU from ``seed`` (held in memory: N·prod(noise_shape) floats), so the file does not depend
     on ``batch_size`` or the device, and two generators with one ``noise_shape`` sampled with
     one seed share their noise row for row.
     """
     check_positive("num_samples", num_samples, integer=True)
-    check_positive("num_classes", num_classes, integer=True)
+    check_nonnegative_int("num_classes", num_classes)
     check_positive("batch_size", batch_size, integer=True)
-    if not hasattr(generator, "noise_shape"):
-        raise TypeError("generator must have a noise_shape attribute (the Generator protocol)")
-    device = next(generator.parameters()).device
-    # One draw for all rows: torch's CPU randn fills small and large tensors in different
-    # orders, so chunked draws would make the noise depend on batch_size.
-    noise = torch.randn(
-        (num_samples, *cast("Generator", generator).noise_shape),
-        generator=torch.Generator().manual_seed(seed),
-    )
-    labels = torch.arange(num_samples) % num_classes
-    chunks = []
-    for start in range(0, num_samples, batch_size):
-        rows = slice(start, start + batch_size)
-        images = generator(noise[rows].to(device), labels[rows].to(device)).clamp(0, 1)
-        chunks.append((images * 255 + 0.5).floor().to(torch.uint8).cpu())
+    noise, labels = _noise_and_labels(generator, num_samples, num_classes, seed)
+    chunks = [
+        _generate_u8(generator, noise[i : i + batch_size], labels[i : i + batch_size], num_classes)
+        for i in range(0, num_samples, batch_size)
+    ]
     images_u8, labels_i64 = torch.cat(chunks).numpy(), labels.numpy()
 
     def write(tmp: str) -> None:

@@ -23,6 +23,7 @@ from .general import general_task
 from .gradcache import cached_backward
 from .loop import train
 from .references import ClassCondition, References, build_reference_dir, build_references
+from .runs import load_run_generator
 from .task import TaskBuilder, TrainTask, estimate_floors
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "general_task",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_run_generator",
     "save_checkpoint",
     "scale_free",
     "train",

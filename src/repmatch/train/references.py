@@ -200,7 +200,8 @@ class FloorEstimate:
                 "rows) are needed for a reliable floor"
             )
         for name, err in sorted(self.rel_stderr.items()):
-            if not err <= MAX_FLOOR_REL_STDERR:
+            # One batch has no spread to measure: the batch-count warning above covers it.
+            if math.isfinite(err) and err > MAX_FLOOR_REL_STDERR:
                 out.append(
                     f"the floor of {name} has a relative standard error of {err:.0%} "
                     f"(> {MAX_FLOOR_REL_STDERR:.0%}): a floor this noisy can gate the encoder off early"

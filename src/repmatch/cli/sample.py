@@ -1,0 +1,57 @@
+"""``repmatch sample``: draw images from a trained generator's run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sample",
+        help="draw images from a trained generator (its run directory)",
+        description="Rebuild the generator of --run-dir from its config.json, load its newest "
+        "checkpoint (or --checkpoint; EMA weights when the run kept them) and write --num "
+        "samples, class-balanced when the run is conditional: to an .npz (uint8 images, labels) "
+        "or, for any other --out, as PNG files (one subfolder per class when conditional).",
+    )
+    p.add_argument("--run-dir", required=True, help="a training run directory (repmatch train)")
+    p.add_argument("--checkpoint", default=None, help="a checkpoint file (default: the run's newest)")
+    p.add_argument("--num", type=int, required=True, help="number of samples")
+    p.add_argument("--out", required=True, help="FILE.npz, or a directory for PNG files")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--no-ema", action="store_true", help="the raw weights even when the run kept an EMA")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    p.set_defaults(func=run)
+
+
+def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str) -> tuple[Any, int]:
+    """The run's generator and class count; application tasks come from the command line's table."""
+    from ..train.runs import load_run_generator
+    from .table import TASKS, load
+
+    config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").is_file() else {}
+    task = config.get("task", "general")
+    builder = load(TASKS[task]) if task != "general" and task in TASKS else None
+    return load_run_generator(run_dir, checkpoint=checkpoint, builder=builder, ema=ema, device=device)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..generators import GeneratedImages, write_samples_npz
+    from ..images import make_grid, save_png
+
+    generator, num_classes = load_generator(args.run_dir, args.checkpoint, not args.no_ema, args.device)
+    out = Path(args.out)
+    if out.suffix == ".npz":
+        write_samples_npz(generator, out, num_samples=args.num, num_classes=num_classes, seed=args.seed)
+    else:
+        images = GeneratedImages(generator, num_samples=args.num, num_classes=num_classes, seed=args.seed)
+        for i in range(len(images)):
+            image, label = images[i]
+            folder = out / str(label) if num_classes else out
+            save_png(folder / f"{i:06d}.png", make_grid(image[None], nrow=1, pad=0))
+    kind = f"class-balanced over {num_classes} classes" if num_classes else "unconditional"
+    print(f"wrote {args.num} samples ({kind}) to {out}")
+    return 0

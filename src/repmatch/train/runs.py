@@ -1,0 +1,60 @@
+"""A trained generator, back from its run directory (``repmatch sample``, ``repmatch eval``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..generators import build_generator
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .config import TrainConfig
+from .references import References
+from .task import TaskBuilder
+
+
+def load_run_generator(
+    run_dir: str | os.PathLike[str],
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    builder: TaskBuilder | None = None,
+    ema: bool = True,
+    device: torch.device | str = "cpu",
+) -> tuple[nn.Module, int]:
+    """``(generator in eval mode, num_classes)`` of the run in ``run_dir`` (``num_classes`` is 0
+    for an unconditional run).
+
+    Weights: ``checkpoint`` or the run's newest checkpoint, its EMA when the run kept one (and
+    ``ema``). The generator is rebuilt from ``config.json``: the general task's
+    ``generator`` fields, or, for an application's task, its ``builder``.
+    """
+    run = Path(run_dir)
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"run_dir: {str(run)!r} has no config.json (not a training run directory)")
+    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run)
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no checkpoint {'at ' + str(path) if path else 'in ' + str(run)}")
+    device = torch.device(device)
+    if builder is not None:
+        task = builder(config, device)
+        generator = task.generator
+        # The pool's one-hot embedding is as wide as the number of classes.
+        num_classes = 0 if task.conditions is None else int(task.conditions.embeddings.shape[1])
+    elif config.task == "general" and config.generator is not None and config.references is not None:
+        generator = build_generator(
+            config.generator, kwargs=config.generator_kwargs, noise_shape=config.noise_shape,
+            sampler_steps=config.sampler_steps,
+        )
+        condition = References.open(config.references).condition
+        num_classes = 0 if condition is None else condition.num_classes
+    else:
+        raise ValueError(f"the run's task {config.task!r} needs its task builder to rebuild the generator")
+    state = load_checkpoint(path)
+    weights = state["ema"] if ema and state.get("ema") is not None else state["generator"]
+    generator.load_state_dict(weights)
+    return generator.to(device).eval().requires_grad_(False), num_classes

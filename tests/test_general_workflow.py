@@ -1,0 +1,178 @@
+"""The general workflow on a tiny registered encoder: class-joint streamed references checked
+against float64 brute force, a user's velocity model post-trained as a one-step sampler through
+``train(config)``, class-balanced samples, and one-line errors that name the key."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from repmatch import mmd_nystrom_loss
+from repmatch.cli import main
+from repmatch.compare import joint_bandwidths
+from repmatch.data import NpzImages
+from repmatch.features import FeatureStore, extract_features
+from repmatch.represent import EncoderSpec, register_encoder
+from repmatch.train import IntervalConfig, OptimConfig, TrainConfig, train
+from repmatch.train.references import ClassCondition, References, load_references
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ENCODER = "workflowtest_lin"
+
+
+class _Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.randn(48, 5, generator=torch.Generator().manual_seed(3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
+
+
+register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=5, input_size=8,
+                             mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+
+VELOCITY = '''
+import torch
+from torch import nn
+
+
+class Velocity(nn.Module):
+    """v(x_t, t, labels): a per-class linear field on (3, 8, 8) images."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.lin = nn.Linear(3 * 8 * 8, 3 * 8 * 8)
+        self.embed = nn.Embedding(num_classes, 3 * 8 * 8)
+
+    def forward(self, x, t, labels):
+        return (self.lin(x.flatten(1)) + self.embed(labels)).view_as(x)
+
+
+def build(num_classes=2):
+    return Velocity(num_classes)
+'''
+
+
+def _npz(path: Path, seed: int, n: int) -> NpzImages:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    base = np.where(labels[:, None, None, None] == 0, 70, 180)
+    images = np.clip(base + rng.normal(0, 30, size=(n, 8, 8, 3)), 0, 255).astype(np.uint8)
+    np.savez(path, images=images, labels=labels)
+    return NpzImages(path)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("workflow")
+    extract_features(_npz(root / "train.npz", 0, 60), ENCODER, root / "feats/train", progress=False,
+                     shard_size=25)  # three shards: the references are streamed across them
+    extract_features(_npz(root / "val.npz", 1, 64), ENCODER, root / "feats/val", progress=False)
+    (root / "velo.py").write_text(VELOCITY)
+    assert main(["references", "--features", str(root / "feats/train"), "--val", str(root / "feats/val"),
+                 "--out", str(root / "refs"), "--num-landmarks", "60", "--bandwidth-scale", "0.5", "1.0",
+                 "--condition", "class", "--beta", "2", "--floor-batch-size", "16"]) == 0
+    return root
+
+
+def brute_mmd2(g: torch.Tensor, r: torch.Tensor, sigma: float) -> float:
+    """Biased eq.-3 MMD² with an exact attraction, float64."""
+    def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-torch.cdist(a, b).pow(2) / (2 * sigma**2))
+    return float(k(g, g).mean() - 2 * k(g, r).mean() + k(r, r).mean())
+
+
+def test_class_joint_references_match_brute_force(workspace: Path) -> None:
+    refs = References.open(workspace / "refs")
+    assert refs.condition == ClassCondition(num_classes=2, beta=2.0)
+    store = FeatureStore(workspace / "feats/train")
+    joint = ClassCondition(num_classes=2, beta=2.0).join(store.read(ENCODER).double(), store.labels)
+    loaded = load_references(workspace / "refs" / ENCODER)
+    assert [r.bandwidth for r in loaded] == pytest.approx(joint_bandwidths(joint.float(), (0.5, 1.0)), rel=1e-6)
+    assert all(r.fingerprint == f"{store.fingerprints[ENCODER]}+onehot2*2" for r in loaded)
+    # As many landmarks as pool points: the Nystrom attraction is exact, so each scale's loss is
+    # the brute-force MMD² of the joint pool.
+    g = joint[:20] + 0.3 * torch.randn(20, joint.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for ref in loaded:
+        got = float(mmd_nystrom_loss(g, ref))
+        assert got == pytest.approx(brute_mmd2(g, joint, ref.bandwidth), rel=1e-4, abs=1e-6)
+    val = FeatureStore(workspace / "feats/val")
+    vj = ClassCondition(num_classes=2, beta=2.0).join(val.read(ENCODER).double(), val.labels)
+    floors = [sum(brute_mmd2(vj[i:i + 16], joint, r.bandwidth) for r in loaded) for i in range(0, 64, 16)]
+    assert refs.floors([ENCODER])[ENCODER] == pytest.approx(np.mean(floors), rel=1e-4)
+
+
+def config_for(workspace: Path, **kw: object) -> TrainConfig:
+    fields: dict = dict(
+        run_dir=str(workspace / "runs/velo"), generator="velo:build", noise_shape=(3, 8, 8),
+        sampler_steps=1, references=str(workspace / "refs"), batch_size=16, chunk_size=8,
+        device="cpu", optim=OptimConfig(lr=1e-2), intervals=IntervalConfig(total_nimg=48),
+        progress=False,
+    )
+    fields.update(kw)
+    return TrainConfig(**fields)
+
+
+def test_a_velocity_model_post_trains_as_a_one_step_class_conditional_sampler(workspace: Path) -> None:
+    cwd = Path.cwd()
+    os.chdir(workspace)  # "velo:build" is imported from the working directory
+    try:
+        out = train(config_for(workspace))
+        assert out["step"] == 3 and out["skipped"] == 0
+        generator = out["generator"]
+        assert generator.num_steps == 1 and generator.noise_shape == (3, 8, 8)
+        assert main(["sample", "--run-dir", "runs/velo", "--num", "6", "--out", "samples"]) == 0
+        assert main(["sample", "--run-dir", "runs/velo", "--num", "6", "--out", "samples.npz"]) == 0
+    finally:
+        os.chdir(cwd)
+    rows = [json.loads(x) for x in (workspace / "runs/velo/stats.jsonl").read_text().splitlines()]
+    # Joint features reach the distance: the controller saw finite scores above the stored floor.
+    assert all(r["status"] == "ok" for r in rows if "lr" in r)
+    npz = np.load(workspace / "samples.npz")
+    assert npz["labels"].tolist() == [0, 1, 0, 1, 0, 1]  # class-balanced over the pool's 2 classes
+    assert sorted(p.name for p in (workspace / "samples").iterdir()) == ["0", "1"]
+    # The written samples are the trained one-step sampler on the seeded noise, labels i mod 2.
+    noise = torch.randn((6, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expect = generator.eval()(noise, torch.arange(6) % 2).clamp(0, 1)
+    assert np.array_equal(npz["images"], (expect * 255 + 0.5).floor().to(torch.uint8).numpy())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"generator": "velo"}, "generator must be 'module:callable'"),
+        ({"generator": "no_such_module:build"}, "generator: cannot import module 'no_such_module'"),
+        ({"generator": "velo:nothing"}, "generator: module 'velo' has no attribute 'nothing'"),
+        ({"references": "nowhere"}, "references: .*references.json does not exist"),
+        ({"train_encoders": ("efficientnet_lite0",)}, r"train_encoders/heldout_encoders: \['efficientnet_lite0'\]"),
+        ({"noise_shape": (0,)}, "noise_shape must be"),
+    ],
+)
+def test_bad_config_names_the_key(workspace: Path, change: dict, message: str) -> None:
+    cwd = Path.cwd()
+    os.chdir(workspace)
+    try:
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            train(config_for(workspace, run_dir=str(workspace / "runs/refused"), **change))
+    finally:
+        os.chdir(cwd)
+    assert not (workspace / "runs/refused/checkpoints").exists()
+
+
+def test_a_callable_returning_no_module_is_refused(workspace: Path) -> None:
+    (workspace / "notamodule.py").write_text("def build():\n    return 3\n")
+    cwd = Path.cwd()
+    os.chdir(workspace)
+    try:
+        with pytest.raises(TypeError, match="generator: 'notamodule:build' returned a int"):
+            train(config_for(workspace, generator="notamodule:build", run_dir=str(workspace / "runs/x")))
+    finally:
+        os.chdir(cwd)

@@ -5,13 +5,14 @@ cell of a grid, rows = batch size ``B``, columns = training distance (an *arm*),
 two-turn spiral buried in R^64 by a fixed orthonormal map (:mod:`.spiral_data`). Every arm is a
 :func:`repmatch.compare.distances.create` distance fitted on the same 2000-point reference: the study
 is a client of the library, with no private copy of any distance. Each cell is scored in the
-plane by anchor recall and medDist (:class:`.spiral_data.SpiralScorer`).
+plane by anchor recall and medDist (:class:`.data.SpiralScorer`) and in R^64 by two neutral
+distances no arm trains on, SW_r and MMD_r (:class:`.neutral.NeutralScorer`).
 
 Speed without changing what a cell computes: the cells of one batch size share a
 :class:`.stacked_mlp.StackedMLP` (one batched matmul per layer), all cells share one fused Adam
 (elementwise, hence per-cell exact), the per-cell losses are summed for one backward (cells do
 not share parameters, so gradients do not mix), gradient clipping is per cell, and the grid is
-split across worker processes of one thread each. Every random stream (initial weights,
+split across worker processes of one thread each (:mod:`.runner`). Every random stream (initial weights,
 training noise, the distance's resampling, evaluation noise) is a per-cell generator seeded
 from ``(seed, arm, batch size)``, so a cell's result does not depend on how cells are grouped,
 up to float rounding: the stacked matmuls block differently for another number of cells, and
@@ -21,24 +22,23 @@ for bit.
 
 from __future__ import annotations
 
+import functools
 import math
-import multiprocessing as mp
 import os
-import queue as queue_module
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from ..._validate import check_choice, check_positive
 from ...compare import distances
 from ...compare.kernels import median_bandwidth
 from .data import SpiralScorer, SpiralSpec, orthonormal_embedding, sample_spiral
+from .neutral import NeutralScorer
+from .runner import Job, run_jobs
 from .stacked_mlp import StackedMLP, clip_grad_norm_per_cell
 
 __all__ = [
@@ -46,24 +46,38 @@ __all__ = [
     "SpiralCell",
     "SpiralConfig",
     "SpiralResult",
+    "cell_cost",
+    "grid_jobs",
     "make_arm_distance",
     "quick_config",
     "run_spiral",
+    "run_spiral_seeds",
+    "score_samples",
     "spiral_reference",
     "train_cells",
+    "train_cells_ambient",
     "usable_cpus",
     "with_overrides",
 ]
 
-#: The six arms of Fig. 3, in column order (registry names of :mod:`repmatch.compare.distances`).
+#: The arms, in column order: the six of Fig. 3 (registry names of
+#: :mod:`repmatch.compare.distances`) and ``drifting_floor``, the drifting distance with the
+#: released port's affinity floor (``SpiralConfig.drift_floor``), beside ``drifting``.
 ARMS: tuple[str, ...] = (
     "frechet",
     "sliced_wasserstein",
     "drifting",
+    "drifting_floor",
     "mmd_rff",
     "mmd_exact",
     "mmd_nystrom",
 )
+
+#: Random-stream index of each arm. The six arms of Fig. 3 keep the indices they had before
+#: ``drifting_floor`` existed; ``drifting_floor`` shares ``drifting``'s streams (initial weights,
+#: noise, bank draws), so within a seed the floor is the only difference between the two cells.
+_STREAM_ARM = {"frechet": 0, "sliced_wasserstein": 1, "drifting": 2, "drifting_floor": 2,
+               "mmd_rff": 3, "mmd_exact": 4, "mmd_nystrom": 5}
 
 
 def usable_cpus() -> int:
@@ -99,10 +113,13 @@ class SpiralConfig:
     num_projections: int = 1000  # sliced_wasserstein
     drift_bank: int = 128  # drifting: reference samples per step
     drift_radii: tuple[float, ...] = (0.06, 0.2)  # drifting: × mean pairwise distance
+    drift_floor: float = 1e-6  # drifting_floor: the released port's affinity floor
     # scoring
     num_eval: int = 4000
     num_anchors: int = 60
     anchor_radius: float = 0.15
+    neutral_projections: int = 1024  # SW_r (the paper's M = 1024)
+    neutral_features: int = 4096  # MMD_r (the paper's 4096 random Fourier features)
     # execution: one single-thread process per usable CPU (the split caps it at the cell count)
     workers: int = field(default_factory=usable_cpus)
 
@@ -121,7 +138,7 @@ class SpiralConfig:
             raise ValueError(f"batch_sizes must not repeat, got {list(self.batch_sizes)}")
         for name in ("iterations", "dim", "num_reference", "noise_dim", "hidden_width",
                      "hidden_layers", "num_features", "num_projections", "drift_bank",
-                     "num_eval", "num_anchors", "workers"):
+                     "num_eval", "num_anchors", "workers", "neutral_projections", "neutral_features"):
             check_positive(name, getattr(self, name), integer=True)
         for name in ("lr", "lr_final", "grad_clip", "anchor_radius"):
             check_positive(name, getattr(self, name))
@@ -133,6 +150,9 @@ class SpiralConfig:
             check_positive("bandwidth_factors[i]", f)
         for r in self.drift_radii:
             check_positive("drift_radii[i]", r)
+        check_positive("drift_floor", self.drift_floor)
+        if self.drift_floor >= 1.0:
+            raise ValueError(f"drift_floor must be in (0, 1), got {self.drift_floor}")
 
     @property
     def cells(self) -> list[tuple[str, int]]:
@@ -152,7 +172,7 @@ def quick_config(**overrides: Any) -> SpiralConfig:
 
 def _cell_seed(seed: int, arm: str, batch_size: int, stream: int) -> int:
     """A 63-bit seed for one random stream of one cell, independent of the grid's layout."""
-    entropy = [seed, ARMS.index(arm), batch_size, stream]
+    entropy = [seed, _STREAM_ARM[arm], batch_size, stream]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
@@ -184,8 +204,10 @@ def make_arm_distance(arm: str, reference: torch.Tensor, config: SpiralConfig) -
     elif arm == "sliced_wasserstein":
         # Each call draws fresh projections and B fresh reference rows (B = the batch's size).
         dist = distances.create("sliced_wasserstein", num_projections=config.num_projections, seed=config.seed)
-    elif arm == "drifting":
-        dist = distances.create("drifting", bank_size=config.drift_bank, radii=config.drift_radii, seed=config.seed)
+    elif arm in ("drifting", "drifting_floor"):
+        floor = config.drift_floor if arm == "drifting_floor" else 0.0
+        dist = distances.create("drifting", bank_size=config.drift_bank, radii=config.drift_radii,
+                                affinity_floor=floor, seed=config.seed)
     elif arm == "mmd_rff":
         dist = distances.create("mmd_rff", num_features=config.num_features, seed=config.seed, **kernel)
     elif arm == "mmd_exact":
@@ -220,10 +242,12 @@ def train_cells(
     *,
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 50,
+    ambient: bool = False,
 ) -> dict[tuple[str, int], torch.Tensor]:
     """Train the generators of ``cells`` (``(arm, batch_size)`` pairs) together.
 
-    Returns, per cell, ``num_eval`` generated points mapped back to the plane, (num_eval, 2).
+    Returns, per cell, ``num_eval`` generated points mapped back to the plane, (num_eval, 2), or
+    with ``ambient=True`` the generated features themselves, (num_eval, dim).
     ``on_progress(n)`` is called every ``progress_every`` iterations with the iterations done
     since the last call. Raises ``FloatingPointError`` naming the cell if a gradient goes
     non-finite (NaN never reaches the optimizer).
@@ -278,8 +302,15 @@ def train_cells(
                 for a, b in g.cells
             ])
             for cell, out in zip(g.cells, g.mlp(z)):
-                results[cell] = out @ q
+                results[cell] = out if ambient else out @ q
     return results
+
+
+def train_cells_ambient(
+    config: SpiralConfig, cells: Sequence[tuple[str, int]], *, on_progress: Callable[[int], None] | None = None
+) -> dict[tuple[str, int], torch.Tensor]:
+    """:func:`train_cells` returning features in R^dim (the runner's training function)."""
+    return train_cells(config, cells, on_progress=on_progress, ambient=True)
 
 
 #: Relative per-row cost of each arm's distance call + backward, in units of one generator row
@@ -290,6 +321,7 @@ _ARM_ROW_COST = {
     "frechet": 1.2,
     "sliced_wasserstein": 2.0,
     "drifting": 1.25,
+    "drifting_floor": 1.25,
     "mmd_rff": 1.7,
     "mmd_exact": 1.25,
     "mmd_nystrom": 1.35,
@@ -313,63 +345,6 @@ def _partition(cells: Sequence[tuple[str, int]], workers: int) -> list[list[tupl
     return parts
 
 
-def _worker(config: SpiralConfig, cells: list[tuple[str, int]], queue: Any) -> None:
-    """Worker-process entry: one thread, report progress and results through ``queue``."""
-    try:
-        torch.set_num_threads(1)
-        out = train_cells(config, cells, on_progress=lambda n: queue.put(("tick", n * len(cells))))
-        queue.put(("done", {c: v.numpy() for c, v in out.items()}))
-    except Exception:
-        queue.put(("error", traceback.format_exc()))
-
-
-def _run_workers(config: SpiralConfig, bar: Any) -> dict[tuple[str, int], torch.Tensor]:
-
-    ctx = mp.get_context("spawn")  # fork after torch's thread pools exist can deadlock
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(config, part, queue), daemon=True)
-             for part in _partition(config.cells, config.workers)]
-    for p in procs:
-        p.start()
-    try:
-        return _collect(queue, procs, bar)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join()
-
-
-def _collect(queue: Any, procs: Sequence[Any], bar: Any, poll_s: float = 1.0) -> dict[tuple[str, int], torch.Tensor]:
-    """Gather the workers' ticks and results; raise if a worker fails or dies without reporting.
-
-    A worker killed from outside (out of memory, a signal) never sends "done", so the queue is
-    polled and the processes checked between reads instead of blocking forever.
-    """
-
-    results: dict[tuple[str, int], torch.Tensor] = {}
-    remaining = len(procs)
-    while remaining:
-        try:
-            kind, payload = queue.get(timeout=poll_s)
-        except queue_module.Empty:
-            dead = [p.exitcode for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-            if dead:
-                raise RuntimeError(
-                    f"a spiral worker exited with code {dead[0]} without reporting "
-                    "(killed by a signal if negative, e.g. -9 when out of memory)"
-                ) from None
-            continue
-        if kind == "tick":
-            bar.update(payload)
-        elif kind == "done":
-            results.update({c: torch.from_numpy(v) for c, v in payload.items()})
-            remaining -= 1
-        else:
-            raise RuntimeError(f"a spiral worker failed:\n{payload}")
-    return results
-
-
 @dataclass
 class SpiralCell:
     """One trained cell: its scores and its planar evaluation samples (num_eval, 2)."""
@@ -379,6 +354,8 @@ class SpiralCell:
     recall: float
     med_dist: float
     samples: torch.Tensor
+    sw_ratio: float = math.nan  # SW_r in R^dim vs held-out real (1 ≈ a fresh real draw)
+    mmd_ratio: float = math.nan  # MMD_r (RFF-MMD² ratio) likewise
 
 
 @dataclass
@@ -391,14 +368,20 @@ class SpiralResult:
     real_recall: float
     wall_time_s: float
     load_avg: tuple[float, float, float]
+    #: fresh real draws scored by the neutral distances: (SW_r, MMD_r) each (≈ 1 on average)
+    real_neutral: list[tuple[float, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"real_floor", "wall_time_s", "cells": [{"batch_size", "arm", "recall", "med_dist"}]}``."""
+        """``{"seed", "real_floor", "real_neutral", "wall_time_s", "cells": [{"batch_size", "arm",
+        "recall", "med_dist", "sw_ratio", "mmd_ratio"}]}``."""
         return {
+            "seed": self.config.seed,
             "real_floor": self.real_floor,
+            "real_neutral": [list(r) for r in self.real_neutral],
             "wall_time_s": self.wall_time_s,
             "cells": [
-                {"batch_size": c.batch_size, "arm": c.arm, "recall": c.recall, "med_dist": c.med_dist}
+                {"batch_size": c.batch_size, "arm": c.arm, "recall": c.recall, "med_dist": c.med_dist,
+                 "sw_ratio": c.sw_ratio, "mmd_ratio": c.mmd_ratio}
                 for c in self.cells
             ],
         }
@@ -410,37 +393,82 @@ class SpiralResult:
         raise KeyError(f"no cell (arm={arm!r}, batch_size={batch_size}) in this result")
 
 
-def run_spiral(config: SpiralConfig = SpiralConfig(), *, progress: bool = True) -> SpiralResult:
-    """Train and score every cell of ``config``'s grid; the wall time covers the whole study."""
+def grid_jobs(config: SpiralConfig, key: Any = None) -> list[Job]:
+    """``config``'s grid as runner jobs: the cells split over ``config.workers`` by cost."""
+    parts = _partition(config.cells, config.workers)
+    return [
+        Job(key=(key, i), config=config, cells=tuple(part), iterations=config.iterations,
+            cost=cell_cost(config, part))
+        for i, part in enumerate(parts)
+    ]
 
-    start = time.perf_counter()
-    total = config.iterations * len(config.cells)
-    with tqdm(total=total, disable=not progress, unit="it", unit_scale=True, desc="spiral") as bar:
-        if config.workers == 1:
-            # One thread, like each worker: at these sizes a second OpenMP thread gains little
-            # on a quiet machine and spin-waits badly on a busy one.
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                samples = train_cells(
-                    config, config.cells, on_progress=lambda n: bar.update(n * len(config.cells))
-                )
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            samples = _run_workers(config, bar)
+
+def cell_cost(config: SpiralConfig, cells: Sequence[tuple[str, int]]) -> float:
+    """Estimated cost of training ``cells`` for ``config.iterations`` (the runner's split key)."""
+    return config.iterations * sum(_cell_cost(c) for c in cells)
+
+
+@functools.lru_cache(maxsize=8)
+def _neutral_scorer(seed: int, dim: int, num_samples: int, num_projections: int, num_features: int,
+                    spec: SpiralSpec) -> NeutralScorer:
+    # Its real draws depend on the seed and sizes only: studies that score many configurations
+    # of one seed (the batch axis) build it once.
+    return NeutralScorer(orthonormal_embedding(dim, seed=seed), seed, num_samples=num_samples,
+                         num_projections=num_projections, num_features=num_features, spec=spec)
+
+
+def score_samples(
+    config: SpiralConfig, features: dict[tuple[str, int], torch.Tensor], *, wall_time_s: float
+) -> SpiralResult:
+    """Score trained cells (``{cell: (num_eval, dim) features}``) into a :class:`SpiralResult`.
+
+    Recall and medDist in the plane (features mapped back by Qᵀ); SW_r and MMD_r in R^dim against
+    held-out real features of the same seed.
+    """
+    _, q = spiral_reference(config)
     scorer = SpiralScorer(config.spiral, num_anchors=config.num_anchors, radius=config.anchor_radius)
+    neutral = _neutral_scorer(config.seed, config.dim, config.num_eval, config.neutral_projections,
+                              config.neutral_features, config.spiral)
+    order = [c for c in config.cells if c in features]
+    ratios = neutral.score([features[c] for c in order])
     cells = []
-    for arm, b in config.cells:
-        recall, med = scorer.score(samples[(arm, b)])
-        cells.append(SpiralCell(batch_size=b, arm=arm, recall=recall, med_dist=med, samples=samples[(arm, b)]))
+    for (arm, b), (sw_r, mmd_r) in zip(order, ratios):
+        planar = features[(arm, b)] @ q
+        recall, med = scorer.score(planar)
+        cells.append(SpiralCell(batch_size=b, arm=arm, recall=recall, med_dist=med, samples=planar,
+                                sw_ratio=sw_r, mmd_ratio=mmd_r))
     # The floor: fresh real data scored like a generator (its own stream, not the reference set).
     real = sample_spiral(config.num_eval, spec=config.spiral,
                          generator=torch.Generator().manual_seed(config.seed + 1))
     real_recall, real_floor = scorer.score(real)
-    wall = time.perf_counter() - start
     return SpiralResult(config=config, cells=cells, real_floor=real_floor, real_recall=real_recall,
-                        wall_time_s=wall, load_avg=os.getloadavg())
+                        wall_time_s=wall_time_s, load_avg=os.getloadavg(),
+                        real_neutral=neutral.real_ratios)
+
+
+def run_spiral_seeds(
+    config: SpiralConfig, seeds: Sequence[int], *, progress: bool = True
+) -> list[SpiralResult]:
+    """The grid of ``config`` once per seed (``config.seed`` replaced), all seeds' jobs in one
+    pool of ``config.workers`` processes; each seed's cells are split as a single-seed run
+    splits them, so a seed's cells do not depend on how many seeds run beside it."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must list at least one seed, without repeats, got {list(seeds)}")
+    start = time.perf_counter()
+    configs = {s: replace(config, seed=s) for s in seeds}
+    jobs = [j for s, c in configs.items() for j in grid_jobs(c, key=s)]
+    out = run_jobs(jobs, train_cells_ambient, workers=config.workers, progress=progress, desc="spiral")
+    features: dict[int, dict[tuple[str, int], torch.Tensor]] = {s: {} for s in seeds}
+    for key, cells in out.items():
+        assert isinstance(key, tuple)  # grid_jobs keys are (seed, part)
+        features[key[0]].update(cells)
+    wall = time.perf_counter() - start
+    return [score_samples(configs[s], features[s], wall_time_s=wall) for s in seeds]
+
+
+def run_spiral(config: SpiralConfig = SpiralConfig(), *, progress: bool = True) -> SpiralResult:
+    """Train and score every cell of ``config``'s grid; the wall time covers the whole study."""
+    return run_spiral_seeds(config, (config.seed,), progress=progress)[0]
 
 
 def with_overrides(config: SpiralConfig, **overrides: Any) -> SpiralConfig:

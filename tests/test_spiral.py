@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from repmatch.apps.spiral import runner
 from repmatch.apps.spiral import study as sp
 from repmatch.apps.spiral.data import (
     SpiralScorer,
@@ -201,12 +202,14 @@ def test_cli_quick_end_to_end(tmp_path) -> None:
 
     assert main(["spiral", "--out", str(tmp_path), "--quick", "--no-progress"]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) == {"real_floor", "wall_time_s", "cells"}
+    assert {"study", "seeds", "real_floor", "wall_time_s", "cells", "runs"} <= set(results)
+    assert results["seeds"] == [0] and results["study"] == "spiral"
     assert abs(results["real_floor"] - 0.033) <= 0.005
     cells = {(c["batch_size"], c["arm"]) for c in results["cells"]}
     assert cells == {(b, a) for b in (8, 32, 128) for a in sp.ARMS}
     for c in results["cells"]:
         assert 0.0 <= c["recall"] <= 1.0 and c["med_dist"] >= 0.0
+        assert c["sw_ratio"] > 0 and c["mmd_ratio"] > 0
     assert (tmp_path / "spiral.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "spiral.md").read_text()
     by_cell = {(c["batch_size"], c["arm"]): c for c in results["cells"]}
@@ -214,7 +217,71 @@ def test_cli_quick_end_to_end(tmp_path) -> None:
         row = " | ".join(f"{by_cell[(b, a)]['recall']:.2f} / {by_cell[(b, a)]['med_dist']:.3f}" for a in sp.ARMS)
         assert f"| {b} | {row} |" in table
     assert "1 worker process(es)" in table
-    assert json.loads((tmp_path / "config.json").read_text())["iterations"] == 40
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["iterations"] == 40 and config["seeds"] == [0]
+    # `repmatch study spiral` is the same study: same cells, same numbers.
+    assert main(["study", "spiral", "--out", str(tmp_path / "study"), "--quick", "--no-progress"]) == 0
+    again = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert [(c["arm"], c["batch_size"], c["med_dist"], c["sw_ratio"]) for c in again["cells"]] == [
+        (c["arm"], c["batch_size"], c["med_dist"], c["sw_ratio"]) for c in results["cells"]]
+
+
+def test_study_quick_spiral_batch(tmp_path) -> None:
+    from repmatch.cli import main
+
+    assert main(["study", "spiral-batch", "--out", str(tmp_path), "--quick", "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    points = {(p["curve"], p["batch_size"]): p for p in doc["points"]}
+    assert set(points) == {(c, b) for c in ("matched", "fixed") for b in (8, 32, 128)}
+    ref_b, ref_t, lr = doc["reference"]["batch_size"], doc["reference"]["iterations"], doc["reference"]["lr"]
+    for b in (8, 32, 128):
+        m, f = points[("matched", b)], points[("fixed", b)]
+        assert m["batch_size"] * m["iterations"] == doc["budget"] == ref_b * ref_t
+        assert m["lr"] == pytest.approx(lr * math.sqrt(b / ref_b))
+        assert f["iterations"] == ref_t and f["lr"] == pytest.approx(lr)
+    # The shared reference cell is trained once: both curves carry the same numbers there.
+    assert points[("matched", ref_b)]["med_dist"] == points[("fixed", ref_b)]["med_dist"]
+    assert (tmp_path / "spiral-batch.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Matched budget" in (tmp_path / "spiral-batch.md").read_text()
+    assert json.loads((tmp_path / "config.json").read_text())["arm"] == "mmd_nystrom"
+
+
+def test_study_quick_spiral_distances_and_from_a_spiral_run(tmp_path) -> None:
+    from repmatch.cli import main
+
+    out = tmp_path / "d"
+    assert main(["study", "spiral-distances", "--out", str(out), "--quick", "--no-progress",
+                 "--arms", "frechet,drifting,drifting_floor,mmd_nystrom"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert {(c["batch_size"], c["arm"]) for c in doc["cells"]} == {
+        (b, a) for b in (32, 128) for a in ("frechet", "drifting", "drifting_floor", "mmd_nystrom")}
+    for b in ("32", "128"):
+        for label in ("SW_r", "MMD_r"):
+            order = doc["ranking"][b][label]["order"]
+            means = doc["ranking"][b][label]["means"]
+            assert [means[a] for a in order] == sorted(means.values())
+    assert (out / "spiral-distances.png").read_bytes()[:4] == b"\x89PNG"
+    # --from ranks an earlier grid's cells without training.
+    grid = tmp_path / "grid"
+    assert main(["spiral", "--out", str(grid), "--quick", "--no-progress", "--arms", "frechet,mmd_nystrom",
+                 "--batch-sizes", "32,128"]) == 0
+    ranked = tmp_path / "ranked"
+    assert main(["study", "spiral-distances", "--out", str(ranked), "--from", str(grid), "--no-progress"]) == 0
+    grid_cells = {(c["arm"], c["batch_size"]): c for c in json.loads((grid / "results.json").read_text())["cells"]}
+    for c in json.loads((ranked / "results.json").read_text())["cells"]:
+        assert c["sw_ratio"] == grid_cells[(c["arm"], c["batch_size"])]["sw_ratio"]
+
+
+def test_study_names_match_the_registry_and_bad_names_are_refused(tmp_path, capsys) -> None:
+    from repmatch.apps.spiral.studies import STUDIES
+    from repmatch.cli.study import STUDY_NAMES
+
+    assert STUDY_NAMES == STUDIES
+    from repmatch.apps.spiral.studies import run_study
+    with pytest.raises(ValueError, match="name must be one of"):
+        run_study("spiral-bogus", tmp_path)
+    with pytest.raises(ValueError, match="source"):
+        run_study("spiral", tmp_path, quick=True, source=tmp_path)
 
 
 def test_cli_rejects_bad_arm(tmp_path, capsys) -> None:
@@ -226,7 +293,7 @@ def test_cli_rejects_bad_arm(tmp_path, capsys) -> None:
 
 def test_default_workers_follow_the_usable_cpus() -> None:
     assert sp.SpiralConfig().workers == sp.usable_cpus() >= 1
-    assert len(sp._partition(sp.SpiralConfig().cells, 64)) == 18  # at most one worker per cell
+    assert len(sp._partition(sp.SpiralConfig().cells, 64)) == 21  # at most one worker per cell
 
 
 def test_worker_processes_match_in_process_training() -> None:
@@ -246,11 +313,11 @@ def test_a_worker_that_dies_silently_raises_instead_of_hanging() -> None:
 
     killed = SimpleNamespace(is_alive=lambda: False, exitcode=-9)
     with pytest.raises(RuntimeError, match="exited with code -9"):
-        sp._collect(queue.Queue(), [killed], bar=None, poll_s=0.01)
+        runner._collect(queue.Queue(), [killed], bar=None, poll_s=0.01)
     failed = queue.Queue()
     failed.put(("error", "Traceback: boom"))
     with pytest.raises(RuntimeError, match="boom"):
-        sp._collect(failed, [SimpleNamespace(is_alive=lambda: True, exitcode=None)], bar=None, poll_s=0.01)
+        runner._collect(failed, [SimpleNamespace(is_alive=lambda: True, exitcode=None)], bar=None, poll_s=0.01)
 
 
 def test_table_counts_the_processes_started_not_the_requested_workers() -> None:
@@ -262,3 +329,95 @@ def test_table_counts_the_processes_started_not_the_requested_workers() -> None:
     result = sp.SpiralResult(config=cfg, cells=cells, real_floor=0.033, real_recall=1.0, wall_time_s=1.0,
                              load_avg=(0.0, 0.0, 0.0))
     assert "2 worker process(es)" in format_table(result)  # one per cell: the split's cap
+
+
+# --- studies: neutral scores, ranking, seeds ---------------------------------------------------
+
+def test_neutral_ratios_match_a_numpy_formula() -> None:
+    import numpy as np
+
+    from repmatch.apps.spiral.neutral import NeutralScorer
+
+    q = orthonormal_embedding(6, seed=3)
+    scorer = NeutralScorer(q, seed=3, num_samples=300, num_projections=40, num_features=64, num_floor_draws=2)
+    gen = sample_spiral(300, generator=torch.Generator().manual_seed(9)) @ q.T * 1.1 + 0.05
+    theta = scorer.projections.numpy()
+    w, b = (t.numpy() for t in scorer.rff)
+    h = scorer.held_out.numpy()
+
+    def sw2(x):  # mean over projections of the mean squared gap of sorted projections
+        return np.mean([np.mean((np.sort(x @ theta[:, k]) - np.sort(h @ theta[:, k])) ** 2)
+                        for k in range(theta.shape[1])])
+
+    def mmd2(x):  # ‖mean φ(x) − mean φ(h)‖², φ(x) = sqrt(2/F) cos(xW + b)
+        phi = lambda z: np.sqrt(2.0 / w.shape[1]) * np.cos(z @ w + b)  # noqa: E731
+        return np.sum((phi(x).mean(0) - phi(h).mean(0)) ** 2)
+
+    reals = [scorer._draw(1 + i).numpy() for i in range(2)]
+    sw_floor = np.mean([np.sqrt(sw2(r)) for r in reals])
+    mmd_floor = np.mean([mmd2(r) for r in reals])
+    ((sw_r, mmd_r),) = scorer.score([gen])
+    g = gen.double().numpy()
+    assert sw_r == pytest.approx(np.sqrt(sw2(g)) / sw_floor, rel=1e-9)
+    assert mmd_r == pytest.approx(mmd2(g) / mmd_floor, rel=1e-9)
+    assert sw_r > 1.5 and mmd_r > 1.5  # a scaled, shifted spiral is far from real
+    assert np.mean([r[0] for r in scorer.real_ratios]) == pytest.approx(1.0)
+
+
+def test_kendall_tau_and_ranking_against_scipy() -> None:
+    from scipy.stats import kendalltau
+
+    from repmatch.apps.spiral.distance_ranking import kendall_tau, rank_arms, ranking_summary
+
+    a, b = ["p", "q", "r", "s", "t"], ["q", "p", "t", "r", "s"]
+    want = kendalltau([a.index(x) for x in a], [b.index(x) for x in a]).statistic
+    assert kendall_tau(a, b) == pytest.approx(want)
+    assert kendall_tau(a, a) == 1.0 and kendall_tau(a, a[::-1]) == -1.0
+    assert rank_arms({"x": 2.0, "y": 1.0, "z": 3.0}) == ["y", "x", "z"]
+    scores = [{(arm, 32): {"recall": 1.0, "med_dist": 0.1, "sw_ratio": v, "mmd_ratio": v * 2}
+               for arm, v in zip(("frechet", "drifting"), vals)} for vals in ((1.0, 2.0), (3.0, 1.5))]
+    r = ranking_summary(scores, ["frechet", "drifting"], [32])["32"]
+    assert r["SW_r"]["order"] == ["drifting", "frechet"]  # means 1.75 < 2.0
+    assert r["SW_r"]["seeds_matching_mean_order"] == 1
+    assert r["tau_sw_vs_mmd"] == 1.0
+
+
+def test_mean_sd_is_the_sample_standard_deviation() -> None:
+    import statistics
+
+    from repmatch.apps.spiral.report import mean_sd
+
+    values = [0.031, 0.028, 0.044]
+    assert mean_sd(values) == pytest.approx((statistics.mean(values), statistics.stdev(values)))
+    assert mean_sd([0.5]) == (0.5, 0.0)
+
+
+def test_drifting_floor_arm_shares_the_drifting_streams_and_differs_only_by_the_floor() -> None:
+    for stream in range(4):
+        assert sp._cell_seed(0, "drifting_floor", 128, stream) == sp._cell_seed(0, "drifting", 128, stream)
+    assert sp._cell_seed(0, "mmd_nystrom", 128, 0) != sp._cell_seed(0, "drifting", 128, 0)
+    ref, _ = sp.spiral_reference(sp.SpiralConfig())
+    cfg = sp.SpiralConfig()
+    assert sp.make_arm_distance("drifting", ref, cfg).affinity_floor == 0.0
+    assert sp.make_arm_distance("drifting_floor", ref, cfg).affinity_floor == cfg.drift_floor == 1e-6
+
+
+def test_seeds_run_together_equal_seeds_run_alone() -> None:
+    cfg = sp.SpiralConfig(iterations=3, num_eval=200, arms=("frechet",), batch_sizes=(8,), workers=1,
+                          neutral_projections=16, neutral_features=32)
+    both = sp.run_spiral_seeds(cfg, (0, 1), progress=False)
+    alone = sp.run_spiral(sp.with_overrides(cfg, seed=1), progress=False)
+    assert [r.config.seed for r in both] == [0, 1]
+    assert torch.equal(both[1].cells[0].samples, alone.cells[0].samples)
+    assert both[1].cells[0].sw_ratio == alone.cells[0].sw_ratio
+    assert not torch.equal(both[0].cells[0].samples, both[1].cells[0].samples)
+
+
+def test_runner_partition_balances_job_costs() -> None:
+    jobs = [runner.Job(key=i, config=None, cells=("c",), iterations=1, cost=c)
+            for i, c in enumerate((5.0, 4.0, 3.0, 3.0, 2.0, 1.0))]
+    parts = runner.partition_jobs(jobs, 2)
+    assert sorted(j.key for p in parts for j in p) == list(range(6))
+    assert [sum(j.cost for j in p) for p in parts] == [9.0, 9.0]
+    with pytest.raises(ValueError, match="workers"):
+        runner.partition_jobs(jobs, 0)

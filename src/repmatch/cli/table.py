@@ -22,6 +22,7 @@ VERBS: tuple[str, ...] = (
     "repmatch.cli.eval",
     "repmatch.cli.report",
     "repmatch.cli.spiral",
+    "repmatch.cli.study",
     "repmatch.cli.fmnist",
 )
 

@@ -1,0 +1,93 @@
+"""``repmatch study NAME``: the controlled studies on the spiral (paper Fig. 3, Fig. 4, Table 4).
+
+``spiral`` is the Fig. 3 grid (``repmatch spiral`` is the same study), ``spiral-batch`` the batch
+axis, ``spiral-distances`` the distance ranking by two neutral distances. Each writes
+``results.json``, ``NAME.md``, ``NAME.png`` and ``config.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def csv_values(kind: type) -> Any:
+    """An argparse type: comma-separated values of ``kind``."""
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(kind(t.strip()) for t in text.split(",") if t.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+    return parse
+
+#: The study names (repeated from repmatch.apps.spiral.studies.STUDIES so that --help imports
+#: no torch; tests/test_spiral.py checks the two agree).
+STUDY_NAMES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
+
+
+def add_study_options(p: Any) -> None:
+    """The options every study takes (``repmatch spiral`` shares them)."""
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quick", action="store_true", help="smoke test: seconds, in-process, small scorers")
+    p.add_argument("--seeds", type=csv_values(int), default=None,
+                   help="comma-separated seeds (default: 0 for spiral, 0,1,2 for the others; 0 with --quick)")
+    p.add_argument("--arms", type=csv_values(str), default=None, help="comma-separated arms (default: all)")
+    p.add_argument("--batch-sizes", type=csv_values(int), default=None,
+                   help="comma-separated batch sizes (spiral: 8,32,128; spiral-distances: 32,128; "
+                   "spiral-batch: 8,...,1024)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training steps per cell (spiral-batch: at the reference batch size)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes, one thread each (default: one per usable CPU; 1 runs in-process)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "study",
+        help="run a controlled study on the spiral: spiral (Fig. 3), spiral-batch (Fig. 4), "
+        "spiral-distances (Table 4)",
+        description="Run one controlled study and write results.json, NAME.md, NAME.png and "
+        "config.json under --out.",
+    )
+    p.add_argument("name", choices=STUDY_NAMES, help="the study")
+    add_study_options(p)
+    p.add_argument("--from", dest="source", default=None,
+                   help="spiral-distances only: rank the cells of an earlier spiral study's "
+                   "results.json (directory or file) instead of training them")
+    p.set_defaults(func=run)
+
+
+def run_named(name: str, args: argparse.Namespace, source: str | None = None) -> int:
+    """Run study ``name`` with the parsed options; the exit status."""
+    from ..apps.spiral.studies import resolve_config, run_study
+
+    prog = f"repmatch {'spiral' if getattr(args, 'verb', None) == 'spiral' else 'study'}"
+    overrides = {"arms": args.arms, "batch_sizes": args.batch_sizes, "iterations": args.iterations,
+                 "workers": args.workers}
+    try:
+        if args.seed_alias is not None:
+            if args.seeds is not None:
+                raise ValueError("pass --seed or --seeds, not both")
+            args.seeds = (args.seed_alias,)
+        config = resolve_config(name, quick=args.quick, seeds=args.seeds, **overrides)
+        if args.dry_run:
+            print(json.dumps(config.to_dict(), indent=2))
+            return 0
+        paths = run_study(name, args.out, quick=args.quick, seeds=args.seeds,
+                          progress=not args.no_progress, source=source, **overrides)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    with open(paths["table"], encoding="utf-8") as f:
+        print(f.read(), end="")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    args.seed_alias = None
+    return run_named(args.name, args, source=args.source)

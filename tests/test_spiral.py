@@ -289,6 +289,10 @@ def test_cli_rejects_bad_arm(tmp_path, capsys) -> None:
 
     assert main(["spiral", "--out", str(tmp_path), "--arms", "frechet,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+    assert main(["spiral", "--out", str(tmp_path), "--seed", "1", "--seeds", "2"]) == 2
+    assert "--seed or --seeds" in capsys.readouterr().err
+    assert main(["study", "spiral-batch", "--out", str(tmp_path), "--batch-sizes", "8,8", "--dry-run"]) == 2
+    assert "batch_sizes" in capsys.readouterr().err
 
 
 def test_default_workers_follow_the_usable_cpus() -> None:

@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
 
 def run_named(name: str, args: argparse.Namespace, source: str | None = None) -> int:
     """Run study ``name`` with the parsed options; the exit status."""
-    from ..apps.spiral.studies import resolve_config, run_study
+    from ..apps.spiral.studies import default_seeds, resolve_config, run_study
 
     prog = f"repmatch {'spiral' if getattr(args, 'verb', None) == 'spiral' else 'study'}"
     overrides = {"arms": args.arms, "batch_sizes": args.batch_sizes, "iterations": args.iterations,
@@ -75,7 +75,11 @@ def run_named(name: str, args: argparse.Namespace, source: str | None = None) ->
             args.seeds = (args.seed_alias,)
         config = resolve_config(name, quick=args.quick, seeds=args.seeds, **overrides)
         if args.dry_run:
-            print(json.dumps(config.to_dict(), indent=2))
+            resolved = config.to_dict()
+            if "seed" in resolved:  # a spiral grid: the seeds it runs replace the one seed field
+                resolved.pop("seed")
+                resolved["seeds"] = list(args.seeds or default_seeds(name, args.quick))
+            print(json.dumps(resolved, indent=2))
             return 0
         paths = run_study(name, args.out, quick=args.quick, seeds=args.seeds,
                           progress=not args.no_progress, source=source, **overrides)

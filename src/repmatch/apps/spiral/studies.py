@@ -28,7 +28,7 @@ from .distance_ranking import (
 from .report import mean_sd, png_writer, write_spiral_outputs
 from .study import SpiralConfig, quick_config, run_spiral_seeds, with_overrides
 
-__all__ = ["STUDIES", "resolve_config", "run_study"]
+__all__ = ["STUDIES", "default_seeds", "resolve_config", "run_study"]
 
 STUDIES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
 
@@ -66,7 +66,8 @@ def resolve_config(
     return with_overrides(base, **overrides)
 
 
-def _default_seeds(name: str, quick: bool) -> tuple[int, ...]:
+def default_seeds(name: str, quick: bool) -> tuple[int, ...]:
+    """The seeds a study runs when none are given: one for ``spiral`` and ``--quick``, else three."""
     return (0,) if quick or name == "spiral" else (0, 1, 2)
 
 
@@ -91,7 +92,7 @@ def run_study(
     if name == "spiral-batch":
         points, wall = run_batch_axis(config, progress=progress)
         return _write_batch(config, points, wall, Path(out))
-    run_seeds = tuple(seeds) if seeds else _default_seeds(name, quick)
+    run_seeds = tuple(seeds) if seeds else default_seeds(name, quick)
     if name == "spiral":
         return write_spiral_outputs(run_spiral_seeds(config, run_seeds, progress=progress), out)
     if source is not None:

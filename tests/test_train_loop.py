@@ -102,7 +102,9 @@ def test_nonfinite_step_is_skipped_and_logged(tmp_path):
 def test_all_encoders_satisfied_means_no_update(tmp_path):
     task = make_task(floors={"lin": 10.0, "tanh": 10.0})
     before = [p.detach().clone() for p in task.generator.parameters()]
-    out = train(make_config(tmp_path, total_steps=2), task=task)
+    with pytest.warns(RuntimeWarning, match="floors are too high") as caught:
+        out = train(make_config(tmp_path, total_steps=2), task=task)
+    assert sum("floors are too high" in str(w.message) for w in caught) == 1  # once, not per step
     assert out["last"]["status"] == "satisfied" and out["last"]["weight"] == {"lin": 0.0, "tanh": 0.0}
     assert all(torch.equal(p, q) for p, q in zip(out["generator"].parameters(), before))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import shlex
 import sys
 from pathlib import Path
@@ -21,16 +22,19 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "your_data.md"
 pytest.importorskip("efficientnet_lite_pytorch", reason="needs repmatch[offline] (efficientnet_lite0)")
 
 
-def doc_blocks() -> tuple[dict[str, str], list[str]]:
-    """``({file name: content}, [command lines])`` of the doc's fenced blocks, in order."""
-    files, commands = {}, []
+def doc_blocks() -> tuple[dict[str, str], list[str], list[str]]:
+    """``({file name: content}, [command lines], [python snippets])`` of the doc's fenced
+    blocks, in order."""
+    files, commands, snippets = {}, [], []
     for info, body in re.findall(r"```([^\n]*)\n(.*?)```", DOC.read_text(), flags=re.DOTALL):
         parts = info.split()
         if len(parts) == 2:  # "python mygen.py", "json run.json": a file to write
             files[parts[1]] = body
         elif parts == ["bash"]:
             commands += [line for line in body.splitlines() if line.startswith("repmatch ")]
-    return files, commands
+        elif parts == ["python"]:
+            snippets.append(body)
+    return files, commands, snippets
 
 
 def write_images(root: Path) -> None:
@@ -52,7 +56,7 @@ def write_images(root: Path) -> None:
 def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tutorial")
     write_images(root)
-    files, commands = doc_blocks()
+    files, commands, _ = doc_blocks()
     assert set(files) == {"mygen.py", "run.json"} and len(commands) == 7, (files.keys(), commands)
     for name, body in files.items():
         (root / name).write_text(body)
@@ -126,3 +130,21 @@ def test_eval_of_the_run_equals_eval_of_its_written_samples(tutorial: Path) -> N
 def test_the_report_shows_the_run(tutorial: Path) -> None:
     html = (tutorial / "runs/mine/report.html").read_text()
     assert "efficientnet_lite0" in html and "<img" in html
+
+
+def test_the_python_api_section_runs_and_both_ways_agree(tutorial: Path) -> None:
+    _, _, snippets = doc_blocks()
+    assert len(snippets) == 1
+    cwd = Path.cwd()
+    os.chdir(tutorial)
+    sys.path.insert(0, str(tutorial))
+    try:
+        (tutorial / "api_example.py").write_text(snippets[0])
+        scope = runpy.run_path(str(tutorial / "api_example.py"))
+    finally:
+        sys.path.remove(str(tutorial))
+        os.chdir(cwd)
+    general, hand_built = scope["general"], scope["hand_built"]
+    assert general["step"] == hand_built["step"] == 1
+    for (name, a), b in zip(general["generator"].state_dict().items(), hand_built["generator"].state_dict().values()):
+        assert torch.equal(a, b), name

@@ -346,6 +346,7 @@ def train(
         bar = tqdm(total=iv.total_nimg, initial=trainer.nimg, unit="img", dynamic_ncols=True)
     window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": trainer.nimg}
     last: dict[str, Any] = {}
+    warned_satisfied = False
     while trainer.nimg < limit:
         before = trainer.nimg
         last = trainer.step_once()
@@ -364,6 +365,15 @@ def train(
         else:
             window["loss"] += last["loss"]
             window["steps"] += 1
+        if last["status"] == "satisfied" and not warned_satisfied and env.is_main:
+            warned_satisfied = True  # once per call: a run may legitimately end at its floors
+            warnings.warn(
+                f"every training encoder is at or below its real floor at nimg={now}: no update. "
+                "If the samples are still poor, the floors are too high (a validation set too "
+                "small, or measured at another batch size): rebuild them with more validation "
+                "images (repmatch references --val)",
+                RuntimeWarning,
+            )
         if _crossed(before, now, iv.log_every_nimg):
             elapsed = time.perf_counter() - window["t0"]
             excess = trainer.controller.excess() if trainer.controller.smoothed is not None else {}

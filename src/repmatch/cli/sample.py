@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str) -> tuple[Any, int]:
-    """The run's generator and class count; application tasks come from the command line's table."""
+def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str) -> Any:
+    """The run's :class:`repmatch.train.runs.RunGenerator`; application tasks come from the
+    command line's table."""
     from ..train.runs import load_run_generator
     from .table import TASKS, load
 
@@ -39,19 +40,26 @@ def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._io import atomic_write_json
     from ..generators import GeneratedImages, write_samples_npz
     from ..images import make_grid, save_png
 
-    generator, num_classes = load_generator(args.run_dir, args.checkpoint, not args.no_ema, args.device)
+    run = load_generator(args.run_dir, args.checkpoint, not args.no_ema, args.device)
     out = Path(args.out)
+    kw = {"num_samples": args.num, "num_classes": run.num_classes, "conditions": run.conditions, "seed": args.seed}
     if out.suffix == ".npz":
-        write_samples_npz(generator, out, num_samples=args.num, num_classes=num_classes, seed=args.seed)
+        write_samples_npz(run.generator, out, **kw)
     else:
-        images = GeneratedImages(generator, num_samples=args.num, num_classes=num_classes, seed=args.seed)
+        images = GeneratedImages(run.generator, **kw)
         for i in range(len(images)):
             image, label = images[i]
-            folder = out / str(label) if num_classes else out
+            folder = out / str(label) if run.num_classes else out
             save_png(folder / f"{i:06d}.png", make_grid(image[None], nrow=1, pad=0))
-    kind = f"class-balanced over {num_classes} classes" if num_classes else "unconditional"
+    kind = f"class-balanced over {run.num_classes} classes" if run.num_classes else "unconditional"
+    if run.captions is not None:
+        # Row i was conditioned on caption i mod P of the reference pool.
+        used = [run.captions[i % len(run.captions)] for i in range(args.num)]
+        atomic_write_json(out.with_name(out.stem + ".captions.json"), used)
+        kind = f"conditioned on the references' captions, listed in {out.stem}.captions.json"
     print(f"wrote {args.num} samples ({kind}) to {out}")
     return 0

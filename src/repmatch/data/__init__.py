@@ -7,6 +7,7 @@ exact content source (used by feature stores to refuse resuming over different d
 ``num_classes`` (0 when unlabelled). :func:`open_dataset` picks the reader from a string.
 """
 
+from .captions import captions_in_order, read_captions
 from .fmnist import FMNIST_SPLITS, FashionMNIST, default_fmnist_root, read_idx
 from .folder import IMAGE_SUFFIXES, ImageFolder
 from .npz import NpzImages
@@ -18,7 +19,9 @@ __all__ = [
     "FashionMNIST",
     "ImageFolder",
     "NpzImages",
+    "captions_in_order",
     "default_fmnist_root",
     "open_dataset",
+    "read_captions",
     "read_idx",
 ]

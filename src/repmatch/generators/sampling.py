@@ -78,10 +78,11 @@ class GeneratedImages(Dataset[tuple[torch.Tensor, int]]):
     """``num_samples`` images of ``generator`` as a dataset, produced block by block on first
     access, so a generator can be evaluated without writing its images first.
 
-    Row ``i`` is exactly row ``i`` of :func:`write_samples_npz` with the same ``seed`` and
-    ``num_classes`` (the same noise and labels, rounded to uint8 the same way), returned as
-    float ``(C, H, W)`` in [0, 1] with its label (``-1`` when unconditional). Read it in order
-    (``num_workers=0``): each block of ``block_size`` rows is generated once.
+    Row ``i`` is exactly row ``i`` of :func:`write_samples_npz` with the same ``seed``,
+    ``num_classes`` and ``conditions`` (the same noise and conditions, rounded to uint8 the
+    same way), returned as float ``(C, H, W)`` in [0, 1] with its label (``-1`` unless
+    class-conditional). Read it in order (``num_workers=0``): each block of ``block_size`` rows
+    is generated once.
     """
 
     def __init__(
@@ -90,16 +91,16 @@ class GeneratedImages(Dataset[tuple[torch.Tensor, int]]):
         *,
         num_samples: int,
         num_classes: int = 0,
+        conditions: torch.Tensor | None = None,
         seed: int = 0,
         block_size: int = 500,
         spec: str = "generator",
     ) -> None:
         check_positive("num_samples", num_samples, integer=True)
-        check_nonnegative_int("num_classes", num_classes)
         check_positive("block_size", block_size, integer=True)
         self.generator, self.num_samples, self.num_classes = generator, num_samples, num_classes
         self.block_size = block_size
-        self.noise, self.labels = _noise_and_labels(generator, num_samples, num_classes, seed)
+        self.noise, self.labels, self.rows = _inputs(generator, num_samples, num_classes, conditions, seed)
         self.spec = f"{spec}[n={num_samples},classes={num_classes},seed={seed}]"
         self._block: tuple[int, torch.Tensor] | None = None
 
@@ -112,15 +113,21 @@ class GeneratedImages(Dataset[tuple[torch.Tensor, int]]):
         block = index // self.block_size
         if self._block is None or self._block[0] != block:
             rows = slice(block * self.block_size, (block + 1) * self.block_size)
-            self._block = (block, _generate_u8(self.generator, self.noise[rows], self.labels[rows],
-                                               self.num_classes).float() / 255.0)
+            cond = None if self.rows is None else self.rows[rows]
+            self._block = (block, _generate_u8(self.generator, self.noise[rows], cond).float() / 255.0)
         label = int(self.labels[index]) if self.num_classes else -1
         return self._block[1][index - block * self.block_size], label
 
 
-def _noise_and_labels(
-    generator: nn.Module, num_samples: int, num_classes: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(
+    generator: nn.Module, num_samples: int, num_classes: int, conditions: torch.Tensor | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(noise, labels, condition rows)``: the generator's condition of row ``i`` is
+    ``i mod num_classes`` (class), ``conditions[i mod P]`` (a pool of ``P`` condition rows, e.g.
+    caption embeddings), or ``None``; labels are ``-1`` unless class-conditional."""
+    check_nonnegative_int("num_classes", num_classes)
+    if num_classes and conditions is not None:
+        raise ValueError("give num_classes (class labels) or conditions (a pool of rows), not both")
     if not hasattr(generator, "noise_shape"):
         raise TypeError("generator must have a noise_shape attribute (the Generator protocol)")
     # One draw for all rows: torch's CPU randn fills small and large tensors in different
@@ -130,16 +137,18 @@ def _noise_and_labels(
         generator=torch.Generator().manual_seed(seed),
     )
     labels = torch.arange(num_samples) % num_classes if num_classes else torch.full((num_samples,), -1)
-    return noise, labels
+    rows = labels if num_classes else None
+    if conditions is not None:
+        rows = conditions[torch.arange(num_samples) % conditions.shape[0]]
+    return noise, labels, rows
 
 
 @torch.no_grad()
-def _generate_u8(generator: nn.Module, noise: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``round(255·clamp(g(noise, labels)))`` as uint8 on the CPU (``condition=None`` when
-    unconditional)."""
+def _generate_u8(generator: nn.Module, noise: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+    """``round(255·clamp(g(noise, condition)))`` as uint8 on the CPU."""
     device = next(generator.parameters()).device
-    condition = labels.to(device) if num_classes else None
-    images = generator(noise.to(device), condition).clamp(0, 1)
+    cond = None if condition is None else condition.to(device)
+    images = generator(noise.to(device), cond).clamp(0, 1)
     return (images * 255 + 0.5).floor().to(torch.uint8).cpu()
 
 
@@ -150,6 +159,7 @@ def write_samples_npz(
     *,
     num_samples: int,
     num_classes: int = 10,
+    conditions: torch.Tensor | None = None,
     seed: int = 0,
     batch_size: int = 500,
 ) -> Path:
@@ -157,17 +167,19 @@ def write_samples_npz(
 
     Arrays: ``images`` uint8 ``(N, C, H, W)`` (``round(255·x)``), ``labels`` int64 ``(N,)`` with
     ``labels[i] = i mod num_classes``; ``num_classes=0`` samples an unconditional generator
-    (``condition=None``, labels ``-1``). The noise ``(N, *noise_shape)`` is drawn at once on the
+    (``condition=None``, labels ``-1``), or with ``conditions`` ``(P, ...)`` one conditioned on
+    row ``i mod P`` of that pool (e.g. caption embeddings; labels ``-1``). The noise ``(N, *noise_shape)`` is drawn at once on the
     CPU from ``seed`` (held in memory: N·prod(noise_shape) floats), so the file does not depend
     on ``batch_size`` or the device, and two generators with one ``noise_shape`` sampled with
     one seed share their noise row for row.
     """
     check_positive("num_samples", num_samples, integer=True)
-    check_nonnegative_int("num_classes", num_classes)
     check_positive("batch_size", batch_size, integer=True)
-    noise, labels = _noise_and_labels(generator, num_samples, num_classes, seed)
+    if conditions is not None:
+        num_classes = 0
+    noise, labels, rows = _inputs(generator, num_samples, num_classes, conditions, seed)
     chunks = [
-        _generate_u8(generator, noise[i : i + batch_size], labels[i : i + batch_size], num_classes)
+        _generate_u8(generator, noise[i : i + batch_size], None if rows is None else rows[i : i + batch_size])
         for i in range(0, num_samples, batch_size)
     ]
     images_u8, labels_i64 = torch.cat(chunks).numpy(), labels.numpy()

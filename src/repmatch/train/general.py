@@ -10,9 +10,10 @@ Built from a :class:`TrainConfig` alone, so ``repmatch train --config FILE`` and
   match the battery's (the same feature space);
 - floors are the real floors stored with the references (``repmatch references --val``), or 0
   with a warning when none were measured (the controller then never gates an encoder off);
-- references built joint with class labels make the run class-conditional: the condition pool
-  is the reference's own labels (App. E.1) and the features are ``φ(x) ⊕ β·onehot(c)`` with the
-  references' ``β``; the generator receives the labels as its condition;
+- references built joint with a condition make the run conditional: the condition pool is the
+  reference's own conditions (App. E.1) and the features are ``φ(x) ⊕ β·τ(c)`` with the
+  references' ``β``; the generator receives the class labels ``(N,)``, or for text the caption
+  embeddings ``(N, E)``, as its condition;
 - ``config.heldout_encoders`` are scored (against their references), never trained on.
 """
 
@@ -26,7 +27,7 @@ import torch
 from ..generators import build_generator
 from ..represent import ConditionPool, EncoderBattery
 from .config import TrainConfig
-from .references import References
+from .references import ClassCondition, References, TextCondition
 from .task import TrainTask
 
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]
@@ -80,7 +81,13 @@ def general_task(config: TrainConfig, device: torch.device) -> TrainTask:
             RuntimeWarning, stacklevel=2,
         )
     condition = refs.condition
-    pool = None if condition is None else ConditionPool.from_labels(refs.labels(), condition.num_classes)
+    pool = None
+    if isinstance(condition, ClassCondition):
+        pool = ConditionPool.from_labels(refs.conditions(), condition.num_classes)
+    elif isinstance(condition, TextCondition):
+        # The generator is conditioned on the caption embedding itself.
+        embeddings = refs.conditions()
+        pool = ConditionPool(embeddings, embeddings)
     held_battery, held_distances = side(held) if held else (None, {})
     held_floors = refs.floors(held) if held else {}
     return TrainTask(

@@ -2,8 +2,10 @@
 feature store, with the controller's real floors — what ``repmatch references`` writes and what
 a training task reads.
 
-Per encoder ``φ`` the pool is ``φ(x_j)``, or the joint features of eq. 4 when the store's labels
-condition the run, ``Φ(x_j, c_j) = φ(x_j) ⊕ β·onehot(c_j)``. The kernel is a sum of Gaussians at
+Per encoder ``φ`` the pool is ``φ(x_j)``, or the joint features of eq. 4 when the run is
+conditional, ``Φ(x_j, c_j) = φ(x_j) ⊕ β·τ(c_j)``: ``τ(c) = onehot(c)`` for the store's class
+labels (:class:`ClassCondition`), or a frozen text encoder's embedding of each image's caption
+(:class:`TextCondition`, e.g. ``minilm_l6``). The kernel is a sum of Gaussians at
 ``σ_s = s × median heuristic`` of the pool for each ``bandwidth_scale`` ``s``; each ``σ_s`` has its
 own reference (``scale<k>/``), all sharing one set of landmarks. The real floor of encoder ``φ``
 is the same eq.-3 estimator on real validation features, ``b_φ = mean_k MMD²(val_k, ref_φ)`` over
@@ -15,8 +17,9 @@ Directory layout (``references.json`` is written last, so a directory without it
     DIR/references.json           format, encoders (fingerprint, scales, bandwidths, pool),
                                   condition, floors
     DIR/<encoder>/scale<k>/       one NystromReference per kernel scale
-    DIR/conditions.safetensors    the pool's labels (class conditioning): the training condition
-                                  pool mirrors them (App. E.1)
+    DIR/conditions.safetensors    the pool's labels (class) or caption embeddings (text): the
+                                  training condition pool mirrors them (App. E.1)
+    DIR/captions.json             the pool's captions (text conditioning)
 """
 
 from __future__ import annotations
@@ -37,13 +40,15 @@ from .._io import atomic_save_safetensors, atomic_write_json
 from .._validate import check_nonnegative_int, check_positive, check_scales
 from ..compare import NystromReference, joint_bandwidths, median_bandwidth, mmd_nystrom_loss
 from ..compare.kernels import multiscale_bandwidths
+from ..data import ImageFolder, captions_in_order, open_dataset, read_captions
 from ..features import FeatureStore
-from ..represent import one_hot_embedding
+from ..represent import TextEncoder, create, one_hot_embedding
 from .task import estimate_floors
 
 FORMAT = "repmatch.references/1"
 MANIFEST = "references.json"
 CONDITIONS = "conditions.safetensors"
+CAPTIONS = "captions.json"
 #: Disjoint validation batches below which a floor estimate is flagged as unreliable.
 MIN_FLOOR_BATCHES = 8
 #: Relative standard error of a floor above which it is flagged as unreliable.
@@ -65,10 +70,59 @@ class ClassCondition:
         """The joint feature space ``φ ⊕ β·onehot(c)`` (names the reference)."""
         return f"{image_fingerprint}+onehot{self.num_classes}*{self.beta:g}"
 
+    def embed(self, labels: torch.Tensor) -> torch.Tensor:
+        """``τ(c) = onehot(c)``: labels ``(N,)`` → ``(N, num_classes)`` float32."""
+        return one_hot_embedding(labels.long(), self.num_classes)
+
     def join(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``φ(x) ⊕ β·onehot(c)``: ``(N, D)``, ``(N,)`` → ``(N, D + num_classes)``."""
-        emb = one_hot_embedding(labels.long(), self.num_classes).to(features)
-        return torch.cat([features, self.beta * emb], dim=1)
+        return torch.cat([features, self.beta * self.embed(labels).to(features)], dim=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextCondition:
+    """Text conditioning of eq. 4: ``τ(c)`` is a frozen text encoder's embedding of the caption
+    (computed once, :func:`embed_captions`), scaled by ``beta``."""
+
+    encoder: str
+    encoder_fingerprint: str
+    dim: int
+    beta: float
+
+    def __post_init__(self) -> None:
+        check_positive("dim", self.dim, integer=True)
+        check_positive("beta", self.beta)
+
+    def fingerprint(self, image_fingerprint: str) -> str:
+        """The joint feature space ``φ ⊕ β·τ_text(c)`` (names the reference)."""
+        return f"{image_fingerprint}+{self.encoder_fingerprint}*{self.beta:g}"
+
+    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The caption embeddings themselves ``(N, dim)`` (they are the condition rows)."""
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"caption embeddings must have shape (N, {self.dim}), got {tuple(embeddings.shape)}")
+        return embeddings.float()
+
+    def join(self, features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """``φ(x) ⊕ β·τ(c)``: ``(N, D)``, ``(N, dim)`` → ``(N, D + dim)``."""
+        return torch.cat([features, self.beta * self.embed(embeddings).to(features)], dim=1)
+
+
+Condition = ClassCondition | TextCondition
+
+
+@torch.no_grad()
+def embed_captions(captions: Sequence[str], encoder: str = "minilm_l6", *, batch_size: int = 256,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, TextCondition]:
+    """``(embeddings (N, E) float32 on the CPU, the condition at β = 1)`` of ``captions`` under
+    the text encoder ``encoder``; rescale with ``dataclasses.replace(condition, beta=...)``."""
+    text = create(encoder, device=device)
+    if not isinstance(text, TextEncoder):
+        raise ValueError(f"encoder must be a text encoder (modality 'text'), got {encoder!r}")
+    chunks = [text(list(captions[i : i + batch_size])).float().cpu() for i in range(0, len(captions), batch_size)]
+    embeddings = torch.cat(chunks)
+    return embeddings, TextCondition(encoder=encoder, encoder_fingerprint=text.spec.fingerprint,
+                                     dim=int(embeddings.shape[1]), beta=1.0)
 
 
 def build_references(
@@ -77,7 +131,7 @@ def build_references(
     encoder: str | None = None,
     fingerprint: str,
     labels: torch.Tensor | None = None,
-    condition: ClassCondition | None = None,
+    condition: Condition | None = None,
     num_landmarks: int = 4096,
     bandwidth_scale: float | Sequence[float] = 1.0,
     seed: int = 0,
@@ -87,9 +141,10 @@ def build_references(
 ) -> tuple[NystromReference, ...]:
     """One reference per kernel scale over ``pool`` (see module doc).
 
-    ``pool`` is an in-memory ``(N, D)`` tensor (with ``labels`` ``(N,)`` when ``condition`` is
-    given), or a :class:`FeatureStore` with ``encoder`` naming its features, read in blocks of
-    ``chunk_rows`` rows so the pool never has to fit in memory (its labels are the store's). The
+    ``pool`` is an in-memory ``(N, D)`` tensor, or a :class:`FeatureStore` with ``encoder``
+    naming its features, read in blocks of ``chunk_rows`` rows so the pool never has to fit in
+    memory. With a ``condition``, ``labels`` holds each row's condition: class labels ``(N,)``
+    (a store's own labels by default) or caption embeddings ``(N, E)`` for text. The
     median heuristic of the streamed path reads the same seeded 4096-row subsample that
     :func:`repmatch.compare.median_bandwidth` draws, so both paths agree on ``σ``.
     """
@@ -112,9 +167,15 @@ def build_references(
     if encoder is None:
         raise ValueError("encoder must name the store's features when pool is a FeatureStore")
     store = pool
-    store_labels = store.labels if condition is not None else None
-    if store_labels is not None and int(store_labels.min()) < 0:
-        raise ValueError(f"the store {store.root} has unlabelled rows; class conditioning needs labels")
+    store_labels = labels
+    if condition is not None and store_labels is None:
+        if not isinstance(condition, ClassCondition):
+            raise ValueError("labels: the caption embeddings of the store's rows are required for text conditioning")
+        store_labels = store.labels
+        if int(store_labels.min()) < 0:
+            raise ValueError(f"the store {store.root} has unlabelled rows; class conditioning needs labels")
+    if store_labels is not None and store_labels.shape[0] != len(store):
+        raise ValueError(f"labels has {store_labels.shape[0]} rows, the store {len(store)}")
 
     def rows(index: torch.Tensor | slice) -> torch.Tensor:
         feats = store.read(encoder, rows=index)
@@ -257,13 +318,21 @@ class References:
         return list(self.manifest["encoders"])
 
     @property
-    def condition(self) -> ClassCondition | None:
+    def condition(self) -> Condition | None:
         c = self.manifest.get("condition")
-        return None if c is None else ClassCondition(num_classes=c["num_classes"], beta=c["beta"])
+        if c is None:
+            return None
+        fields = {k: v for k, v in c.items() if k != "kind"}
+        return ClassCondition(**fields) if c["kind"] == "class" else TextCondition(**fields)
 
-    def labels(self) -> torch.Tensor:
-        """The pool's labels (class conditioning only)."""
-        return load_file(str(self.root / CONDITIONS))["labels"]
+    def conditions(self) -> torch.Tensor:
+        """Each pool row's condition: labels ``(N,)`` (class) or caption embeddings ``(N, E)``."""
+        tensors = load_file(str(self.root / CONDITIONS))
+        return tensors["labels"] if "labels" in tensors else tensors["embeddings"]
+
+    def captions(self) -> list[str]:
+        """The pool's captions (text conditioning)."""
+        return list(json.loads((self.root / CAPTIONS).read_text()))
 
     def distance(self, encoder: str, image_fingerprint: str, device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
         """The eq.-3 loss of ``encoder`` (whose battery fingerprint is ``image_fingerprint``)."""
@@ -293,21 +362,27 @@ def write_manifest(
     root: str | Path,
     *,
     encoders: Mapping[str, Mapping[str, Any]],
-    condition: ClassCondition | None,
+    condition: Condition | None,
     labels: torch.Tensor | None,
     floors: FloorEstimate | None,
     settings: Mapping[str, Any],
+    captions: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``references.json`` (and the condition labels) for the references under ``root``."""
+    """Write ``references.json`` (and the pool's conditions) for the references under ``root``."""
     root = Path(root)
     if condition is not None:
         if labels is None:
             raise ValueError("labels are required with a condition")
-        atomic_save_safetensors(root / CONDITIONS, {"labels": labels.long().contiguous()})
+        key, rows = (("labels", labels.long()) if isinstance(condition, ClassCondition)
+                     else ("embeddings", labels.float()))
+        atomic_save_safetensors(root / CONDITIONS, {key: rows.contiguous()})
+    if captions is not None:
+        atomic_write_json(root / CAPTIONS, list(captions))
+    kind = {ClassCondition: "class", TextCondition: "text"}
     manifest = {
         "format": FORMAT,
         "encoders": {k: dict(v) for k, v in encoders.items()},
-        "condition": None if condition is None else asdict(condition),
+        "condition": None if condition is None else {"kind": kind[type(condition)], **asdict(condition)},
         "floors": None if floors is None else {
             "batch_size": floors.batch_size, "num_val": floors.num_val,
             "num_batches": floors.num_batches, "values": floors.values,
@@ -329,7 +404,10 @@ def build_reference_dir(
     *,
     val: str | Path | None = None,
     encoders: Sequence[str] | None = None,
-    condition: ClassCondition | None = None,
+    condition: Condition | None = None,
+    conditions: torch.Tensor | None = None,
+    val_conditions: torch.Tensor | None = None,
+    captions: Sequence[str] | None = None,
     num_landmarks: int = 4096,
     bandwidth_scale: float | Sequence[float] = 1.0,
     floor_batch_size: int = 256,
@@ -341,7 +419,11 @@ def build_reference_dir(
     """Build ``out`` (see module doc) from the feature store ``train``: one set of references per
     encoder in ``encoders`` (default: all of the store's), and, given the feature store ``val``,
     the real floors at ``floor_batch_size`` (the generator's batch size), warning when the
-    validation set is too small for them to be reliable."""
+    validation set is too small for them to be reliable.
+
+    With a ``condition``, ``conditions``/``val_conditions`` hold each row's condition (class
+    labels, by default the stores' own; caption embeddings for text, required) and
+    ``captions`` the training rows' captions, saved for sampling."""
     check_positive("floor_batch_size", floor_batch_size, integer=True)
     store = FeatureStore(train)
     names = list(store.names) if encoders is None else list(encoders)
@@ -363,6 +445,7 @@ def build_reference_dir(
     for name in names:
         refs = build_references(
             store, encoder=name, fingerprint=store.fingerprints[name], condition=condition,
+            labels=conditions,
             num_landmarks=num_landmarks, bandwidth_scale=bandwidth_scale, seed=seed,
             kmeans_iters=kmeans_iters, chunk_rows=chunk_rows, device=device,
         )
@@ -376,12 +459,16 @@ def build_reference_dir(
         distances[name] = reference_distance(refs, fingerprint)
     estimate = None
     if val_store is not None:
-        val_labels = val_store.labels if condition is not None else None
+        val_rows = val_conditions
+        if isinstance(condition, ClassCondition) and val_rows is None:
+            val_rows = val_store.labels
+        if condition is not None and val_rows is None:
+            raise ValueError("val_conditions: the caption embeddings of the validation rows are required")
         val_features = {}
         for name in names:
             feats = val_store.read(name)
-            if condition is not None and val_labels is not None:
-                feats = condition.join(feats, val_labels)
+            if condition is not None and val_rows is not None:
+                feats = condition.join(feats, val_rows)
             val_features[name] = feats.to(device)
         estimate = real_floors(distances, val_features, floor_batch_size)
         warn_floors(estimate)
@@ -390,12 +477,23 @@ def build_reference_dir(
         "num_landmarks": num_landmarks, "bandwidth_scale": list(check_scales_tuple(bandwidth_scale)),
         "seed": seed, "kmeans_iters": kmeans_iters,
     }
-    write_manifest(root, encoders=entries, condition=condition,
-                   labels=store.labels if condition is not None else None, floors=estimate,
-                   settings=settings)
+    if isinstance(condition, ClassCondition) and conditions is None:
+        conditions = store.labels
+    write_manifest(root, encoders=entries, condition=condition, labels=conditions,
+                   floors=estimate, settings=settings, captions=captions)
     return References.open(root)
 
 
 def check_scales_tuple(scales: float | Sequence[float]) -> tuple[float, ...]:
     checked = check_scales("bandwidth_scale", scales)
     return checked if isinstance(checked, tuple) else (checked,)
+
+
+def store_captions(store: FeatureStore, captions: str | Path) -> list[str]:
+    """The caption of each row of ``store``, an image folder's features, from a captions file
+    (:func:`repmatch.data.read_captions`; keyed by the image's path relative to the folder)."""
+    dataset = open_dataset(store.data)
+    if not isinstance(dataset, ImageFolder):
+        raise ValueError(f"captions: the store {store.root} was not extracted from an image folder ({store.data})")
+    files = [p.relative_to(dataset.root).as_posix() for p in dataset.files[: len(store)]]
+    return captions_in_order(files, read_captions(captions), source=f"captions {captions}")

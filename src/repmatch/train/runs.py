@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,8 +13,25 @@ from torch import nn
 from ..generators import build_generator
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig
-from .references import References
+from .references import ClassCondition, References, TextCondition
 from .task import TaskBuilder
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunGenerator:
+    """A trained generator and what it is conditioned on.
+
+    Attributes:
+        generator: in eval mode, frozen.
+        num_classes: classes of a class-conditional run (0 otherwise).
+        conditions: a text-conditioned run's condition pool, caption embeddings ``(P, E)``
+            (``None`` otherwise); ``captions`` their texts.
+    """
+
+    generator: nn.Module
+    num_classes: int = 0
+    conditions: torch.Tensor | None = None
+    captions: list[str] | None = None
 
 
 def load_run_generator(
@@ -23,9 +41,8 @@ def load_run_generator(
     builder: TaskBuilder | None = None,
     ema: bool = True,
     device: torch.device | str = "cpu",
-) -> tuple[nn.Module, int]:
-    """``(generator in eval mode, num_classes)`` of the run in ``run_dir`` (``num_classes`` is 0
-    for an unconditional run).
+) -> RunGenerator:
+    """The generator of the run in ``run_dir`` and its conditioning.
 
     Weights: ``checkpoint`` or the run's newest checkpoint, its EMA when the run kept one (and
     ``ema``). The generator is rebuilt from ``config.json``: the general task's
@@ -40,21 +57,26 @@ def load_run_generator(
     if path is None or not path.is_file():
         raise FileNotFoundError(f"checkpoint: no checkpoint {'at ' + str(path) if path else 'in ' + str(run)}")
     device = torch.device(device)
+    num_classes, conditions, captions = 0, None, None
     if builder is not None:
         task = builder(config, device)
         generator = task.generator
-        # The pool's one-hot embedding is as wide as the number of classes.
+        # An application's pool is class-conditional: its one-hot embedding is that wide.
         num_classes = 0 if task.conditions is None else int(task.conditions.embeddings.shape[1])
     elif config.task == "general" and config.generator is not None and config.references is not None:
         generator = build_generator(
             config.generator, kwargs=config.generator_kwargs, noise_shape=config.noise_shape,
             sampler_steps=config.sampler_steps,
         )
-        condition = References.open(config.references).condition
-        num_classes = 0 if condition is None else condition.num_classes
+        refs = References.open(config.references)
+        if isinstance(refs.condition, ClassCondition):
+            num_classes = refs.condition.num_classes
+        elif isinstance(refs.condition, TextCondition):
+            conditions, captions = refs.conditions(), refs.captions()
     else:
         raise ValueError(f"the run's task {config.task!r} needs its task builder to rebuild the generator")
     state = load_checkpoint(path)
     weights = state["ema"] if ema and state.get("ema") is not None else state["generator"]
     generator.load_state_dict(weights)
-    return generator.to(device).eval().requires_grad_(False), num_classes
+    return RunGenerator(generator=generator.to(device).eval().requires_grad_(False),
+                        num_classes=num_classes, conditions=conditions, captions=captions)

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from .._version import __version__
 from .table import VERBS
 
-
 #: What bad input raises (the library's errors name the parameter or file and what is accepted):
 #: shown as one line, like argparse's own errors, unless --debug asks for the traceback.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)

@@ -156,15 +156,21 @@ def test_a_velocity_model_post_trains_as_a_one_step_class_conditional_sampler(wo
         ({"noise_shape": (0,)}, "noise_shape must be"),
     ],
 )
-def test_bad_config_names_the_key(workspace: Path, change: dict, message: str) -> None:
+def test_bad_config_names_the_key(workspace: Path, tmp_path: Path, change: dict, message: str) -> None:
+    """A refused run raises before it touches its run directory, even an existing one."""
+    existing = tmp_path / "run"
+    existing.mkdir()
+    before = {"config.json": '{"earlier": "run"}\n', "stats.jsonl": '{"nimg": 16}\n'}
+    for name, text in before.items():
+        (existing / name).write_text(text)
     cwd = Path.cwd()
     os.chdir(workspace)
     try:
         with pytest.raises((ValueError, FileNotFoundError), match=message):
-            train(config_for(workspace, run_dir=str(workspace / "runs/refused"), **change))
+            train(config_for(workspace, run_dir=str(existing), **change))
     finally:
         os.chdir(cwd)
-    assert not (workspace / "runs/refused/checkpoints").exists()
+    assert {p.name: p.read_text() for p in existing.iterdir()} == before
 
 
 def test_a_callable_returning_no_module_is_refused(workspace: Path) -> None:

@@ -107,6 +107,10 @@ def test_class_joint_references_match_brute_force(workspace: Path) -> None:
     vj = ClassCondition(num_classes=2, beta=2.0).join(val.read(ENCODER).double(), val.labels)
     floors = [sum(brute_mmd2(vj[i:i + 16], joint, r.bandwidth) for r in loaded) for i in range(0, 64, 16)]
     assert refs.floors([ENCODER])[ENCODER] == pytest.approx(np.mean(floors), rel=1e-4)
+    stored = refs.manifest["floors"]
+    assert stored["num_batches"] == 4  # 64 validation rows in batches of 16: fewer than 8
+    expect = np.std(floors, ddof=1) / np.sqrt(len(floors)) / abs(np.mean(floors))
+    assert stored["rel_stderr"][ENCODER] == pytest.approx(expect, rel=1e-3)
 
 
 def config_for(workspace: Path, **kw: object) -> TrainConfig:

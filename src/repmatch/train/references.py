@@ -43,7 +43,7 @@ from ..compare.kernels import multiscale_bandwidths
 from ..data import ImageFolder, captions_in_order, open_dataset, read_captions
 from ..features import FeatureStore
 from ..represent import TextEncoder, create, one_hot_embedding
-from .task import estimate_floors
+from .task import floor_batches
 
 FORMAT = "repmatch.references/1"
 MANIFEST = "references.json"
@@ -276,19 +276,15 @@ def real_floors(
     batch_size: int,
 ) -> FloorEstimate:
     """:func:`repmatch.train.estimate_floors` with the spread across validation batches."""
-    values = estimate_floors(distances, val_features, batch_size)
-    rel = {}
-    for name, dist in distances.items():
-        feats = val_features[name]
-        size = min(batch_size, feats.shape[0])
-        with torch.no_grad():
-            per = [float(dist(feats[i : i + size])) for i in range(0, feats.shape[0] - size + 1, size)]
-        if len(per) < 2:
+    values, rel = {}, {}
+    for name, per in floor_batches(distances, val_features, batch_size).items():
+        mean = sum(per) / len(per)
+        values[name] = mean
+        if len(per) < 2 or not mean:
             rel[name] = math.inf
             continue
-        mean = sum(per) / len(per)
         sd = math.sqrt(sum((v - mean) ** 2 for v in per) / (len(per) - 1))
-        rel[name] = sd / math.sqrt(len(per)) / abs(mean) if mean else math.inf
+        rel[name] = sd / math.sqrt(len(per)) / abs(mean)
     num_val = min(int(v.shape[0]) for v in val_features.values())
     return FloorEstimate(batch_size=batch_size, num_val=num_val, values=values, rel_stderr=rel)
 

@@ -92,16 +92,24 @@ def estimate_floors(
 
     The eq.-3 estimate depends on the batch size (its biased repulsion includes the diagonal),
     so the floor is the mean over disjoint validation batches of ``batch_size`` rows — the
-    generator's batch size — or the whole set when it is smaller.
+    generator's batch size — or the whole set when it is smaller (:func:`floor_batches`).
     """
+    return {name: sum(v) / len(v) for name, v in floor_batches(distances, val_features, batch_size).items()}
+
+
+@torch.no_grad()
+def floor_batches(
+    distances: Mapping[str, DistanceFn], val_features: Mapping[str, torch.Tensor], batch_size: int
+) -> dict[str, list[float]]:
+    """The training distance of each disjoint validation batch of ``batch_size`` rows (one batch
+    of all rows when there are fewer), per encoder."""
     check_positive("batch_size", batch_size, integer=True)
-    floors = {}
+    out = {}
     for name, dist in distances.items():
         if name not in val_features:
             raise ValueError(f"val_features is missing encoder {name!r}; it has {sorted(val_features)}")
         feats = check_features(f"val_features[{name!r}]", val_features[name])
         n = feats.shape[0]
         size = min(batch_size, n)
-        values = [float(dist(feats[i : i + size])) for i in range(0, n - size + 1, size)]
-        floors[name] = sum(values) / len(values)
-    return floors
+        out[name] = [float(dist(feats[i : i + size])) for i in range(0, n - size + 1, size)]
+    return out

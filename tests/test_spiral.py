@@ -293,6 +293,10 @@ def test_cli_rejects_bad_arm(tmp_path, capsys) -> None:
     assert "--seed or --seeds" in capsys.readouterr().err
     assert main(["study", "spiral-batch", "--out", str(tmp_path), "--batch-sizes", "8,8", "--dry-run"]) == 2
     assert "batch_sizes" in capsys.readouterr().err
+    assert main(["study", "spiral-batch", "--out", str(tmp_path), "--arms", "frechet,mmd_exact", "--dry-run"]) == 2
+    assert "exactly one arm" in capsys.readouterr().err
+    assert main(["study", "spiral-batch", "--out", str(tmp_path), "--arms", "mmd_exact", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["arm"] == "mmd_exact"
 
 
 def test_default_workers_follow_the_usable_cpus() -> None:
@@ -354,7 +358,9 @@ def test_neutral_ratios_match_a_numpy_formula() -> None:
                         for k in range(theta.shape[1])])
 
     def mmd2(x):  # ‖mean φ(x) − mean φ(h)‖², φ(x) = sqrt(2/F) cos(xW + b)
-        phi = lambda z: np.sqrt(2.0 / w.shape[1]) * np.cos(z @ w + b)  # noqa: E731
+        def phi(z):
+            return np.sqrt(2.0 / w.shape[1]) * np.cos(z @ w + b)
+
         return np.sum((phi(x).mean(0) - phi(h).mean(0)) ** 2)
 
     reals = [scorer._draw(1 + i).numpy() for i in range(2)]

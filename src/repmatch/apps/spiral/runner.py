@@ -71,7 +71,7 @@ def _worker(train: TrainFn, part: list[Job], queue: Any) -> None:
         torch.set_num_threads(1)
         out = _run_part(train, part, lambda n: queue.put(("tick", n)))
         queue.put(("done", {k: {c: v.numpy() for c, v in r.items()} for k, r in out.items()}))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure goes back to the parent, which raises it
         queue.put(("error", traceback.format_exc()))
 
 

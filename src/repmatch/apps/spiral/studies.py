@@ -43,8 +43,8 @@ def resolve_config(
     ``spiral`` and ``spiral-distances``, a :class:`BatchAxisConfig` for ``spiral-batch``.
 
     ``overrides`` (``None`` values ignored) are :class:`SpiralConfig` fields (``arms``,
-    ``batch_sizes``, ``iterations``, ``workers``); for ``spiral-batch``, ``batch_sizes`` and
-    ``iterations`` set the sweep and its reference iterations instead.
+    ``batch_sizes``, ``iterations``, ``workers``); for ``spiral-batch``, ``batch_sizes``,
+    ``iterations`` and a one-arm ``arms`` set the sweep, its reference iterations and its arm.
     """
     if name not in STUDIES:
         raise ValueError(f"name must be one of {list(STUDIES)}, got {name!r}")
@@ -55,6 +55,10 @@ def resolve_config(
             sweep["batch_sizes"] = tuple(overrides["batch_sizes"])
         if overrides.get("iterations") is not None:
             sweep["reference_iterations"] = overrides["iterations"]
+        if overrides.get("arms") is not None:
+            if len(overrides["arms"]) != 1:
+                raise ValueError(f"arms must name exactly one arm for spiral-batch, got {list(overrides['arms'])}")
+            sweep["arm"] = overrides["arms"][0]
         if quick:
             sweep = {"batch_sizes": (8, 32, 128), "reference_batch": 32, "reference_iterations": 20,
                      **sweep}
@@ -130,16 +134,16 @@ def _batch_table(config: BatchAxisConfig, points: Sequence[BatchPoint], wall: fl
         title = (f"Matched budget: B × iterations = {config.budget}, lr ∝ √B from lr "
                  f"{config.base.lr:g} at B = {config.reference_batch}" if curve == "matched" else
                  f"Fixed iterations: {config.reference_iterations} at every B, lr {config.base.lr:g}")
-        lines += [f"**{title}** (`{config.arm}`, mean ± sd over seeds "
-                  f"{', '.join(map(str, config.seeds))})", "",
+        lines += [(f"**{title}** (`{config.arm}`, mean ± sd over seeds "
+                   f"{', '.join(map(str, config.seeds))})"), "",
                   "| B | iterations | lr | recall | medDist | SW_r | MMD_r |", "|---|---|---|---|---|---|---|"]
         for p in points:
             if p.curve == curve:
                 lines.append(f"| {p.batch_size} | {p.iterations} | {p.lr:.2e} | {pm(p.scores('recall'), 2)} | "
                              f"{pm(p.scores('med_dist'), 3)} | {pm(p.scores('sw_ratio'), 2)} | "
                              f"{pm(p.scores('mmd_ratio'), 1)} |")
-        lines += ["", f"Lowest mean medDist at B = {best_batch(points, curve)}, lowest mean SW_r at "
-                  f"B = {best_batch(points, curve, 'sw_ratio')}.", ""]
+        lines += ["", (f"Lowest mean medDist at B = {best_batch(points, curve)}, lowest mean SW_r at "
+                       f"B = {best_batch(points, curve, 'sw_ratio')}."), ""]
     lines.append(f"Wall time {wall:.1f} s, {config.base.workers} worker process(es) at most.")
     return "\n".join(lines) + "\n"
 
@@ -206,8 +210,8 @@ def _distances_table(arms: Sequence[str], sizes: Sequence[int], scores: Sequence
     lines = []
     for b in sizes:
         r = ranking[str(b)]
-        lines += [f"**B = {b}** (mean ± sd over seeds {', '.join(map(str, meta['seeds']))}; "
-                  "arms in SW_r order, best first)", "",
+        lines += [(f"**B = {b}** (mean ± sd over seeds {', '.join(map(str, meta['seeds']))}; "
+                   "arms in SW_r order, best first)"), "",
                   "| arm | SW_r | MMD_r | rank SW_r | rank MMD_r | recall | medDist |",
                   "|---|---|---|---|---|---|---|"]
         for arm in r["SW_r"]["order"]:

@@ -17,6 +17,20 @@ square norm ``s`` over the batch, so every radius contributes equally. ``V = Σ_
 
 (the value is ½ mean ||V||²; only its gradient is meaningful). The default radii are the
 paper's {0.02, 0.05, 0.2} relative to ``s``.
+
+**The affinity floor** (``affinity_floor = f``; the default 0 is Algorithm 2 as above). With
+``f > 0`` the field follows the released code of the iRDM paper's drifting port instead:
+
+    A = sqrt( max( softmax_row(Λ) ∘ softmax_col(Λ), f ) ),   self pairs floored, not excluded
+
+(its self-mask adds a large constant to the self distance, so the self pair's product is 0 and
+the clamp lifts it to ``f`` like every other pair: ``A⁻_ii = sqrt f``); every affinity is then at
+least ``sqrt f`` (1e-3 for the port's 1e-6). At B = 128 against a bank of 128 the column softmax
+spreads over 128 generated rows and most generated-to-real products fall under the floor
+(86–100% for a batch as tight as a generator at initialisation), so ``A⁺`` is near-uniform and
+the attraction ``Σ_j W⁺_ij y_j`` becomes a pull toward the bank's mean (on the spiral its
+centroid, off the curve): the generator collapses (docs/spiral.md). ``s`` is computed as above
+in both variants (self pairs excluded).
 """
 
 from __future__ import annotations

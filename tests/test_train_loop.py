@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -182,3 +183,38 @@ def test_a_generator_emitting_nan_is_skipped_not_fatal(tmp_path):
     assert skips[0]["where"] == ["generator output", "features[lin]", "features[tanh]"]
     logged = [r for r in records if r.get("nimg") == 3 * B and "lr" in r]
     assert logged and logged[0]["loss"] is None  # the window's only step was skipped
+
+
+def test_resume_refuses_a_changed_config_and_names_the_fields(tmp_path):
+    train(make_config(tmp_path, total_steps=2), task=make_task())
+    before = (tmp_path / "config.json").read_text()
+    changed = make_config(tmp_path, total_steps=3).replace(seed=5, batch_size=2 * B)
+    with pytest.raises(ValueError, match=r"\(batch_size, seed differ\)"):
+        train(changed, task=make_task())
+    assert (tmp_path / "config.json").read_text() == before  # the refused run wrote nothing
+    out = train(make_config(tmp_path, total_steps=3), task=make_task())  # total_nimg may change
+    assert out["resumed"] and out["step"] == 3
+
+
+def test_resume_drops_a_torn_last_log_line(tmp_path):
+    train(make_config(tmp_path, total_steps=2), task=make_task())
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text(stats.read_text() + '{"nimg": 48, "step": 3, "lo')  # killed mid-append
+    with pytest.warns(RuntimeWarning, match="torn last line"):
+        train(make_config(tmp_path, total_steps=3), task=make_task())
+    records = [json.loads(line) for line in stats.read_text().splitlines()]
+    assert [r["nimg"] for r in records if "lr" in r] == [B, 2 * B, 3 * B]
+
+
+def test_resume_falls_back_from_a_corrupt_newest_checkpoint(tmp_path):
+    from repmatch.train.checkpoint import list_checkpoints
+
+    straight = train(make_config(tmp_path / "a", total_steps=4), task=make_task())
+    train(make_config(tmp_path / "b", total_steps=4), task=make_task(), session_nimg=4 * B)
+    older, newest = list_checkpoints(tmp_path / "b")
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    with pytest.warns(RuntimeWarning, match=rf"checkpoint {re.escape(str(newest))} does not load"):
+        again = train(make_config(tmp_path / "b", total_steps=4), task=make_task())
+    assert again["resumed_from_nimg"] == int(older.name[5:17])
+    for p, q in zip(straight["generator"].parameters(), again["generator"].parameters()):
+        assert torch.equal(p, q)  # replaying from the older state ends where the straight run did

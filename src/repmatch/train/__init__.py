@@ -13,6 +13,7 @@ from .checkpoint import (
     ema_update_,
     latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     save_checkpoint,
     truncate_stats,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "general_task",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "load_run_generator",
     "save_checkpoint",
     "scale_free",

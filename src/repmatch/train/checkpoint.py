@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,26 @@ def save_checkpoint(run_dir: str | Path, count: int, state: dict[str, Any], keep
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The state saved at ``path``, on the CPU (RNG states must stay CPU tensors)."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, state)`` of the newest checkpoint that loads (``None`` without any).
+
+    A newer file that does not load (torn by a crash outside the atomic writer, corrupted, or
+    not a weights-only file) is skipped with a warning naming it, so a run resumes from the
+    newest intact state; when none loads, the error names every file tried.
+    """
+    tried = []
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except Exception as exc:  # torch raises several types for a damaged file
+            tried.append(f"{path} ({type(exc).__name__}: {exc})")
+            warnings.warn(f"checkpoint {path} does not load ({type(exc).__name__}); trying an older one",
+                          RuntimeWarning, stacklevel=2)
+    if tried:
+        raise ValueError(f"no checkpoint of {run_dir} loads: {'; '.join(tried)}")
+    return None
 
 
 def capture_rng(noise_rng: torch.Generator) -> dict[str, Any]:
@@ -105,8 +126,23 @@ def append_stats(path: Path, record: Mapping[str, Any]) -> None:
 
 
 def truncate_stats(path: Path, key: str, upto: int) -> None:
-    """Keep the lines of ``path`` whose ``record[key] <= upto`` (atomically; no file: no-op)."""
+    """Keep the lines of ``path`` whose ``record[key] <= upto`` (atomically; no file: no-op).
+
+    A torn last line (a kill mid-append) is dropped with a warning; a damaged line before it
+    is an error naming the file and the line.
+    """
     if not path.exists():
         return
-    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)[key] <= upto]
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                warnings.warn(f"{path}: dropping a torn last line ({exc.msg})", RuntimeWarning, stacklevel=2)
+                break
+            raise ValueError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
+        if record[key] <= upto:
+            kept.append(line)
     atomic_write_text(path, "".join(ln + "\n" for ln in kept))

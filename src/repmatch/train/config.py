@@ -126,6 +126,26 @@ class JointConfig:
         object.__setattr__(self, "bandwidth_scale", check_scales("joint.bandwidth_scale", self.bandwidth_scale))
 
 
+#: Fields a resumed run may change (how long, how often to log and save, where it runs); any
+#: other difference from the checkpoint's config is refused.
+RESUMABLE_FIELDS: tuple[str, ...] = (
+    "run_dir", "device", "chunk_size", "progress", "tensorboard", "num_samples",
+    "heldout_num_samples", "monitor_patience", "intervals.total_nimg", "intervals.log_every_nimg",
+    "intervals.checkpoint_every_nimg", "intervals.sample_every_nimg",
+    "intervals.heldout_every_nimg", "intervals.keep_checkpoints",
+)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and key != "task_options" and key != "generator_kwargs":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """A complete, serialisable training run.
@@ -262,6 +282,12 @@ class TrainConfig:
                     raise ValueError(f"unknown keys {bad} in {key}; accepted: {sorted(sub_known)}")
                 kwargs[key] = sub(**kwargs[key])
         return cls(**kwargs)
+
+    def changed_fields(self, saved: Mapping[str, Any]) -> list[str]:
+        """The fields (dotted) in which this config differs from ``saved`` (a checkpoint's
+        ``to_dict()``), beyond :data:`RESUMABLE_FIELDS`; fields ``saved`` lacks are not compared."""
+        old, new = _flatten(saved), _flatten(self.to_dict())
+        return sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k not in RESUMABLE_FIELDS)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

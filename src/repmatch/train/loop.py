@@ -37,13 +37,12 @@ from .checkpoint import (
     append_stats,
     capture_rng,
     ema_update_,
-    latest_checkpoint,
-    load_checkpoint,
+    load_latest_checkpoint,
     restore_rng,
     save_checkpoint,
     truncate_stats,
 )
-from .config import TrainConfig
+from .config import RESUMABLE_FIELDS, TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
 from .general import general_task
@@ -169,10 +168,17 @@ class _Trainer:
         return out
 
     def resume(self) -> bool:
-        path = latest_checkpoint(self.run_dir)
-        if path is None:
+        found = load_latest_checkpoint(self.run_dir)
+        if found is None:
             return False
-        state = load_checkpoint(path)
+        path, state = found
+        changed = self.config.changed_fields(state["config"])
+        if changed:
+            raise ValueError(
+                f"run_dir {str(self.run_dir)!r} holds a run with another config ({', '.join(changed)} "
+                f"differ); resume with the same settings (may change: {', '.join(RESUMABLE_FIELDS)}) "
+                "or use another run_dir"
+            )
         if len(state["rng"]) != self.env.world_size:
             raise ValueError(
                 f"checkpoint {path} was written by {len(state['rng'])} ranks; resume with the same world size"

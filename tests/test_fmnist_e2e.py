@@ -88,9 +88,9 @@ def test_a_different_recipe_is_refused(run):
 def test_references_are_joint_and_match_the_battery(run):
     from scipy.spatial.distance import pdist
 
-    from repmatch.train.references import load_references
     from repmatch.features import FeatureStore
     from repmatch.represent.joint import joint_features, one_hot_embedding
+    from repmatch.train.references import load_references
 
     recipe = smoke_recipe()
     battery = make_battery(recipe, recipe.train_encoders, run)

@@ -44,8 +44,7 @@ from ...generators import FewStepGenerator, write_sample_grid
 from ...train import (
     append_stats,
     ema_update_,
-    latest_checkpoint,
-    load_checkpoint,
+    load_latest_checkpoint,
     save_checkpoint,
     truncate_stats,
 )
@@ -179,10 +178,10 @@ def train_teacher(
     # Losses since the last stats line; checkpointed so that a resumed run logs identically.
     window: list[float] = []
 
-    ckpt_path = latest_checkpoint(out)
+    found = load_latest_checkpoint(out)  # the newest that loads: a damaged one is skipped, named
     stats_path = out / "stats.jsonl"
-    if ckpt_path is not None:
-        state = load_checkpoint(ckpt_path)
+    if found is not None:
+        ckpt_path, state = found
         if _comparable(state["config"]) != _comparable(asdict(config)):
             raise ValueError(
                 f"{ckpt_path} was trained with config {state['config']}, which differs from "

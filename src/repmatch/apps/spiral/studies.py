@@ -8,6 +8,7 @@ Markdown table), ``{name}.png`` (the figure) and ``config.json`` (the resolved c
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -149,9 +150,7 @@ def _batch_table(config: BatchAxisConfig, points: Sequence[BatchPoint], wall: fl
 
 
 def _batch_figure(config: BatchAxisConfig, points: Sequence[BatchPoint]) -> bytes:
-    import io
-
-    import matplotlib
+    import matplotlib  # deferred: its backend is chosen on use
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -236,9 +235,7 @@ def _distances_table(arms: Sequence[str], sizes: Sequence[int], scores: Sequence
 
 
 def _distances_figure(arms: Sequence[str], sizes: Sequence[int], scores: Sequence[Scores]) -> bytes:
-    import io
-
-    import matplotlib
+    import matplotlib  # deferred: its backend is chosen on use
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

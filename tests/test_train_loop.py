@@ -218,3 +218,35 @@ def test_resume_falls_back_from_a_corrupt_newest_checkpoint(tmp_path):
     assert again["resumed_from_nimg"] == int(older.name[5:17])
     for p, q in zip(straight["generator"].parameters(), again["generator"].parameters()):
         assert torch.equal(p, q)  # replaying from the older state ends where the straight run did
+
+
+def test_a_second_writer_of_a_run_directory_is_refused_naming_the_holder(tmp_path):
+    """Another process holding the run's lock (here: a child that takes it and waits)."""
+    import multiprocessing as mp
+
+    from repmatch.train.checkpoint import run_lock
+
+    ctx = mp.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), ready, done))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(ValueError, match=rf"another process \(pid {holder.pid} on "):
+            train(make_config(tmp_path, total_steps=1), task=make_task())
+        assert not (tmp_path / "stats.jsonl").exists()
+    finally:
+        done.set()
+        holder.join(60)
+    with run_lock(tmp_path):  # released with its holder: the next writer takes it
+        pass
+    assert train(make_config(tmp_path, total_steps=1), task=make_task())["step"] == 1
+    assert not (tmp_path / "lock.owner").exists()
+
+
+def _hold_lock(run_dir, ready, done):
+    from repmatch.train.checkpoint import run_lock
+
+    with run_lock(run_dir):
+        ready.set()
+        done.wait(60)

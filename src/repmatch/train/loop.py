@@ -16,6 +16,7 @@ exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -39,6 +40,7 @@ from .checkpoint import (
     ema_update_,
     load_latest_checkpoint,
     restore_rng,
+    run_lock,
     save_checkpoint,
     truncate_stats,
 )
@@ -333,6 +335,12 @@ def train(
     """
     env = init_distributed(_device(config))
     trainer = _Trainer(config, general_task if task is None else task, env)
+    # One writer per run directory (rank 0 speaks for a torchrun job).
+    with run_lock(trainer.run_dir) if env.is_main else contextlib.nullcontext():
+        return _run(trainer, config, env, session_nimg)
+
+
+def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int | None) -> dict[str, Any]:
     run_dir = trainer.run_dir
     resumed = trainer.resume()
     if env.is_main:

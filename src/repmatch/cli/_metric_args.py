@@ -27,6 +27,16 @@ def add_metric_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--batch-size", type=int, help="images per forward pass when extracting (default 256)"
     )
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved settings (EvalConfig, encoders, inputs) and exit")
+
+
+def print_dry_run(config: Any, **inputs: Any) -> None:
+    """The resolved ``EvalConfig`` and the verb's inputs, as JSON."""
+    import dataclasses
+    import json
+
+    print(json.dumps({"config": dataclasses.asdict(config), **inputs}, indent=2, default=str))
 
 
 def config_kwargs(args: argparse.Namespace, *extra: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._metric_args import add_metric_args, config_kwargs
+from ._metric_args import add_metric_args, config_kwargs, print_dry_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
         if args.held_out is None
         else [n.strip() for n in args.held_out.split(",") if n.strip()]
     )
+    if args.dry_run:
+        from ..evaluation.run import resolve_names
+
+        print_dry_run(config, encoders=resolve_names(args.encoders, args.train), gen=args.gen,
+                      train=args.train, val=args.val, out=args.out, held_out=held)
+        return 0
     gen: Any = args.gen
     if (Path(args.gen) / "config.json").is_file():  # a training run: sample its generator
         from ..generators import GeneratedImages

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._metric_args import add_metric_args, config_kwargs
+from ._metric_args import add_metric_args, config_kwargs, print_dry_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(cross_checks=(), **config_kwargs(args))
     names = resolve_names(args.encoders, args.train)
     out = Path(args.out) if args.out else Path(args.train) / FLOORS_FILE
+    if args.dry_run:
+        print_dry_run(config, encoders=names, train=args.train, val=args.val, out=out)
+        return 0
     kw: dict[str, Any] = {
         "cache_dir": Path(args.cache_dir) if args.cache_dir else out.parent / "features",
         "batch_size": config.batch_size,

@@ -14,6 +14,17 @@ from typing import Any
 
 from .table import PRESETS, TASKS, load
 
+DESCRIPTION = """\
+Train (or resume) a one-step generator by iRDM.
+
+--config FILE is JSON (or TOML) with the fields of repmatch.train.TrainConfig. Without a
+"task" it is the general task: your generator ("generator": "module:callable", "noise_shape")
+against the references that `repmatch references` wrote ("references": DIR); see
+docs/your_data.md. --preset NAME runs a built-in run (toy, toy_conditional, or an arm of the
+Fashion-MNIST job). --dry-run prints the resolved config; a real run saves it as
+RUN_DIR/config.json and resumes from RUN_DIR's newest checkpoint. Under torchrun every rank
+runs this command."""
+
 
 def _load_file(path: str) -> dict[str, Any]:
     p = Path(path)
@@ -55,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train or post-train a one-step generator (iRDM)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", metavar="FILE", help="JSON/TOML file with the TrainConfig fields")
     src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),

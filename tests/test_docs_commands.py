@@ -1,0 +1,49 @@
+"""Every ``repmatch`` command written in the README and docs/ parses: a verb that exists, flags it
+accepts and, where a flag takes a fixed set (presets, studies, conditions), a value in it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from repmatch.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def commands() -> list[tuple[str, str]]:
+    """``(page, command)`` for every ``repmatch ...`` command in a fenced code block."""
+    found = []
+    for page in PAGES:
+        for block in re.findall(r"```[^\n]*\n(.*?)```", page.read_text(), flags=re.DOTALL):
+            text = block.replace("\\\n", " ")  # continuation lines
+            for line in text.splitlines():
+                for part in line.split("&&"):
+                    part = part.split(" #")[0].strip()
+                    match = re.search(r"(?:^|-m )repmatch (.*)$", part)
+                    if match and not part.startswith(("from ", "import ")):
+                        found.append((page.name, match.group(1)))
+    return found
+
+
+COMMANDS = commands()
+
+
+def test_the_docs_hold_commands() -> None:
+    assert len(COMMANDS) > 30  # the README's recipes alone hold 16
+
+
+@pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[f"{p}:{c[:40]}" for p, c in COMMANDS])
+def test_a_documented_command_parses(page: str, command: str) -> None:
+    # Optional flags shown as [--flag VALUE] are checked too; placeholders get sample values.
+    words = shlex.split(re.sub(r"\[(--[^\]]*)\]", r"\1", command))
+    words = [{"NAME": "spiral", "N": "1"}.get(w, w) for w in words]
+    try:
+        args = build_parser().parse_args(words)
+    except SystemExit as exc:  # argparse rejects an unknown verb, flag or choice
+        pytest.fail(f"{page}: `repmatch {command}` does not parse (exit {exc.code})")
+    assert getattr(args, "func", None) is not None, f"{page}: `repmatch {command}` names no verb"

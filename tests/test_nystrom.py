@@ -124,3 +124,51 @@ def test_bad_input_raises_clear_errors():
         mmd_nystrom_loss(torch.zeros(3, 5, dtype=torch.float64), ref)
     with pytest.raises(ValueError, match="fingerprint 'b'"):
         ref.check_compatible(pool, fingerprint="b")
+
+
+def _saved(tmp_path, seed=0, bandwidth=1.5):
+    pool = torch.randn(60, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    ref = NystromReference.build(pool, num_landmarks=8, bandwidth=bandwidth, seed=0)
+    return ref, ref.save(tmp_path / f"ref{seed}")
+
+
+def test_a_reference_half_overwritten_refuses_to_load(tmp_path):
+    """A crash between the tensors and the manifest of a rewrite: new landmarks and alpha next to
+    the old bandwidth and data term must not load as one reference."""
+    _, old = _saved(tmp_path, seed=0, bandwidth=1.5)
+    _, new = _saved(tmp_path, seed=1, bandwidth=0.7)
+    (old / "reference.safetensors").write_bytes((new / "reference.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="SHA-256 differs"):
+        NystromReference.load(old)
+    assert NystromReference.load(new).bandwidth == 0.7
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("bandwidth", -1.0, "bandwidth must be a positive finite number"),
+        ("bandwidth", 0.0, "bandwidth must be a positive finite number"),
+        ("bandwidth", float("nan"), "bandwidth must be a positive finite number"),
+        ("data_term", float("inf"), "data_term must be a finite number"),
+        ("pool_size", 0, "pool_size"),
+    ],
+)
+def test_a_manifest_with_a_bad_field_names_the_file_and_field(tmp_path, field, value, message):
+    import json
+
+    _, path = _saved(tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest[field] = value
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=rf"Nyström reference {path}: {message}"):
+        NystromReference.load(path)
+
+
+def test_non_finite_or_integer_tensors_are_refused():
+    ref = NystromReference.build(torch.randn(30, 3, dtype=torch.float64), num_landmarks=4, bandwidth=1.0)
+    with pytest.raises(ValueError, match="finite"):
+        NystromReference(landmarks=ref.landmarks, alpha=ref.alpha * float("nan"), bandwidth=1.0,
+                         data_term=ref.data_term, pool_size=30)
+    with pytest.raises(ValueError, match="landmarks must be a floating tensor"):
+        NystromReference(landmarks=ref.landmarks.long(), alpha=ref.alpha, bandwidth=1.0,
+                         data_term=ref.data_term, pool_size=30)

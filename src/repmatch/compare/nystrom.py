@@ -21,6 +21,7 @@ iterations; a cluster that empties is reseeded with the point farthest from its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -199,6 +200,23 @@ class NystromReference:
     pool_size: int
     fingerprint: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A reference with a bad field gives a wrong (even negative) loss without any error, so
+        # every field is checked here, whether built or loaded.
+        lm, alpha = self.landmarks, self.alpha
+        if not isinstance(lm, torch.Tensor) or lm.ndim != 2 or not lm.is_floating_point() or lm.shape[0] < 1:
+            raise ValueError(f"landmarks must be a floating tensor (m, D), got {getattr(lm, 'dtype', type(lm))} {tuple(getattr(lm, 'shape', ()))}")
+        if not isinstance(alpha, torch.Tensor) or alpha.shape != (lm.shape[0],) or not alpha.is_floating_point():
+            raise ValueError(f"alpha must be a floating tensor ({lm.shape[0]},), got {getattr(alpha, 'dtype', type(alpha))} {tuple(getattr(alpha, 'shape', ()))}")
+        if not (bool(torch.isfinite(lm).all()) and bool(torch.isfinite(alpha).all())):
+            raise ValueError("landmarks and alpha must be finite")
+        bw = self.bandwidth
+        if isinstance(bw, bool) or not (isinstance(bw, (int, float)) and math.isfinite(bw) and bw > 0):
+            raise ValueError(f"bandwidth must be a positive finite number, got {self.bandwidth!r}")
+        if not (isinstance(self.data_term, (int, float)) and math.isfinite(self.data_term)):
+            raise ValueError(f"data_term must be a finite number, got {self.data_term!r}")
+        check_positive("pool_size", self.pool_size, integer=True)
 
     @property
     def dim(self) -> int:
@@ -420,9 +438,14 @@ class NystromReference:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``path/reference.safetensors`` then ``path/manifest.json`` (atomically each)."""
+        """Write ``path/reference.safetensors`` then ``path/manifest.json`` (atomically each).
+
+        The manifest records the tensors file's SHA-256, which :meth:`load` checks: a crash
+        between the two writes leaves a pair that refuses to load instead of mixing new
+        tensors with the old bandwidth and data term.
+        """
         path = Path(path)
-        atomic_save_safetensors(
+        tensors = atomic_save_safetensors(
             path / _TENSORS,
             {"landmarks": self.landmarks, "alpha": self.alpha},
         )
@@ -431,6 +454,7 @@ class NystromReference:
             {
                 "format": _FORMAT,
                 "version": _VERSION,
+                "tensors_sha256": _sha256(tensors),
                 "bandwidth": self.bandwidth,
                 "data_term": self.data_term,
                 "pool_size": self.pool_size,
@@ -456,17 +480,34 @@ class NystromReference:
                 f"{manifest_path} is not a {_FORMAT} v{_VERSION} manifest "
                 f"(format={manifest.get('format')!r}, version={manifest.get('version')!r})"
             )
-        tensors = load_file(str(path / _TENSORS), device=str(device))
-        ref = cls(
-            landmarks=tensors["landmarks"],
-            alpha=tensors["alpha"],
-            bandwidth=float(manifest["bandwidth"]),
-            data_term=float(manifest["data_term"]),
-            pool_size=int(manifest["pool_size"]),
-            fingerprint=manifest["fingerprint"],
-            info=manifest.get("info", {}),
-        )
+        tensors_path = path / _TENSORS
+        expected = manifest.get("tensors_sha256")
+        if expected is not None and _sha256(tensors_path) != expected:
+            raise ValueError(
+                f"{tensors_path} is not the file {manifest_path} was written with (SHA-256 "
+                "differs: an interrupted or mixed write); rebuild the reference"
+            )
+        try:
+            tensors = load_file(str(tensors_path), device=str(device))
+            ref = cls(
+                landmarks=tensors["landmarks"],
+                alpha=tensors["alpha"],
+                bandwidth=manifest["bandwidth"],
+                data_term=manifest["data_term"],
+                pool_size=manifest["pool_size"],
+                fingerprint=manifest["fingerprint"],
+                info=manifest.get("info", {}),
+            )
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            raise ValueError(f"Nyström reference {path}: {exc}") from exc
         if ref.dim != manifest["dim"] or ref.num_landmarks != manifest["num_landmarks"]:
             raise ValueError(f"{path}: tensor shapes do not match the manifest")
         return ref
 
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import pytest
 import torch
@@ -183,6 +184,38 @@ def test_a_generator_emitting_nan_is_skipped_not_fatal(tmp_path):
     assert skips[0]["where"] == ["generator output", "features[lin]", "features[tanh]"]
     logged = [r for r in records if r.get("nimg") == 3 * B and "lr" in r]
     assert logged and logged[0]["loss"] is None  # the window's only step was skipped
+
+
+def test_consecutive_nonfinite_steps_stop_the_run_with_a_clear_error(tmp_path):
+    """A generator that stays NaN stops after max_consecutive_skips skips in a row (not silently
+    to the end of the budget); isolated skips reset the count."""
+    from repmatch.train import NonFiniteTrainingError
+
+    base = make_task()
+    gen = _Poisonable(base.generator)
+
+    def task():
+        return TrainTask(generator=gen, encode=base.encode, distances=base.distances, floors=base.floors)
+
+    train(make_config(tmp_path, total_steps=1, max_consecutive_skips=3), task=task())
+    gen.poison = True
+    with pytest.warns(RuntimeWarning), pytest.raises(NonFiniteTrainingError, match=r"3 consecutive steps"):
+        train(make_config(tmp_path, total_steps=20, max_consecutive_skips=3), task=task())
+    records = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("event") == "nonfinite_skip"] == [2, 3, 4]
+
+    # A finite step resets the count, and the count survives a resume.
+    run = tmp_path / "reset"
+    gen.poison = False
+    train(make_config(run, total_steps=1, max_consecutive_skips=3), task=task())
+    for total, poison in ((3, True), (4, False), (6, True)):
+        gen.poison = poison
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = train(make_config(run, total_steps=total, max_consecutive_skips=3), task=task())
+    assert out["step"] == 6 and out["skipped"] == 4
+    with pytest.warns(RuntimeWarning), pytest.raises(NonFiniteTrainingError):
+        train(make_config(run, total_steps=7, max_consecutive_skips=3), task=task())
 
 
 def test_resume_refuses_a_changed_config_and_names_the_fields(tmp_path):

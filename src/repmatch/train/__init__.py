@@ -22,7 +22,7 @@ from .controller import ControllerConfig, LagrangianController, scale_free
 from .distributed import distributed_cached_backward, gather_features
 from .general import general_task
 from .gradcache import cached_backward
-from .loop import train
+from .loop import NonFiniteTrainingError, train
 from .references import ClassCondition, References, build_reference_dir, build_references
 from .runs import load_run_generator
 from .task import TaskBuilder, TrainTask, estimate_floors
@@ -54,5 +54,6 @@ __all__ = [
     "save_checkpoint",
     "scale_free",
     "train",
+    "NonFiniteTrainingError",
     "truncate_stats",
 ]

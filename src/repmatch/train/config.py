@@ -132,7 +132,7 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
     "run_dir", "device", "chunk_size", "progress", "tensorboard", "num_samples",
     "heldout_num_samples", "monitor_patience", "intervals.total_nimg", "intervals.log_every_nimg",
     "intervals.checkpoint_every_nimg", "intervals.sample_every_nimg",
-    "intervals.heldout_every_nimg", "intervals.keep_checkpoints",
+    "intervals.heldout_every_nimg", "intervals.keep_checkpoints", "max_consecutive_skips",
 )
 
 
@@ -182,6 +182,9 @@ class TrainConfig:
         heldout_num_samples: generated images scored by held-out encoders per evaluation.
         monitor_patience: held-out evaluations without improvement before the
             anti-gaming warning may fire.
+        max_consecutive_skips: stop with :class:`repmatch.train.NonFiniteTrainingError` after
+            this many steps in a row were skipped for a non-finite value (a diverged run
+            should not burn its budget silently).
     """
 
     task: str = "general"
@@ -210,6 +213,7 @@ class TrainConfig:
     num_samples: int = 64
     heldout_num_samples: int = 1024
     monitor_patience: int = 3
+    max_consecutive_skips: int = 20
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task:
@@ -251,6 +255,7 @@ class TrainConfig:
         check_positive("num_samples", self.num_samples, integer=True)
         check_positive("heldout_num_samples", self.heldout_num_samples, integer=True)
         check_positive("monitor_patience", self.monitor_patience, integer=True)
+        check_positive("max_consecutive_skips", self.max_consecutive_skips, integer=True)
         for name, typ in (("optim", OptimConfig), ("controller", ControllerConfig), ("intervals", IntervalConfig)):
             if not isinstance(getattr(self, name), typ):
                 raise TypeError(f"{name} must be a {typ.__name__}, got {type(getattr(self, name)).__name__}")

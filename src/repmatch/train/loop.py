@@ -8,7 +8,8 @@ stale buffer — shards it across ranks, and accumulates the exact full-batch gr
 with gradient caching (:func:`~repmatch.train.cached_backward`), where the weights λ come from
 the gated proportional Lagrangian controller fed with this step's scores ``raw_φ``. The step
 is skipped (and logged) when the loss or the gradient norm is not finite, and when every
-encoder is at its floor (all λ = 0). AdamW at ``lr = lr_at_batch_5120·sqrt(N/5120)``,
+encoder is at its floor (all λ = 0); ``max_consecutive_skips`` non-finite steps in a row stop
+the run with :class:`NonFiniteTrainingError`. AdamW at ``lr = lr_at_batch_5120·sqrt(N/5120)``,
 gradient clipping, optional weight EMA. Resume-from-latest restores parameters, optimizer,
 EMA, controller, monitor, counters and every RNG stream, so an interrupted run continues
 exactly as an uninterrupted one.
@@ -52,6 +53,10 @@ from .task import TaskBuilder, TrainTask
 
 if TYPE_CHECKING:  # an optional extra, imported on use
     from torch.utils.tensorboard import SummaryWriter
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Raised when ``max_consecutive_skips`` steps in a row had a non-finite value."""
 
 
 class AntiGamingMonitor:
@@ -142,6 +147,7 @@ class _Trainer:
         self.noise_rng = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed + 1 + env.rank)
         self.nimg = self.step = self.skipped = 0
+        self.consecutive_skips = 0  # non-finite steps in a row (reset by any finite step)
         self.run_dir = Path(config.run_dir)
         self.stats_path = self.run_dir / "stats.jsonl"
         self.tb: SummaryWriter | None = None
@@ -151,6 +157,7 @@ class _Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "nimg": self.nimg, "step": self.step, "skipped": self.skipped,
+            "consecutive_skips": self.consecutive_skips,
             "generator": self.generator.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
@@ -192,6 +199,7 @@ class _Trainer:
         self.controller.load_state_dict(state["controller"])
         self.monitor.load_state_dict(state["monitor"])
         self.nimg, self.step, self.skipped = state["nimg"], state["step"], state["skipped"]
+        self.consecutive_skips = int(state.get("consecutive_skips", 0))  # absent before 0.1
         restore_rng(state["rng"][self.env.rank], self.noise_rng)
         if self.env.is_main:
             truncate_stats(self.stats_path, "nimg", self.nimg)
@@ -269,6 +277,7 @@ class _Trainer:
         else:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
+        self.consecutive_skips = self.consecutive_skips + 1 if status == "nonfinite" else 0
         self.nimg += n
         self.step += 1
         return {"loss": float(value), "grad_norm": grad_norm, "status": status, **info}
@@ -376,6 +385,14 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
                 )
             trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip",
                          "loss": last["loss"], "where": last.get("where", [])})
+            if trainer.consecutive_skips >= config.max_consecutive_skips:
+                # The parameters are those of the last finite step (skips never update them),
+                # so the latest checkpoint is a sound place to resume from after a fix.
+                raise NonFiniteTrainingError(
+                    f"training stopped at nimg={now}: {trainer.consecutive_skips} consecutive steps "
+                    f"were non-finite (last in {', '.join(last.get('where', [])) or 'the loss'}); "
+                    "lower the learning rate, check the generator, or raise max_consecutive_skips"
+                )
         else:
             window["loss"] += last["loss"]
             window["steps"] += 1

@@ -63,7 +63,7 @@ from .parts import (
     resolve_device,
 )
 from .recipe import FmnistRecipe
-from .stages import STAGES
+from .stages import REQUIRES, STAGES
 from .task import fmnist_task
 from .teacher import TeacherConfig, load_teacher, train_teacher
 
@@ -446,6 +446,13 @@ def run_pipeline(
                 f"[{stage}] done before ({json.loads(marker.read_text())['seconds']:.0f} s), skipped"
             )
             continue
+        missing = [r for r in REQUIRES[stage] if not (layout.stages / f"{r}.json").exists()]
+        if missing:
+            raise ValueError(
+                f"stage {stage!r} needs the output of stage(s) {', '.join(missing)}, not yet run in "
+                f"{layout.root}: run them first (--stage {' --stage '.join(missing)}), or run the "
+                "whole job without --stage"
+            )
         log(f"[{stage}] running")
         t0 = time.perf_counter()
         info = STAGE_FUNCS[stage](recipe, layout, device)

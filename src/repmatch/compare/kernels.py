@@ -6,9 +6,13 @@ the reference features, estimated on a seeded subsample. Multi-scale kernels (us
 spiral study's MMD family) are sums of Gaussians at ``σ · factor`` for a few factors.
 
 Squared distances use the expansion ``||x||² + ||y||² - 2 x·y`` (one matmul) after centring
-both sets by a common point: distances are translation invariant, and centring keeps the
-norms small so float32 cancellation stays well below the kernel's resolution. Results are
-clamped at 0 because rounding can make the expansion slightly negative.
+both sets by a common point ``c``: distances are translation invariant, and the expansion's
+rounding error is about ``eps · (||x - c||² + ||y - c||²)``, so ``c`` must be near the pairs
+that matter. A batch against itself is centred on its own mean (a batch 1000σ from a
+reference centre would otherwise get kernel exponents off by ``eps · 10⁶``, i.e. by units, in
+float32). Results are clamped at 0 because rounding can make the expansion slightly negative.
+
+Dtypes (:func:`compute_dtype`): float64 inputs are computed in float64, all others in float32.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .._validate import check_choice, check_features, check_positive, check_scal
 __all__ = [
     "PRECISIONS",
     "augmented_operands",
+    "compute_dtype",
     "exp_floored_",
     "gaussian_kernel",
     "matmul_precision",
@@ -36,6 +41,16 @@ __all__ = [
 #: ``"highest"``: full float32 (or float64) matmuls. ``"tf32"``: on CUDA, float32 matmuls may
 #: use TF32 tensor cores (10-bit mantissa inputs, float32 accumulation); ignored on CPU.
 PRECISIONS: tuple[str, ...] = ("highest", "tf32")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the distances compute in for inputs of ``dtype``: float64 stays float64, every
+    other floating dtype (float32, float16, bfloat16) computes in float32.
+
+    Half precision cannot hold the kernel expansion: ``|x|²`` overflows float16 past 65504 and
+    bfloat16's 8-bit mantissa turns an exponent of a few hundred into one off by a unit.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 @contextlib.contextmanager
@@ -102,9 +117,13 @@ def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> torch
     """Gaussian kernel matrix ``exp(-||x_i - y_j||² / (2 σ²))`` of shape ``(N, M)``.
 
     ``x`` is ``(N, D)``, ``y`` is ``(M, D)``, ``bandwidth`` is ``σ > 0``. Differentiable in both.
+    Computed and returned in :func:`compute_dtype` of the wider input (float32 for half).
     """
     check_positive("bandwidth", bandwidth)
-    return torch.exp(sq_distances(x, y) / (-2.0 * bandwidth * bandwidth))
+    check_features("x", x, finite=False)
+    check_features("y", y, dim=x.shape[1], finite=False)
+    dtype = compute_dtype(torch.promote_types(x.dtype, y.dtype))
+    return torch.exp(sq_distances(x.to(dtype), y.to(dtype)) / (-2.0 * bandwidth * bandwidth))
 
 
 def median_bandwidth(features: torch.Tensor, max_samples: int = 4096, seed: int = 0) -> float:
@@ -112,19 +131,20 @@ def median_bandwidth(features: torch.Tensor, max_samples: int = 4096, seed: int 
 
     Uses at most ``max_samples`` rows drawn without replacement with a generator seeded by
     ``seed`` (so the value is reproducible) and all distinct pairs ``i < j``; distances are
-    computed in the input dtype (centred), the median in float64.
+    computed centred in :func:`compute_dtype` of the input (float32 for half), the median in
+    float64.
     """
     check_features("features", features)
     check_positive("max_samples", max_samples, integer=True)
     n = features.shape[0]
     if n < 2:
         raise ValueError(f"features needs at least 2 rows for a median distance, got {n}")
-    x = features.detach()
+    x = features.detach().to(compute_dtype(features.dtype))
     if n > max_samples:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         idx = torch.randperm(n, generator=gen)[:max_samples].to(x.device)
         x = x.index_select(0, idx)
-    # Centred distances in the input dtype are ample for a heuristic; the median is float64.
+    # Centred float32 distances are ample for a heuristic; the median is float64.
     d2 = sq_distances(x, x)
     mask = torch.ones(d2.shape, dtype=torch.bool, device=d2.device).triu_(1)
     pairs = d2[mask].to(torch.float64)

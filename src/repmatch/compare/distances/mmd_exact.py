@@ -5,7 +5,8 @@
 (eq. 2 with plug-in means), ``y`` a sample of ``n`` reference rows drawn without replacement at
 every call (``n = sample_size``, default ``B``), summed over kernel scales. This is the
 resampled-reference estimator that Nyström replaces (paper §3.1): same form as eq. 3 with
-``alpha = 1/n`` on the sample.
+``alpha = 1/n`` on the sample. The sample's terms are expanded about its mean, the repulsion
+about the batch's (see :mod:`._mmd_core`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from ..._validate import check_choice, check_features, check_positive
-from ..kernels import PRECISIONS, exp_floored_, sq_distances
+from ..kernels import PRECISIONS, compute_dtype, exp_floored_, sq_distances
 from ._base import Distance, reference_features, resolve_bandwidths
 from ._mmd_core import AttractionTerm, fused_mmd, prepare_points
 
@@ -31,7 +32,12 @@ def mmd_exact_loss(
     chunk_size: int | None = None,
     precision: str = "highest",
 ) -> torch.Tensor:
-    """Biased MMD² of ``gen_features`` ``(B, D)`` vs ``ref_features`` ``(n, D)`` (see module)."""
+    """Biased MMD² of ``gen_features`` ``(B, D)`` vs ``ref_features`` ``(n, D)`` (see module).
+
+    Float64 inputs are computed in float64, others in float32 (the loss is then float32, the
+    gradient in the input's dtype); the gradient is closed-form and first order only (a
+    double backward raises ``RuntimeError``).
+    """
     check_features("gen_features", gen_features)
     y = check_features("ref_features", ref_features, dim=gen_features.shape[1]).detach()
     sigmas = (bandwidths,) if isinstance(bandwidths, (int, float)) else tuple(bandwidths)
@@ -42,7 +48,7 @@ def mmd_exact_loss(
 
 
 def _loss(g: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float], chunk_size: int | None, precision: str) -> torch.Tensor:
-    y = y.to(device=g.device, dtype=g.dtype)
+    y = y.to(device=g.device, dtype=compute_dtype(g.dtype))
     center = y.mean(0)
     w = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=y.dtype, device=y.device)
     points = prepare_points(y, center)

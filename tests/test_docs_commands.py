@@ -23,7 +23,7 @@ def commands() -> list[tuple[str, str]]:
             text = block.replace("\\\n", " ")  # continuation lines
             for line in text.splitlines():
                 for part in line.split("&&"):
-                    part = part.split(" #")[0].strip()
+                    part = part.split(" #")[0].split(" > ")[0].strip()  # no comment, no redirect
                     match = re.search(r"(?:^|-m )repmatch (.*)$", part)
                     if match and not part.startswith(("from ", "import ")):
                         found.append((page.name, match.group(1)))
@@ -47,3 +47,24 @@ def test_a_documented_command_parses(page: str, command: str) -> None:
     except SystemExit as exc:  # argparse rejects an unknown verb, flag or choice
         pytest.fail(f"{page}: `repmatch {command}` does not parse (exit {exc.code})")
     assert getattr(args, "func", None) is not None, f"{page}: `repmatch {command}` names no verb"
+
+
+def test_the_readme_library_snippet_runs(tmp_path, monkeypatch) -> None:
+    """The README's Python block runs as written (in a scratch directory) and its loss is the
+    float64 brute-force eq.-3 value of the reference it built."""
+    import torch
+
+    def gaussian_kernel(x, y, sigma):
+        return torch.exp(-torch.cdist(x, y).pow(2) / (2 * sigma**2))
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert blocks, "the README has no Python block"
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), scope)
+    ref, g = scope["ref"], scope["gen_features"].detach().double()
+    y, a, s = ref.landmarks.double(), ref.alpha.double(), ref.bandwidth
+    expected = gaussian_kernel(g, g, s).mean() - 2 * (gaussian_kernel(g, y, s) @ a).mean() + ref.data_term
+    assert float(scope["loss"].detach()) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+    assert scope["gen_features"].grad is not None

@@ -17,20 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
-import socket
-import time
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock, Timeout
 from torch import nn
 
-from .._io import atomic_torch_save, atomic_write_text
+from .._io import atomic_torch_save, atomic_write_text, exclusive_lock
 
 _NAME = re.compile(r"^ckpt-(\d{12})\.pt$")
 
@@ -158,21 +154,5 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     """Hold ``<run_dir>/lock`` for the body: a second writer of the same run directory fails at
     once with an error naming the holder (its pid, host and start time, from ``lock.owner``)."""
     root = Path(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / "lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        owner = root / "lock.owner"
-        holder = owner.read_text().strip() if owner.is_file() else "unknown holder"
-        raise ValueError(
-            f"run_dir {str(root)!r} is being written by another process ({holder}); wait for it "
-            "to finish or use another run_dir"
-        ) from None
-    try:
-        atomic_write_text(root / "lock.owner",
-                          f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    with exclusive_lock(root / "lock", name="run_dir", target=root):
         yield
-    finally:
-        (root / "lock.owner").unlink(missing_ok=True)
-        lock.release()

@@ -4,8 +4,10 @@
 
 with ``μ_r, Σ_r`` frozen at fit (float64) and ``μ_g, Σ_g`` the batch mean and unbiased
 covariance. ``tr((Σ_r^{1/2} Σ_g Σ_r^{1/2})^{1/2}) = tr((Σ_g Σ_r)^{1/2})`` but the symmetric form
-lets the square root use ``eigh``. The matrix part is computed in float64 whatever the input
-dtype (``D × D`` is small next to the encoders) and cast back.
+lets the square root use ``eigh``. Everything is computed in float64 whatever the input dtype
+(``D × D`` is small next to the encoders); the distance is returned in float64 for float64
+input and in float32 otherwise (a float16 FD would overflow past 65504). The eigenvalue
+gradients are closed-form and first order only: a double backward raises ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 import torch
 
-from ..._validate import check_positive
+from ..._validate import check_features, check_positive
+from ..kernels import compute_dtype
+from ._autograd import first_order_only
 from ._base import Distance, reference_features
 
 __all__ = ["Frechet", "frechet_distance", "sqrtm_psd"]
@@ -33,6 +37,7 @@ class _SqrtmPSD(torch.autograd.Function):
         evals, evecs = torch.linalg.eigh(0.5 * (m + m.transpose(-1, -2)))
         s = evals.clamp_min(0.0).sqrt()
         ctx.save_for_backward(evecs, s)
+        ctx.anchor = m  # see first_order_only
         return (evecs * s) @ evecs.transpose(-1, -2)
 
     @staticmethod
@@ -40,7 +45,7 @@ class _SqrtmPSD(torch.autograd.Function):
         evecs, s = ctx.saved_tensors
         g = evecs.transpose(-1, -2) @ (0.5 * (grad + grad.transpose(-1, -2))) @ evecs
         denom = (s[:, None] + s[None, :]).clamp_min(1e-10 * float(s.max().clamp_min(1e-300)))
-        return evecs @ (g / denom) @ evecs.transpose(-1, -2)
+        return first_order_only(evecs @ (g / denom) @ evecs.transpose(-1, -2), ctx.anchor, "sqrtm_psd")
 
 
 class _TraceSqrtPSD(torch.autograd.Function):
@@ -56,17 +61,19 @@ class _TraceSqrtPSD(torch.autograd.Function):
         evals, evecs = torch.linalg.eigh(0.5 * (m + m.transpose(-1, -2)))
         s = evals.clamp_min(0.0).sqrt()
         ctx.save_for_backward(evecs, s)
+        ctx.anchor = m  # see first_order_only
         return s.sum()
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         evecs, s = ctx.saved_tensors
         denom = (2.0 * s).clamp_min(1e-10 * float(s.max().clamp_min(1e-300)))
-        return (evecs * (grad / denom)) @ evecs.transpose(-1, -2)
+        return first_order_only((evecs * (grad / denom)) @ evecs.transpose(-1, -2), ctx.anchor, "frechet")
 
 
 def sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
-    """Square root ``(D, D)`` of a symmetric PSD matrix ``m`` (negative eigenvalues → 0)."""
+    """Square root ``(D, D)`` of a symmetric PSD matrix ``m`` (negative eigenvalues → 0);
+    differentiable once (a double backward raises)."""
     return _SqrtmPSD.apply(m)
 
 
@@ -79,7 +86,9 @@ def frechet_distance(
     whose nonzero eigenvalues are those of ``A Aᵀ`` ``(B, B)``: the smaller of the two Gram
     matrices gives ``tr((Σ_r^{1/2} Σ_g Σ_r^{1/2})^{1/2})`` (a ``B × B`` eigenproblem when B < D,
     without the ``D - B + 1`` null eigenvalues that would only add rounding).
+    Float64 throughout; returned in float64 for float64 input, else float32.
     """
+    check_features("gen_features", gen_features, dim=int(ref_mean.shape[-1]))
     B = gen_features.shape[0]
     if B < 2:
         raise ValueError(f"gen_features needs at least 2 rows for a covariance, got {B}")
@@ -90,7 +99,7 @@ def frechet_distance(
     cross_trace = _TraceSqrtPSD.apply(a @ a.T if B < a.shape[1] else a.T @ a)
     diff = mu - ref_mean.to(x.device)
     fd = (diff * diff).sum() + (xc * xc).sum() / (B - 1) + ref_cov_trace - 2.0 * cross_trace
-    return fd.to(gen_features.dtype)
+    return fd.to(compute_dtype(gen_features.dtype))
 
 
 class Frechet(Distance):

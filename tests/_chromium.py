@@ -1,7 +1,9 @@
 """Render a report page in headless Chromium and read back what the browser decoded.
 
 The shipped page has no script; :func:`probe_report` injects one that records, after load,
-each image's decoded size and the number of rows in the SW_r,k table, and returns it.
+each image's decoded size, the number of model rows in the SW_r,k table, the text the browser
+shows for the sample figures (caption, row names), the table's model names and reference rows,
+and the curve images, and returns it.
 """
 
 from __future__ import annotations
@@ -21,16 +23,35 @@ window.addEventListener('load', function () {
     return {w: i.naturalWidth, h: i.naturalHeight, complete: i.complete};
   });
   var rows = document.querySelectorAll('#sw-table tbody tr').length;
+  var texts = function (sel, root) {
+    return Array.prototype.map.call((root || document).querySelectorAll(sel), function (e) {
+      return e.textContent;
+    });
+  };
+  var cells = function (sel) {
+    return Array.prototype.map.call(document.querySelectorAll(sel), function (r) {
+      return texts('td', r);
+    });
+  };
+  var figures = Array.prototype.map.call(document.querySelectorAll('figure'), function (f) {
+    return {caption: texts('figcaption', f)[0], rows: texts('ol.rows li', f)};
+  });
+  var curves = Array.prototype.map.call(document.querySelectorAll('img[alt^="training curves"]'),
+    function (i) { return {alt: i.alt, w: i.naturalWidth, h: i.naturalHeight}; });
   var pre = document.createElement('pre');
   pre.id = 'probe';
-  pre.textContent = JSON.stringify({imgs: imgs, rows: rows});
+  pre.textContent = JSON.stringify({imgs: imgs, rows: rows, figures: figures, curves: curves,
+    models: cells('#sw-table tbody tr').map(function (r) { return r[0]; }),
+    refs: cells('#sw-table tfoot tr.reference')});
   document.body.appendChild(pre);
 });
 </script>"""
 
 
 def probe_report(page: Path, workdir: Path) -> dict[str, Any]:
-    """``{"imgs": [{"w", "h", "complete"}, ...], "rows": int}`` as Chromium rendered ``page``.
+    """``{"imgs": [{"w", "h", "complete"}, ...], "rows": int, "figures": [{"caption", "rows"}],
+    "models": [str], "refs": [[cell, ...]], "curves": [{"alt", "w", "h"}]}`` as Chromium
+    rendered ``page``.
 
     Skips the calling test when no Chromium is installed (CI installs it, see ``.ci/run``).
     """

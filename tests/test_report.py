@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from repmatch.cli import main
 from repmatch.images import class_grid, make_grid, save_png
 from repmatch.report.curves import group_series, read_stats
 from repmatch.report.html import build_report, read_eval, write_report
+from repmatch.report.meta import CurveSource
 
 EVALS = {
     "teacher_4step": {
@@ -63,36 +65,45 @@ def _expected_rows() -> dict[str, list[float | None]]:
 
 
 class _Tables(HTMLParser):
-    """Collect the text of every <td>/<th> of the table with id sw-table, row by row."""
+    """Collect the text of every <td>/<th> of the table with id sw-table, row by row: the
+    header and model rows in ``rows``, the reference rows (its <tfoot>) in ``refs``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
+        self.refs: list[list[str]] = []
         self.bold: list[str] = []
-        self._in_table = self._in_cell = False
+        self._in_table = self._in_cell = self._in_foot = False
         self._cell_best = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "table" and a.get("id") == "sw-table":
             self._in_table = True
+        elif self._in_table and tag == "tfoot":
+            self._in_foot = True
         elif self._in_table and tag == "tr":
-            self.rows.append([])
+            (self.refs if self._in_foot else self.rows).append([])
         elif self._in_table and tag in ("td", "th"):
             self._in_cell, self._cell_best = True, a.get("class") == "best"
-            self.rows[-1].append("")
+            self._row().append("")
+
+    def _row(self) -> list[str]:
+        return (self.refs if self._in_foot else self.rows)[-1]
 
     def handle_endtag(self, tag):
         if tag == "table":
             self._in_table = False
+        elif tag == "tfoot":
+            self._in_foot = False
         elif tag in ("td", "th") and self._in_cell:
             self._in_cell = False
             if self._cell_best:
-                self.bold.append(self.rows[-1][-1])
+                self.bold.append(self._row()[-1])
 
     def handle_data(self, data):
         if self._in_cell:
-            self.rows[-1][-1] += data
+            self._row()[-1] += data
 
 
 @pytest.fixture
@@ -240,3 +251,171 @@ def test_report_shows_class_agreement_unbolded_and_dashes_where_missing(tmp_path
     (tmp_path / "bad.json").write_text(json.dumps({**panel, "class_agreement": "high"}))
     with pytest.raises(TypeError, match="class_agreement"):
         read_eval(tmp_path / "bad.json")
+
+
+def test_report_survives_mathtext_in_encoder_names(tmp_path, capsys):
+    # Matplotlib parses "$...$" in a label as mathtext; an encoder name is not a formula.
+    names = ["clip$_{vit$", "a$\\foo$", "$x$"]
+    lines = [{"nimg": 32 * i, "score": {n: 2.0 / (i + 1) + j for j, n in enumerate(names)}} for i in range(5)]
+    (tmp_path / "stats.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
+    assert main(["report", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert re.search(r'<img alt="training curves[^"]*" src="data:image/png', page)
+
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover"]
+NAMES = {"teacher_4step": "Teacher, 4 steps", "irdm_1step": "iRDM post-trained, 1 step"}
+
+
+class _ClassShade(torch.nn.Module):
+    """A 3-class generator drawing class c as a flat image of grey level (c + 1) / 4."""
+
+    noise_shape = (4,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, noise, labels):
+        return ((labels.float() + 1) / 4).view(-1, 1, 1, 1).expand(-1, 1, 8, 8) + self.anchor
+
+
+def _loop_log(run: Path, steps: int, start: float, floor: float) -> None:
+    """A stats.jsonl as the iRDM loop writes it: the surrogate loss Σλ·D/|D| is 1 throughout."""
+    lines = []
+    for s in range(1, steps + 1):
+        score = {"lenet": start * 0.7**s, "effnet$_x$": 2.0 * 0.9**s}
+        lines.append({
+            "nimg": 32 * s, "step": s, "lr": 1e-3, "loss": 1.0, "status": "ok", "skipped": 0,
+            "score": score, "excess": {k: v - floor for k, v in score.items()},
+            "weight": {"lenet": 0.5 + 0.01 * s, "effnet$_x$": 0.5 - 0.01 * s},
+            "objective": sum(score.values()) / 2,
+        })
+        lines.append({"nimg": 32 * s, "step": s, "heldout_excess": {"nsfw": 1.0 / s}, "monitor": None})
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "stats.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
+
+
+@pytest.fixture
+def named_run(run_dir):
+    """``run_dir`` made by a job that knows its words: report.json, a PNG grid that lists its
+    rows' classes, two arms' training logs in sub-directories and no top-level log."""
+    from repmatch.generators import write_sample_grid
+    from repmatch.report.meta import CurveSource, ReferenceRow, ReportMeta, write_report_meta
+
+    write_sample_grid(_ClassShade(), run_dir / "samples" / "teacher_4step.png", num_classes=3, per_class=4)
+    (run_dir / "stats.jsonl").unlink()
+    _loop_log(run_dir / "arm-a", 12, 1000.0, 0.01)
+    _loop_log(run_dir / "arm-b", 6, 30.0, 0.01)
+    write_report_meta(run_dir, ReportMeta(
+        class_names=CLASSES,
+        model_names={**NAMES, "arm-a": "iRDM post-trained, 1 step"},
+        references=(ReferenceRow("Real test images", floor=True, class_agreement=0.858),),
+        curves=(CurveSource("arm-a/stats.jsonl", "iRDM post-trained, 1 step"),
+                CurveSource("arm-b/stats.jsonl", "iRDM from scratch, 1 step")),
+    ))
+    return run_dir
+
+
+def _tag_text(page: str, tag: str, cls: str) -> list[list[str]]:
+    """The <li> texts of each ``<tag class="cls">`` list of ``page``."""
+    return [re.findall(r"<li>([^<]*)</li>", block) for block in re.findall(rf'<{tag} class="{cls}">(.*?)</{tag}>', page, re.DOTALL)]
+
+
+def test_report_names_classes_and_models(named_run):
+    page = build_report(named_run)
+    # Both grids name their rows: the PNG from its own text chunk, the .npz from its labels.
+    assert _tag_text(page, "ol", "rows") == [CLASSES, CLASSES]
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert captions == [
+        "iRDM post-trained, 1 step<code>irdm_1step</code>",
+        "Teacher, 4 steps<code>teacher_4step</code>",
+    ]
+    parser = _Tables()
+    parser.feed(page)
+    models = [r[0] for r in parser.rows[1:]]
+    assert "Teacher, 4 steps" in models and "iRDM post-trained, 1 step" in models
+    assert "teacher_4step" not in models and "scratch" in models  # no display name: the id
+    # An .npz's own class_names win over report.json's.
+    np.savez(named_run / "samples" / "irdm_1step.npz", images=np.zeros((4, 8, 8), np.uint8),
+             labels=np.array([0, 1, 1, 2]), class_names=np.array(["cat", "dog", "emu"]))
+    assert _tag_text(build_report(named_run), "ol", "rows")[0] == ["cat", "dog", "emu"]
+    # The keyword arguments override report.json.
+    page = build_report(named_run, class_names=["a", "b", "c"], model_names={"scratch": "Scratch"})
+    assert _tag_text(page, "ol", "rows")[1] == ["a", "b", "c"] and ">Scratch<" in page
+
+
+def test_report_reference_rows_are_real_images_never_ranked(named_run, tmp_path):
+    parser = _Tables()
+    parser.feed(build_report(named_run))
+    header, *rows = parser.rows
+    assert len(rows) == len(EVALS) + 1
+    # The floor's validation set: 1 in every ratio column, its class agreement, never bold
+    # (1.000 is below every model's value in most columns).
+    assert parser.refs == [["Real test images"] + ["1.000"] * (len(header) - 2) + ["0.858"]]
+    assert header[-1] == "class agreement‡"
+    assert "1.000" not in parser.bold and "0.858" not in parser.bold
+    expected = _expected_rows()
+    minima = [min(v for v in col if v is not None) for col in zip(*expected.values())]
+    fmt = lambda v: f"{v:.3f}"
+    assert sorted(parser.bold) == sorted(fmt(v) for v in minima)
+    # Without report.json the floor row is still there, under a generic name.
+    (named_run / "report.json").unlink()
+    parser = _Tables()
+    parser.feed(build_report(named_run))
+    assert parser.refs == [["Real validation images (the floor)"] + ["1.000"] * 6]  # no agreement column
+    # A malformed report.json is a note, not a crash.
+    (named_run / "report.json").write_text(json.dumps({"class_names": "abc"}))
+    assert "Ignored report.json: class_names must be a list" in build_report(named_run)
+
+
+def test_curves_plot_raw_distances_per_arm_not_the_constant_loss(named_run):
+    from repmatch.report.html import load_curves
+
+    curves = load_curves(named_run)
+    assert not curves.problems
+    panels = {p.key: p for p in curves.panels}
+    assert list(panels)[:5] == ["objective", "score", "excess", "heldout_excess", "weight"]
+    assert "surrogate_loss" not in panels and "lr" not in panels and "skipped" not in panels
+    assert any("surrogate loss" in c and "= 1 (iRDM post-trained, 1 step)" in c for c in curves.constant)
+    score = panels["score"]
+    assert {(s.run, s.label) for s in score.series} == {
+        (run, enc) for run in ("iRDM post-trained, 1 step", "iRDM from scratch, 1 step")
+        for enc in ("lenet", "effnet$_x$")
+    }
+    # The raw distances fall over decades: a log axis, series that change, the logged values.
+    assert score.scale == "log" and all(not s.constant for s in score.series)
+    lenet = next(s for s in score.series if s.label == "lenet" and s.run.startswith("iRDM post"))
+    assert lenet.xs == [32.0 * s for s in range(1, 13)]
+    assert lenet.ys == pytest.approx([1000.0 * 0.7**s for s in range(1, 13)])
+    assert panels["weight"].scale == "linear"
+    page = build_report(named_run)
+    assert re.search(r'<img alt="training curves: objective[^"]*raw distance', page)
+    assert "Constant throughout, not plotted" in page and "learning rate = 0.001" in page
+    # Without report.json every sub-directory log is plotted, named by model_names if any.
+    (named_run / "report.json").unlink()
+    assert {s.run for s in load_curves(named_run).panels[0].series} == {"arm-a", "arm-b"}
+    # A listed log that is missing is a note.
+    page = build_report(named_run, curves=[CurveSource("arm-c/stats.jsonl", "C")])
+    assert "Training log arm-c/stats.jsonl not found" in page
+
+
+def test_named_report_reads_in_headless_chromium(named_run, tmp_path):
+    """What a newcomer sees, as the browser renders it: words, not ids."""
+    from repmatch.report.html import load_curves
+
+    probe = probe_report(write_report(named_run), tmp_path)
+    figures = {f["caption"]: f["rows"] for f in probe["figures"]}
+    assert figures == {
+        "Teacher, 4 stepsteacher_4step": CLASSES,
+        "iRDM post-trained, 1 stepirdm_1step": CLASSES,
+    }
+    assert {"Teacher, 4 steps", "iRDM post-trained, 1 step"} <= set(probe["models"])
+    assert probe["rows"] == len(EVALS) + 1
+    assert probe["refs"] == [["Real test images"] + ["1.000"] * 6 + ["0.858"]]
+    assert all(i["complete"] and i["w"] > 0 for i in probe["imgs"]), probe
+    [curve] = probe["curves"]
+    assert curve["w"] > 0 and "raw distance" in curve["alt"]
+    # The data behind that image: the raw distances change over the run.
+    score = next(p for p in load_curves(named_run).panels if p.key == "score")
+    assert score.series and all(max(s.ys) > 1.5 * min(s.ys) for s in score.series)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from ._io import atomic_write
+
+#: PNG text chunk of a :func:`class_grid` file: the class label of each grid row, as a JSON
+#: list (``repmatch report`` names the rows from it).
+GRID_ROWS_KEY = "repmatch:rows"
 
 
 def _to_uint8_nchw(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -74,20 +80,30 @@ def class_grid(
     return make_grid(np.concatenate(tiles), per_class, pad=pad)
 
 
-def png_bytes(grid: np.ndarray, *, scale: int = 1) -> bytes:
-    """Encode a uint8 ``(H, W, C)`` grid as PNG (nearest-neighbour upscaled by ``scale``)."""
+def png_bytes(grid: np.ndarray, *, scale: int = 1, text: Mapping[str, str] | None = None) -> bytes:
+    """Encode a uint8 ``(H, W, C)`` grid as PNG (nearest-neighbour upscaled by ``scale``), with
+    ``text`` as PNG text chunks (e.g. ``{GRID_ROWS_KEY: "[0, 1, 2]"}``)."""
 
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    img.save(buf, format="PNG", optimize=True, pnginfo=info)
     return buf.getvalue()
 
 
-def save_png(path: str | os.PathLike[str], grid: np.ndarray, *, scale: int = 1) -> Path:
-    """Atomically write a uint8 ``(H, W, C)`` grid to ``path`` as PNG."""
-    data = png_bytes(grid, scale=scale)
+def save_png(
+    path: str | os.PathLike[str],
+    grid: np.ndarray,
+    *,
+    scale: int = 1,
+    text: Mapping[str, str] | None = None,
+) -> Path:
+    """Atomically write a uint8 ``(H, W, C)`` grid to ``path`` as PNG (see :func:`png_bytes`)."""
+    data = png_bytes(grid, scale=scale, text=text)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -12,6 +12,7 @@ grids compare models under matched noise, and results do not depend on the devic
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import cast
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset
 
 from .._io import atomic_write
 from .._validate import check_nonnegative_int, check_positive
-from ..images import class_grid, save_png
+from ..images import GRID_ROWS_KEY, class_grid, save_png
 from .base import Generator
 
 
@@ -66,12 +67,16 @@ def write_sample_grid(
 ) -> Path:
     """Write a per-class grid (one row per class) of :func:`sample_per_class` to ``path`` (PNG).
 
-    The file is what ``repmatch report`` shows for ``RUN_DIR/samples/<model>.png``.
+    The file is what ``repmatch report`` shows for ``RUN_DIR/samples/<model>.png``; its
+    :data:`~repmatch.images.GRID_ROWS_KEY` text chunk lists each row's class, so the report can
+    name the rows.
     """
     images, labels = sample_per_class(
         generator, num_classes=num_classes, per_class=per_class, seed=seed
     )
-    return save_png(path, class_grid(images, labels, per_class=per_class), scale=scale)
+    rows = json.dumps([int(c) for c in np.unique(labels.numpy())])
+    grid = class_grid(images, labels, per_class=per_class)
+    return save_png(path, grid, scale=scale, text={GRID_ROWS_KEY: rows})
 
 
 class GeneratedImages(Dataset[tuple[torch.Tensor, int]]):

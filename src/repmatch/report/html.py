@@ -3,14 +3,23 @@
 Run-directory layout read by :func:`build_report` (every part optional; a missing or broken part
 becomes a short message on the page, never an exception)::
 
+    RUN_DIR/report.json          the words: class names, model display names, reference rows
+                                 of real images, training logs to plot (:mod:`.meta`); the
+                                 keyword arguments of :func:`build_report` override it
     RUN_DIR/config.json          resolved run config, shown verbatim
     RUN_DIR/stats.jsonl          training log, one JSON object per line (keys like nimg, step,
                                  loss, nested per-encoder dicts); plotted as curves
+                                 (:mod:`.curves`). Without it, and unless report.json lists
+                                 the logs, every RUN_DIR/<run>/stats.jsonl is plotted, one line
+                                 style per run
     RUN_DIR/samples/<model>.png  a sample grid (e.g. one row per class), shown as is (small
-                                 ones enlarged by an integer factor; the last 12 files by name)
+                                 ones enlarged by an integer factor; the last 12 files by name);
+                                 rows are named when its ``repmatch:rows`` text chunk lists
+                                 their classes (``write_sample_grid`` writes it)
     RUN_DIR/samples/<model>.npz  or arrays ``images`` (N, H, W) / (N, C, H, W) / (N, H, W, C),
                                  uint8 or float in [0, 1], plus optional ``labels`` (N,):
-                                 tiled one row per class (first 10 of each)
+                                 tiled one row per class (first 10 of each), and optional
+                                 ``class_names`` (a string array indexed by label)
     RUN_DIR/eval/<model>.json    {"per_encoder": {encoder: SW ratio r_e}, "mean": SW_r,k,
                                   "held_out_mean": mean over held-out encoders or null,
                                   "held_out": [encoder, ...] (optional)}
@@ -24,38 +33,53 @@ becomes a short message on the page, never an exception)::
 The SW_r,k table (paper eq. 5) has one row per model, sorted by ``mean`` (lower is closer to
 real; 1 is the real-validation floor), one column per encoder (held-out encoders marked †),
 the panel means, the MMD/FD cross-check means when present, the lowest value of each column
-in bold.
+in bold. Below the models, reference rows of real images (shaded, never ranked or bold): the
+floor's validation set, 1 in every ratio column by construction, with its class agreement
+when report.json gives one.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .._io import atomic_write_text
-from ..images import class_grid, make_grid, png_bytes
-from .curves import curves_png, read_stats
+from ..images import GRID_ROWS_KEY, class_grid, make_grid, png_bytes
+from .curves import Panel, curve_panels, curves_png, read_stats
+from .meta import CurveSource, ReferenceRow, ReportMeta, read_report_meta
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
 color:#222;padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+p.lead{color:#444;max-width:60rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
 td.best{font-weight:bold}th.held{background:#fdf1dc}
+tfoot tr.reference td{background:#eef4fa;color:#345;font-style:italic;font-weight:normal}
+tfoot tr.reference:first-child td{border-top:3px double #89a}
 .missing{color:#8a5a00;background:#fff7e6;border-left:3px solid #e0a000;padding:.3rem .6rem}
+.note{color:#555;font-size:.85rem}
 .samples{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}
-figcaption{font-size:.85rem;color:#555;margin-top:.2rem}
-img{image-rendering:pixelated;max-width:100%}
+figcaption{font-size:.9rem;color:#333;margin-top:.2rem;font-weight:600}
+figcaption code{font-weight:normal;color:#777;font-size:.75rem;margin-left:.4rem}
+.labelled{display:flex;align-items:stretch}
+ol.rows{list-style:none;margin:0 .4rem 0 0;padding:0;display:flex;flex-direction:column;
+font-size:.75rem;color:#444}
+ol.rows li{flex:1;display:flex;align-items:center;justify-content:flex-end;white-space:nowrap}
+img{max-width:100%}img.pixelated{image-rendering:pixelated}
 pre{background:#f6f6f6;padding:.6rem;overflow:auto;font-size:.8rem}
 """
 
@@ -83,6 +107,14 @@ def _data_uri(png: bytes) -> str:
 
 def _missing(text: str) -> str:
     return f'<p class="missing">{html.escape(text)}</p>'
+
+
+def _model(meta: ReportMeta, model: str) -> str:
+    """A model's display name, with its id as a tooltip when the two differ."""
+    name = meta.name_of(model)
+    if name == model:
+        return html.escape(model)
+    return f'<span title="{html.escape(model)}">{html.escape(name)}</span>'
 
 
 def _number(value: Any, what: str) -> float | None:
@@ -136,7 +168,16 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def _eval_section(run_dir: Path) -> str:
+FLOOR_ROW = ReferenceRow(name="Real validation images (the floor)", floor=True)
+
+
+def _reference_rows(meta: ReportMeta) -> list[ReferenceRow]:
+    """The reference rows to show: the metadata's, and the floor row when none of them is it."""
+    rows = list(meta.references)
+    return rows if any(r.floor for r in rows) else [*rows, FLOOR_ROW]
+
+
+def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
     folder = run_dir / "eval"
     files = (
         (
@@ -181,8 +222,11 @@ def _eval_section(run_dir: Path) -> str:
     for j in range(len(rows[0])):
         col = [x for x in (r[j] for r in rows) if x is not None]
         best.append(min(col) if col else None)
+    references = _reference_rows(meta)
     # Class agreement is a conditional check where higher is better: a column, never bolded.
-    agree = any(e.class_agreement is not None for e in entries)
+    agree = any(e.class_agreement is not None for e in entries) or any(
+        r.class_agreement is not None for r in references
+    )
     if agree:
         rows = [r + [e.class_agreement] for e, r in zip(entries, rows)]
         best.append(None)
@@ -199,11 +243,23 @@ def _eval_section(run_dir: Path) -> str:
             f'<td class="{_best_class(v, best[j], len(rows))}">{_fmt(v)}</td>'
             for j, v in enumerate(r)
         )
-        body.append(f"<tr><td>{html.escape(e.model)}</td>{cells}</tr>")
+        body.append(f"<tr><td>{_model(meta, e.model)}</td>{cells}</tr>")
+    foot = []
+    for ref in references:
+        # Every column is a ratio to the floor: SW(val, train) / SW(val, train) = 1.
+        ratio = 1.0 if ref.floor else None
+        values = [ratio] * k + [ratio, ratio if held else None] + [ratio] * len(cross)
+        values += [ref.class_agreement] if agree else []
+        cells = "".join(f"<td>{_fmt(v)}</td>" for v in values)
+        foot.append(f'<tr class="reference"><td>{html.escape(ref.name)}</td>{cells}</tr>')
+    floor_name = next(r.name for r in references if r.floor)
     legend = (
         "<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
-        "(paper eq. 5): 1 matches a fresh real draw, lower is closer. Rows sorted by "
-        f"SW<sub>r,{k}</sub>; † marks encoders held out from training; bold is the column minimum."
+        "(paper eq. 5): the sliced Wasserstein distance of the model's samples to real training "
+        "images in encoder e's feature space, divided by that of fresh real validation images. "
+        "1 matches a fresh real draw, lower is closer. Rows sorted by "
+        f"SW<sub>r,{k}</sub> (the mean over all {k} encoders); † marks encoders held out from "
+        "training (the honest test: the model never saw them); bold is the column minimum."
         + (" MMD/FD columns are the cross-check panel means (Appendix D)." if cross else "")
         + (
             " ‡ Class agreement: the fraction of samples a classifier assigns to their "
@@ -212,30 +268,59 @@ def _eval_section(run_dir: Path) -> str:
             if agree
             else ""
         )
+        + f" Shaded rows are real images, for reference (never ranked): “{html.escape(floor_name)}”"
+        " is the validation set the floors were measured on, so each of its ratios is "
+        "SW(val, train) / SW(val, train) = 1 by construction — a model at ≈1 (within sampling "
+        "noise) is as close to the training images as a fresh real sample."
+        + "".join(f" {html.escape(r.note)}" for r in references if r.note)
         + "</p>"
     )
     table = (
         f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody><tfoot>{''.join(foot)}</tfoot></table>"
     )
     return legend + table + "".join(notes)
 
 
 MAX_SAMPLE_FILES = 12
 MIN_DISPLAY_WIDTH = 240
+MAX_DISPLAY_WIDTH = 440
 
 
 def _display_width(png: bytes) -> str:
-    """A ``width`` attribute blowing small grids up by an integer factor (pixelated, not blurred)."""
+    """``width`` (and class) attributes: small grids blown up by an integer factor (pixelated,
+    not blurred), wide ones shrunk so that two fit side by side."""
     width = int.from_bytes(png[16:20], "big")  # IHDR: the first chunk after the 8-byte signature
-    if not 0 < width < MIN_DISPLAY_WIDTH:
-        return ""
-    return f' width="{width * -(-MIN_DISPLAY_WIDTH // width)}"'
+    if 0 < width < MIN_DISPLAY_WIDTH:
+        return f' class="pixelated" width="{width * -(-MIN_DISPLAY_WIDTH // width)}"'
+    if width > MAX_DISPLAY_WIDTH:
+        return f' width="{MAX_DISPLAY_WIDTH}"'
+    return ""
 
 
-def _samples_section(run_dir: Path) -> str:
+def _png_rows(png: bytes) -> list[int] | None:
+    """The class of each grid row, from the PNG's :data:`GRID_ROWS_KEY` text chunk."""
+    with Image.open(io.BytesIO(png)) as img:
+        text = img.info.get(GRID_ROWS_KEY)
+    if text is None:
+        return None
+    rows = json.loads(text)
+    if not isinstance(rows, list) or not all(isinstance(r, int) for r in rows):
+        raise ValueError(f"text chunk {GRID_ROWS_KEY!r} must be a JSON list of class labels")
+    return rows
 
 
+def _figure(png: bytes, model: str, row_names: Sequence[str] | None, meta: ReportMeta) -> str:
+    name = meta.name_of(model)
+    img = f'<img alt="samples: {html.escape(name)}" src="{_data_uri(png)}"{_display_width(png)}>'
+    if row_names:
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in row_names)
+        img = f'<div class="labelled"><ol class="rows">{items}</ol>{img}</div>'
+    ident = f"<code>{html.escape(model)}</code>" if name != model else ""
+    return f"<figure>{img}<figcaption>{html.escape(name)}{ident}</figcaption></figure>"
+
+
+def _samples_section(run_dir: Path, meta: ReportMeta) -> str:
     folder = run_dir / "samples"
     files = (
         sorted(p for p in folder.glob("*") if p.suffix in (".png", ".npz"))
@@ -250,49 +335,104 @@ def _samples_section(run_dir: Path) -> str:
         notes.append(_missing(f"{len(files) - MAX_SAMPLE_FILES} earlier sample file(s) not shown."))
         files = files[-MAX_SAMPLE_FILES:]
     for f in files:
+        names = meta
         try:
             if f.suffix == ".png":
                 png = f.read_bytes()
                 if not png.startswith(b"\x89PNG\r\n\x1a\n"):
                     raise ValueError("not a PNG file")
+                rows = _png_rows(png)
             else:
                 with np.load(f, allow_pickle=False) as arrays:
                     if "images" not in arrays:
                         raise ValueError(f"no 'images' array (has {sorted(arrays.files)})")
                     images = arrays["images"]
                     labels = arrays.get("labels")
-                grid = (
-                    class_grid(images, labels)
-                    if labels is not None
-                    else make_grid(images[:100], 10)
-                )
+                    if "class_names" in arrays:
+                        # The file's own names win over report.json's.
+                        names = meta.replace(class_names=[str(c) for c in arrays["class_names"]])
+                if labels is not None:
+                    grid = class_grid(images, labels)
+                    rows = [int(c) for c in np.unique(labels)]
+                else:
+                    grid, rows = make_grid(images[:100], 10), None
                 png = png_bytes(grid, scale=2)
         except (OSError, ValueError, TypeError) as err:
             notes.append(_missing(f"Skipped samples/{f.name}: {err}"))
             continue
-        name = html.escape(f.stem)
-        figures.append(
-            f'<figure><img alt="samples: {name}" src="{_data_uri(png)}"{_display_width(png)}>'
-            f"<figcaption>{name}</figcaption></figure>"
-        )
-    return f'<div class="samples">{"".join(figures)}</div>' + "".join(notes)
+        row_names = None if rows is None else [names.class_name(c) for c in rows]
+        figures.append(_figure(png, f.stem, row_names, meta))
+    lead = (
+        '<p class="lead">Each grid shows one model’s samples; where rows are named, each row is '
+        "one class (the label the model was asked to draw).</p>"
+    )
+    return lead + f'<div class="samples">{"".join(figures)}</div>' + "".join(notes)
 
 
-def _curves_section(run_dir: Path) -> str:
+def _curve_sources(run_dir: Path, meta: ReportMeta) -> list[CurveSource]:
+    if meta.curves:
+        return list(meta.curves)
+    if (run_dir / "stats.jsonl").exists():
+        return [CurveSource("stats.jsonl", "")]
+    return [
+        CurveSource(str(p.relative_to(run_dir)), meta.name_of(p.parent.name))
+        for p in sorted(run_dir.glob("*/stats.jsonl"))
+    ]
 
-    path = run_dir / "stats.jsonl"
-    if not path.exists():
+
+@dataclass
+class Curves:
+    """What the curves section plots: ``panels`` (:func:`.curves.curve_panels`), the notes on
+    constant series, and the problems met reading the logs."""
+
+    panels: list[Panel]
+    constant: list[str]
+    problems: list[str]
+
+
+def load_curves(run_dir: str | os.PathLike[str], meta: ReportMeta | None = None) -> Curves:
+    """The training curves of ``run_dir`` as :func:`build_report` plots them."""
+    run_dir = Path(run_dir)
+    meta = read_report_meta(run_dir) if meta is None else meta
+    runs, problems = [], []
+    for src in _curve_sources(run_dir, meta):
+        path = run_dir / src.path
+        if not path.is_file():
+            problems.append(f"Training log {src.path} not found.")
+            continue
+        stats = read_stats(path)
+        if stats.bad_lines:
+            problems.append(f"{stats.bad_lines} unreadable line(s) in {src.path} were skipped.")
+        runs.append((src.name, stats.records))
+    panels, constant = curve_panels(runs)
+    return Curves(panels, constant, problems)
+
+
+def _curves_section(run_dir: Path, meta: ReportMeta) -> str:
+    if not _curve_sources(run_dir, meta):
         return _missing("No training log found (expected RUN_DIR/stats.jsonl).")
-    stats = read_stats(path)
-    note = (
-        _missing(f"{stats.bad_lines} unreadable line(s) in stats.jsonl were skipped.")
-        if stats.bad_lines
+    curves = load_curves(run_dir, meta)
+    notes = "".join(_missing(p) for p in curves.problems)
+    png = curves_png(curves.panels)
+    if png is None:
+        return _missing("The training logs hold no changing numeric series to plot.") + notes
+    alt = "training curves: " + ", ".join(p.title for p in curves.panels)
+    lead = (
+        '<p class="lead">x: images seen by the trainer (nimg). For an iRDM run: the raw distance '
+        "D<sub>φ</sub> each training encoder’s loss measures (eq. 3; lower is closer to the "
+        "real images), its excess over the real floor (0 = as close as a fresh real sample; the "
+        "controller stops pushing an encoder that reaches it), the controller’s weights "
+        "λ<sub>φ</sub> and, when monitored, the excess of the held-out encoders. Panels whose "
+        "values span a decade or more use a log scale.</p>"
+    )
+    constant = (
+        '<p class="note">Constant throughout, not plotted: '
+        + "; ".join(html.escape(c) for c in curves.constant)
+        + ".</p>"
+        if curves.constant
         else ""
     )
-    png = curves_png(stats.records) if stats.records else None
-    if png is None:
-        return _missing("stats.jsonl holds no numeric series to plot.") + note
-    return f'<img alt="training curves" src="{_data_uri(png)}">' + note
+    return lead + f'<img alt="{html.escape(alt)}" src="{_data_uri(png)}">' + constant + notes
 
 
 def _config_section(run_dir: Path) -> str:
@@ -303,22 +443,42 @@ def _config_section(run_dir: Path) -> str:
     return f"<details><summary>config.json</summary><pre>{text}</pre></details>"
 
 
-def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -> str:
-    """Return the report page for ``run_dir`` as one self-contained HTML string."""
+def build_report(
+    run_dir: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    class_names: Sequence[str] | None = None,
+    model_names: Mapping[str, str] | None = None,
+    references: Sequence[ReferenceRow] | None = None,
+    curves: Sequence[CurveSource] | None = None,
+) -> str:
+    """Return the report page for ``run_dir`` as one self-contained HTML string.
+
+    ``class_names``, ``model_names``, ``references`` and ``curves`` (see :mod:`.meta`) replace
+    the fields of ``RUN_DIR/report.json`` when given.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run_dir {str(run_dir)!r} is not a directory")
+    problems = ""
+    try:
+        meta = read_report_meta(run_dir)
+    except (TypeError, ValueError, UnicodeDecodeError) as err:
+        meta, problems = ReportMeta(), _missing(f"Ignored {err}")
+    meta = meta.replace(
+        class_names=class_names, model_names=model_names, references=references, curves=curves
+    )
     title = html.escape(title or run_dir.resolve().name)
     sections = [
-        ("Samples", _samples_section(run_dir)),
-        ("SW<sub>r,k</sub> by encoder", _eval_section(run_dir)),
-        ("Training curves", _curves_section(run_dir)),
+        ("Samples", _samples_section(run_dir, meta)),
+        ("SW<sub>r,k</sub> by encoder", _eval_section(run_dir, meta)),
+        ("Training curves", _curves_section(run_dir, meta)),
         ("Configuration", _config_section(run_dir)),
     ]
     body = "".join(f"<section><h2>{h}</h2>{content}</section>" for h, content in sections)
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{title}</h1>{body}</body></html>\n"
+        f"<style>{_CSS}</style></head><body><h1>{title}</h1>{problems}{body}</body></html>\n"
     )
 
 
@@ -327,7 +487,18 @@ def write_report(
     *,
     output: str | os.PathLike[str] | None = None,
     title: str | None = None,
+    class_names: Sequence[str] | None = None,
+    model_names: Mapping[str, str] | None = None,
+    references: Sequence[ReferenceRow] | None = None,
+    curves: Sequence[CurveSource] | None = None,
 ) -> Path:
     """Atomically write :func:`build_report` to ``output`` (default ``RUN_DIR/report.html``)."""
-    page = build_report(run_dir, title=title)
+    page = build_report(
+        run_dir,
+        title=title,
+        class_names=class_names,
+        model_names=model_names,
+        references=references,
+        curves=curves,
+    )
     return atomic_write_text(Path(output) if output else Path(run_dir) / "report.html", page)

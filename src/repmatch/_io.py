@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import re
@@ -128,6 +129,15 @@ def atomic_save_safetensors(
 
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=dict(metadata or {})))
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of the file ``path`` (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
@@ -272,6 +282,20 @@ def replace_directory(src: str | os.PathLike[str], dst: str | os.PathLike[str]) 
     return target
 
 
+def check_replaceable(path: str | os.PathLike[str], replaces: str | None) -> None:
+    """Raise unless :func:`atomic_directory` may replace ``path``: absent, an empty directory, or
+    a directory holding ``replaces`` (any directory when ``replaces`` is ``None``). Call it
+    before a long computation whose result goes to ``path``."""
+    target = _resolve(path)
+    if os.path.lexists(target) and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory; refusing to replace it")
+    if replaces is not None and target.is_dir() and any(target.iterdir()) and not (target / replaces).exists():
+        raise ValueError(
+            f"{target} exists and holds no {replaces}, so it is not the artifact being written; "
+            "refusing to replace it: choose another path or delete it"
+        )
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str], *, replaces: str | None = None) -> Iterator[Path]:
     """Build the directory ``path`` whole: yield a fresh sibling directory to fill, and when the
@@ -289,13 +313,7 @@ def atomic_directory(path: str | os.PathLike[str], *, replaces: str | None = Non
     """
     target = _resolve(path)
     _clean_leftovers(target)
-    if os.path.lexists(target) and not target.is_dir():
-        raise NotADirectoryError(f"{target} exists and is not a directory; refusing to replace it")
-    if replaces is not None and target.is_dir() and any(target.iterdir()) and not (target / replaces).exists():
-        raise ValueError(
-            f"{target} exists and holds no {replaces}, so it is not the artifact being written; "
-            "refusing to replace it: choose another path or delete it"
-        )
+    check_replaceable(target, replaces)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = target.with_name(f".{target.name}.tmp.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}")

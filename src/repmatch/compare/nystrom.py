@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .._io import atomic_save_safetensors, atomic_write_json
+from .._io import atomic_directory, atomic_save_safetensors, atomic_write_json, recover_directory
 from .._validate import check_choice, check_features, check_nonnegative_int, check_positive
 from .kernels import (
     PRECISIONS,
@@ -438,47 +439,56 @@ class NystromReference:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``path/reference.safetensors`` then ``path/manifest.json`` (atomically each).
+        """Write the directory ``path``: ``reference.safetensors`` and ``manifest.json``.
 
-        The manifest records the tensors file's SHA-256, which :meth:`load` checks: a crash
-        between the two writes leaves a pair that refuses to load instead of mixing new
-        tensors with the old bandwidth and data term.
+        The directory is built beside ``path`` and swapped into place whole
+        (:func:`repmatch._io.atomic_directory`): a crash or a full disk at any point leaves the
+        previous reference at ``path`` intact, never a mix of old and new files. ``path``
+        belongs to the reference: an existing directory that holds something else is refused
+        (``ValueError``), not replaced. The manifest records the tensors file's SHA-256,
+        which :meth:`load` checks.
         """
         path = Path(path)
-        tensors = atomic_save_safetensors(
-            path / _TENSORS,
-            {"landmarks": self.landmarks, "alpha": self.alpha},
-        )
-        atomic_write_json(
-            path / _MANIFEST,
-            {
-                "format": _FORMAT,
-                "version": _VERSION,
-                "tensors_sha256": _sha256(tensors),
-                "bandwidth": self.bandwidth,
-                "data_term": self.data_term,
-                "pool_size": self.pool_size,
-                "dim": self.dim,
-                "num_landmarks": self.num_landmarks,
-                "fingerprint": self.fingerprint,
-                "info": self.info,
-            },
-        )
+        with atomic_directory(path, replaces=_MANIFEST) as tmp:
+            tensors = atomic_save_safetensors(
+                tmp / _TENSORS,
+                {"landmarks": self.landmarks, "alpha": self.alpha},
+            )
+            atomic_write_json(
+                tmp / _MANIFEST,
+                {
+                    "format": _FORMAT,
+                    "version": _VERSION,
+                    "tensors_sha256": _sha256(tensors),
+                    "bandwidth": self.bandwidth,
+                    "data_term": self.data_term,
+                    "pool_size": self.pool_size,
+                    "dim": self.dim,
+                    "num_landmarks": self.num_landmarks,
+                    "fingerprint": self.fingerprint,
+                    "info": self.info,
+                },
+            )
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> NystromReference:
-        """Read a reference written by :meth:`save`."""
+        """Read a reference written by :meth:`save`; every error names the file."""
 
         path = Path(path)
+        recover_directory(path)
         manifest_path = path / _MANIFEST
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no Nyström reference at {path} (missing {_MANIFEST})")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format") != _FORMAT or manifest.get("version") != _VERSION:
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{manifest_path} is not valid JSON ({exc}); rebuild the reference") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT or manifest.get("version") != _VERSION:
+            found = manifest if isinstance(manifest, dict) else {}
             raise ValueError(
                 f"{manifest_path} is not a {_FORMAT} v{_VERSION} manifest "
-                f"(format={manifest.get('format')!r}, version={manifest.get('version')!r})"
+                f"(format={found.get('format')!r}, version={found.get('version')!r})"
             )
         tensors_path = path / _TENSORS
         expected = manifest.get("tensors_sha256")
@@ -498,7 +508,7 @@ class NystromReference:
                 fingerprint=manifest["fingerprint"],
                 info=manifest.get("info", {}),
             )
-        except (ValueError, TypeError, KeyError, OSError) as exc:
+        except (ValueError, TypeError, KeyError, OSError, SafetensorError) as exc:
             raise ValueError(f"Nyström reference {path}: {exc}") from exc
         if ref.dim != manifest["dim"] or ref.num_landmarks != manifest["num_landmarks"]:
             raise ValueError(f"{path}: tensor shapes do not match the manifest")

@@ -12,10 +12,11 @@ is the same eq.-3 estimator on real validation features, ``b_φ = mean_k MMD²(v
 disjoint validation batches ``val_k`` of the generator's batch size (the biased repulsion
 depends on it).
 
-Directory layout (``references.json`` is written last, so a directory without it is incomplete)::
+Directory layout (built beside ``DIR`` and swapped into place whole, so a reader sees the
+complete old set or the complete new one; see :func:`repmatch._io.atomic_directory`)::
 
     DIR/references.json           format, encoders (fingerprint, scales, bandwidths, pool),
-                                  condition, floors
+                                  condition, floors, SHA-256 of the conditions and captions
     DIR/<encoder>/scale<k>/       one NystromReference per kernel scale
     DIR/conditions.safetensors    the pool's labels (class) or caption embeddings (text): the
                                   training condition pool mirrors them (App. E.1)
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -36,7 +36,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from .._io import atomic_save_safetensors, atomic_write_json
+from .._io import (
+    atomic_directory,
+    atomic_save_safetensors,
+    atomic_write_json,
+    check_replaceable,
+    file_sha256,
+    recover_directory,
+)
 from .._validate import check_nonnegative_int, check_positive, check_scales
 from ..compare import NystromReference, joint_bandwidths, median_bandwidth, mmd_nystrom_loss
 from ..compare.kernels import multiscale_bandwidths
@@ -203,18 +210,20 @@ def build_references(
 def save_references(refs: Sequence[NystromReference], directory: str | Path) -> None:
     """Save one encoder's references, one per kernel scale, as ``directory/scale<k>``.
 
-    The directory is emptied first so that a rerun with fewer scales leaves no stale one.
+    The directory is built beside ``directory`` and swapped into place whole
+    (:func:`repmatch._io.atomic_directory`): a crash or a full disk leaves the previous
+    references intact, and a rerun with fewer scales leaves no stale one. An existing
+    directory without ``scale0`` (not references) is refused, not replaced.
     """
-    directory = Path(directory)
-    if directory.exists():
-        shutil.rmtree(directory)
-    for k, ref in enumerate(refs):
-        ref.save(directory / f"scale{k}")
+    with atomic_directory(directory, replaces="scale0") as tmp:
+        for k, ref in enumerate(refs):
+            ref.save(tmp / f"scale{k}")
 
 
 def load_references(directory: str | Path, device: torch.device | str = "cpu") -> tuple[NystromReference, ...]:
     """The references :func:`save_references` wrote, in scale order."""
     directory = Path(directory)
+    recover_directory(directory)
     paths = sorted(directory.glob("scale*"), key=lambda p: int(p.name[len("scale"):]))
     if not paths:
         raise FileNotFoundError(f"no references in {directory}: build them first (repmatch references)")
@@ -299,15 +308,33 @@ class References:
     @classmethod
     def open(cls, root: str | Path) -> References:
         root = Path(root)
+        recover_directory(root)
         path = root / MANIFEST
         if not path.is_file():
             raise FileNotFoundError(
                 f"references: {path} does not exist; build it with `repmatch references --features STORE --out {root}`"
             )
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"references: {path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"references: {path} is not valid JSON ({exc}); rebuild the references") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+            raise ValueError(f"references: {path} has format {found!r}, expected {FORMAT!r}")
         return cls(root=root, manifest=manifest)
+
+    def _file(self, name: str) -> Path:
+        """``root/name``, checked against the SHA-256 that ``references.json`` records for it."""
+        path = self.root / name
+        expected = self.manifest.get("sha256", {}).get(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"references: {path} is missing; rebuild the references")
+        if expected is not None and file_sha256(path) != expected:
+            raise ValueError(
+                f"references: {path} is not the file {self.root / MANIFEST} was written with "
+                "(SHA-256 differs: damaged or replaced); rebuild the references"
+            )
+        return path
 
     @property
     def encoders(self) -> list[str]:
@@ -323,12 +350,12 @@ class References:
 
     def conditions(self) -> torch.Tensor:
         """Each pool row's condition: labels ``(N,)`` (class) or caption embeddings ``(N, E)``."""
-        tensors = load_file(str(self.root / CONDITIONS))
+        tensors = load_file(str(self._file(CONDITIONS)))
         return tensors["labels"] if "labels" in tensors else tensors["embeddings"]
 
     def captions(self) -> list[str]:
         """The pool's captions (text conditioning)."""
-        return list(json.loads((self.root / CAPTIONS).read_text()))
+        return list(json.loads(self._file(CAPTIONS).read_text(encoding="utf-8")))
 
     def distance(self, encoder: str, image_fingerprint: str, device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
         """The eq.-3 loss of ``encoder`` (whose battery fingerprint is ``image_fingerprint``)."""
@@ -364,18 +391,25 @@ def write_manifest(
     settings: Mapping[str, Any],
     captions: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``references.json`` (and the pool's conditions) for the references under ``root``."""
+    """Write ``references.json`` (and the pool's conditions) for the references under ``root``.
+
+    The manifest, written last, records the SHA-256 of the conditions and captions files,
+    which :class:`References` checks on reading them. :func:`build_reference_dir` calls this
+    inside the directory it swaps into place whole, so a reader never sees a partial set.
+    """
     root = Path(root)
+    written = []
     if condition is not None:
         if labels is None:
             raise ValueError("labels are required with a condition")
         key, rows = (("labels", labels.long()) if isinstance(condition, ClassCondition)
                      else ("embeddings", labels.float()))
-        atomic_save_safetensors(root / CONDITIONS, {key: rows.contiguous()})
+        written.append(atomic_save_safetensors(root / CONDITIONS, {key: rows.contiguous()}))
     if captions is not None:
-        atomic_write_json(root / CAPTIONS, list(captions))
+        written.append(atomic_write_json(root / CAPTIONS, list(captions)))
     kind = {ClassCondition: "class", TextCondition: "text"}
     manifest = {
+        "sha256": {p.name: file_sha256(p) for p in written},
         "format": FORMAT,
         "encoders": {k: dict(v) for k, v in encoders.items()},
         "condition": None if condition is None else {"kind": kind[type(condition)], **asdict(condition)},
@@ -421,6 +455,7 @@ def build_reference_dir(
     labels, by default the stores' own; caption embeddings for text, required) and
     ``captions`` the training rows' captions, saved for sampling."""
     check_positive("floor_batch_size", floor_batch_size, integer=True)
+    check_replaceable(out, MANIFEST)  # before the work, not after
     store = FeatureStore(train)
     names = list(store.names) if encoders is None else list(encoders)
     unknown = sorted(set(names) - set(store.names))
@@ -434,10 +469,9 @@ def build_reference_dir(
                     f"val: the store {val_store.root} has no features of {name} in the space of "
                     f"{store.root} (fingerprint {store.fingerprints[name]})"
                 )
-    root = Path(out)
-    (root / MANIFEST).unlink(missing_ok=True)  # incomplete until the manifest is rewritten
     entries: dict[str, dict[str, Any]] = {}
     distances = {}
+    built = {}
     for name in names:
         refs = build_references(
             store, encoder=name, fingerprint=store.fingerprints[name], condition=condition,
@@ -445,7 +479,7 @@ def build_reference_dir(
             num_landmarks=num_landmarks, bandwidth_scale=bandwidth_scale, seed=seed,
             kmeans_iters=kmeans_iters, chunk_rows=chunk_rows, device=device,
         )
-        save_references(refs, root / name)
+        built[name] = refs
         fingerprint = store.fingerprints[name] if condition is None else condition.fingerprint(store.fingerprints[name])
         entries[name] = {
             "fingerprint": fingerprint, "image_fingerprint": store.fingerprints[name],
@@ -475,8 +509,14 @@ def build_reference_dir(
     }
     if isinstance(condition, ClassCondition) and conditions is None:
         conditions = store.labels
-    write_manifest(root, encoders=entries, condition=condition, labels=conditions,
-                   floors=estimate, settings=settings, captions=captions)
+    root = Path(out)
+    # Written only once everything is computed, beside ``out``, and swapped in whole: a failed
+    # rebuild leaves the old references.
+    with atomic_directory(root, replaces=MANIFEST) as tmp:
+        for name, refs in built.items():
+            save_references(refs, tmp / name)
+        write_manifest(tmp, encoders=entries, condition=condition, labels=conditions,
+                       floors=estimate, settings=settings, captions=captions)
     return References.open(root)
 
 

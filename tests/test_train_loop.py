@@ -283,3 +283,19 @@ def _hold_lock(run_dir, ready, done):
     with run_lock(run_dir):
         ready.set()
         done.wait(60)
+
+
+def test_log_records_the_weighted_raw_objective(tmp_path):
+    """The logged loss Σλ·D/|D| only counts active weights; "objective" is Σλ·D, what the
+    report plots beside each encoder's raw distance."""
+    from repmatch.report.curves import curve_panels, read_stats
+
+    train(make_config(tmp_path, total_steps=3), task=make_task())
+    rows = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "objective" in r]
+    assert len(logged) == 3
+    for r in logged:
+        assert r["objective"] == pytest.approx(sum(r["weight"][k] * r["score"][k] for k in r["score"]), rel=1e-12)
+    panels, _ = curve_panels([("run", read_stats(tmp_path / "stats.jsonl").records)])
+    keys = [p.key for p in panels]
+    assert keys[:2] == ["objective", "score"] and "loss" not in keys

@@ -250,6 +250,9 @@ class _Trainer:
                 return _tensor_sum(raw.values())
             weights = self.controller.update(scores)
             info["weight"] = weights
+            # The loss below is scale-free (its value only counts active weights); this is the
+            # weighted raw distance it descends, for the log.
+            info["objective"] = sum(weights[k] * scores[k] for k in self.names)
             return _tensor_sum(weights[k] * scale_free(raw[k]) for k in self.names)
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -414,6 +417,7 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
                 "loss": window["loss"] / window["steps"] if window["steps"] else None,
                 "grad_norm": last["grad_norm"],
                 "score": last.get("score", {}), "excess": excess, "weight": last.get("weight", {}),
+                "objective": last.get("objective"),
                 "skipped": trainer.skipped, "img_per_s": (now - window["nimg0"]) / max(elapsed, 1e-9),
             })
             window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": now}

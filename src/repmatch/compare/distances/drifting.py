@@ -31,6 +31,19 @@ spreads over 128 generated rows and most generated-to-real products fall under t
 the attraction ``Σ_j W⁺_ij y_j`` becomes a pull toward the bank's mean (on the spiral its
 centroid, off the curve): the generator collapses (docs/spiral.md). ``s`` is computed as above
 in both variants (self pairs excluded).
+
+**Precision.** ``V`` is invariant under translating ``x`` and ``y`` together (the distances are,
+and ``Σ_j W⁺_ij = Σ_j W⁻_ij``), so both are first centred on the batch's (detached) mean, and
+the ``x``-``x`` distances are expanded about it: a batch 1000σ from the bank keeps its
+within-batch distances exact. ``V_τ`` is homogeneous of degree one in ``A⁺`` and in ``A⁻``
+separately, so each block is computed as ``exp(½ log(row · col) - max)`` and rescaled by
+``exp(max⁺ + max⁻)`` only at the end (``normalize`` needs no rescaling): far from the bank the
+attraction affinities are ~``exp(-60)`` and their products would underflow float32 (the
+normalised field then blew up by 10¹²). The root-mean-square norm is taken on ``V / max|V|``.
+Float64 inputs are computed in float64, all others in float32 (field and loss then float32;
+the loss's gradient is in the input's dtype). The loss is written as ``½ mean ||(x - sg(x)) -
+V||²``, the same value and gradient ``-V / B`` as ``x - sg(x + V)`` without rounding
+``x + V``.
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ from typing import Any
 import torch
 
 from ..._validate import check_features, check_positive
-from ..kernels import sq_distances
+from ..kernels import compute_dtype, sq_distances
 from ._base import Distance, reference_features
 
 __all__ = ["Drifting", "drifting_field", "drifting_loss"]
@@ -66,10 +79,13 @@ def drifting_field(
 
     ``scale`` overrides the data-derived mean pairwise distance ``s`` (e.g. to hold it fixed).
     ``affinity_floor`` ``f`` in [0, 1): 0 is Algorithm 2; ``f > 0`` is the released port's
-    ``sqrt(max(row · col, f))`` with floored self pairs (module docstring).
+    ``sqrt(max(row · col, f))`` with floored self pairs (module docstring). Float64 for
+    float64 input, float32 otherwise.
     """
     x = check_features("gen_features", gen_features)
-    y = check_features("positives", positives, dim=x.shape[1]).to(x.dtype)
+    y = check_features("positives", positives, dim=x.shape[1])
+    dtype = compute_dtype(x.dtype)
+    x, y = x.to(dtype), y.to(device=x.device, dtype=dtype)
     if x.shape[0] < 2:
         raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {x.shape[0]}")
     for r in radii:
@@ -94,11 +110,14 @@ def _field(
     scale: float | None,
     affinity_floor: float = 0.0,
 ) -> torch.Tensor:
-    """:func:`drifting_field` on validated inputs (``y`` in ``x``'s dtype)."""
+    """:func:`drifting_field` on validated inputs (both in the compute dtype, on one device)."""
     B, P = x.shape[0], y.shape[0]
+    # V is translation invariant: centre both on the batch (see the module's Precision note).
+    center = x.detach().mean(0)
+    x, y = x - center, y - center
     # One distance block against [positives; negatives]: the logits of every radius share it.
-    yx = torch.cat([y, x])
-    d = _distances(x, yx)  # (B, P + B)
+    # The x-x block is expanded about the batch mean, not the mean of x and y together.
+    d = torch.cat([_distances(x, y), _distances(x, x)], 1)  # (B, P + B)
     self_mask = torch.zeros(d.shape, dtype=torch.bool, device=x.device)
     self_mask[:, P:].fill_diagonal_(True)
     if scale is None:
@@ -113,14 +132,21 @@ def _field(
         if affinity_floor > 0.0:
             # The released port's clamp(row · col, f): the self pairs' -inf is lifted to log f too.
             log_prod = log_prod.clamp_min(math.log(affinity_floor))
-        a = torch.exp(0.5 * log_prod)
-        a_pos, a_neg = a[:, :P], a[:, P:]
+        half_pos, half_neg = 0.5 * log_prod[:, :P], 0.5 * log_prod[:, P:]
+        # Each block scaled to max 1 (V is linear in each; the factors return below).
+        top_pos, top_neg = half_pos.detach().max(), half_neg.detach().max()
+        a_pos, a_neg = torch.exp(half_pos - top_pos), torch.exp(half_neg - top_neg)
         # W⁺ = A⁺ ∘ (A⁻ 1) row-wise, so W⁺ y = (A⁺ y) ∘ (A⁻ 1); likewise for W⁻ x.
         v = (a_pos @ y) * a_neg.sum(1, keepdim=True) - (a_neg @ x) * a_pos.sum(1, keepdim=True)
         if normalize:
             with torch.no_grad():
-                rms = v.pow(2).sum(1).mean().sqrt().clamp_min(1e-30)
+                # On V / max|V|: a tiny field's squares would underflow (no host sync for V = 0).
+                tiny = torch.finfo(v.dtype).tiny
+                peak = v.abs().max().clamp_min(tiny)
+                rms = (peak * (v / peak).pow(2).sum(1).mean().sqrt()).clamp_min(tiny)
             v = v * (scale / rms)
+        else:
+            v = v * torch.exp(top_pos + top_neg)
         field = field + v
     return field
 
@@ -133,7 +159,10 @@ def drifting_loss(
     normalize: bool = True,
     affinity_floor: float = 0.0,
 ) -> torch.Tensor:
-    """``(1/B) Σ_i ½ ||x_i - stopgrad(x_i + V_i)||²``: a scalar whose gradient is ``-V / B``."""
+    """``(1/B) Σ_i ½ ||x_i - stopgrad(x_i + V_i)||²``: a scalar whose gradient is ``-V / B``.
+
+    Float64 for float64 input, float32 otherwise (the gradient has the input's dtype).
+    """
     with torch.no_grad():
         v = drifting_field(
             gen_features.detach(), positives, radii, normalize=normalize, affinity_floor=affinity_floor
@@ -142,8 +171,9 @@ def drifting_loss(
 
 
 def _loss(gen_features: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    target = gen_features.detach() + v
-    return 0.5 * (gen_features - target).pow(2).sum(1).mean()
+    # x - sg(x + V) as (x - sg(x)) - V: exactly -V in value, without rounding x + V.
+    x = gen_features.to(v.dtype)
+    return 0.5 * ((x - x.detach()) - v).pow(2).sum(1).mean()
 
 
 class Drifting(Distance):
@@ -188,6 +218,7 @@ class Drifting(Distance):
         if gen.shape[0] < 2:
             raise ValueError(f"gen_features needs at least 2 rows (negatives are the other rows), got {gen.shape[0]}")
         # gen was validated by __call__ and the bank at fit: skip drifting_loss's re-checks.
+        dtype = compute_dtype(gen.dtype)
         with torch.no_grad():
-            v = _field(gen.detach(), bank.to(gen.dtype), self.radii, self.normalize, None, self.affinity_floor)
+            v = _field(gen.detach().to(dtype), bank.to(dtype), self.radii, self.normalize, None, self.affinity_floor)
         return _loss(gen, v)

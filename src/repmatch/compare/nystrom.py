@@ -39,6 +39,7 @@ from .._validate import check_choice, check_features, check_nonnegative_int, che
 from .kernels import (
     PRECISIONS,
     augmented_operands,
+    compute_dtype,
     matmul_precision,
     median_bandwidth,
     sq_distances,
@@ -313,7 +314,8 @@ class NystromReference:
             dev = torch.device(device) if device is not None else features.device
             take = min(n, sample_size)
             idx = torch.randperm(n, generator=gen)[:take].to(features.device)
-            sample = features.index_select(0, idx).to(dev)
+            # Half-precision pools are computed (and landmarks stored) in float32.
+            sample = features.index_select(0, idx).to(dev, compute_dtype(features.dtype))
         else:
             keys_kept = torch.empty(0)
             sample = None
@@ -325,7 +327,7 @@ class NystromReference:
                 keys = torch.rand(chunk.shape[0], generator=gen, dtype=torch.float64)
                 n += chunk.shape[0]
                 cat_keys = torch.cat([keys_kept, keys])
-                rows = chunk.to(dev) if sample is None else torch.cat([sample, chunk.to(dev, sample.dtype)])
+                rows = chunk.to(dev, compute_dtype(chunk.dtype)) if sample is None else torch.cat([sample, chunk.to(dev, sample.dtype)])
                 if cat_keys.shape[0] > sample_size:
                     keep = torch.topk(cat_keys, sample_size, largest=False).indices
                     cat_keys = cat_keys[keep]

@@ -215,19 +215,35 @@ def test_heldout_encoders_are_monitored_during_training(run):
 
 
 def test_report_has_grids_table_and_curves(run):
+    from repmatch.apps.fmnist.reporting import model_names
+    from repmatch.data import FashionMNIST
+    from repmatch.report.html import load_curves
+
     page = (run.root / "report.html").read_text()
     assert "http://" not in page and "https://" not in page  # self-contained
-    assert len(re.findall(r'<img alt="samples: ', page)) == len(MODELS)
-    assert 'alt="training curves"' in page
+    names = model_names(smoke_recipe())
+    # Models in words, every grid's rows named by class.
+    captions = re.findall(r"<figcaption>([^<]*)<code>([^<]*)</code></figcaption>", page)
+    assert sorted(captions) == sorted((names[m], m) for m in MODELS)
+    rows = re.findall(r'<ol class="rows">(.*?)</ol>', page)
+    assert rows == ["".join(f"<li>{c}</li>" for c in FashionMNIST.classes)] * len(MODELS)
     table = re.search(r'<table id="sw-table">.*?</table>', page, re.DOTALL).group(0)
     assert table.count("<tr>") == len(MODELS) + 1
-    stats = [json.loads(line) for line in (run.root / "stats.jsonl").read_text().splitlines()]
-    assert any(
-        "score_fmnist_classifier" in r and "post" in r["score_fmnist_classifier"] for r in stats
-    )
-    assert any(
-        "score_fmnist_classifier" in r and "scratch" in r["score_fmnist_classifier"] for r in stats
-    )
+    # The real test images: the floors' validation set, with their class agreement.
+    real = json.loads((run.root / "results.json").read_text())["real_test"]["class_agreement"]
+    ref = re.search(r'<tr class="reference">(.*?)</tr>', table).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", ref) == ["Real test images"] + ["1.000"] * 5 + [f"{real:.3f}"]
+    # Both arms' own logs, named, their raw distances per encoder.
+    assert re.search(r'<img alt="training curves: [^"]*raw distance', page)
+    score = next(p for p in load_curves(run.root).panels if p.key == "score")
+    assert {(s.run, s.label) for s in score.series} == {
+        (names["irdm_post_1step"], "fmnist_classifier"),
+        (names["irdm_scratch_1step"], "fmnist_classifier"),
+    }
+    for s in score.series:
+        arm = "post" if s.run == names["irdm_post_1step"] else "scratch"
+        logged = [json.loads(x) for x in (run.arm(arm) / "stats.jsonl").read_text().splitlines()]
+        assert s.ys == [r["score"]["fmnist_classifier"] for r in logged if "score" in r]
 
 
 def test_report_renders_in_headless_chromium(run, tmp_path):
@@ -235,6 +251,8 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert probe["rows"] == len(MODELS)
     assert len(probe["imgs"]) == len(MODELS) + 1  # four sample grids and the curves
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in probe["imgs"]), probe
+    assert all(len(f["rows"]) == 10 and f["rows"][0] == "T-shirt/top" for f in probe["figures"])
+    assert "iRDM post-trained, 1 step" in probe["models"] and len(probe["refs"]) == 1
 
 
 def test_recipe_validation():

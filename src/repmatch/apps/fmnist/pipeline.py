@@ -15,7 +15,9 @@ and is skipped on a rerun):
                   both iRDM models
 9. ``eval``       the SW_r,k panel of each (``repmatch eval``) → ``OUT/eval/<model>/``,
                   ``OUT/results.md``
-10. ``report``    ``OUT/report.html`` (``repmatch report``), with the merged training curves
+10. ``report``    ``OUT/report.html`` (``repmatch report``) in words: ``OUT/report.json``
+                  names the classes and models, the real test images' reference row and
+                  each arm's training log
 
 Everything reuses the project's pieces: ``train_fmnist_encoder``, ``train_teacher``,
 ``extract_features``, ``compute_floors``/``evaluate``, ``NystromReference``,
@@ -63,6 +65,7 @@ from .parts import (
     resolve_device,
 )
 from .recipe import FmnistRecipe
+from .reporting import write_fmnist_report_meta
 from .stages import REQUIRES, STAGES
 from .task import fmnist_task
 from .teacher import TeacherConfig, load_teacher, train_teacher
@@ -308,42 +311,10 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
     return results
 
 
-def merge_stats(layout: Layout) -> Path:
-    """``OUT/stats.jsonl``: both arms' curves side by side (one panel per quantity: eq.-3 score,
-    excess over the floor and controller weight per encoder, held-out excess) and the
-    teacher's flow-matching loss, for ``repmatch report``."""
-    lines = []
-    for arm in ("post", "scratch"):
-        path = layout.arm(arm) / "stats.jsonl"
-        if not path.exists():
-            continue
-        for rec in map(json.loads, path.read_text().splitlines()):
-            out: dict[str, Any] = {"nimg": rec["nimg"]}
-            if "score" in rec:
-                # The logged loss is Σ λ·raw/|raw| (scale-free, ±budget): the raw eq.-3 scores
-                # and their excess over the floor are what show progress.
-                for enc, v in rec.get("score", {}).items():
-                    out[f"score_{enc}"] = {arm: v}
-                for enc, v in rec.get("excess", {}).items():
-                    out[f"excess_{enc}"] = {arm: v}
-                for enc, v in rec.get("weight", {}).items():
-                    out[f"weight_{enc}"] = {arm: v}
-            for enc, v in (rec.get("heldout_excess") or {}).items():
-                out[f"heldout_excess_{enc}"] = {arm: v}
-            lines.append(out)
-    teacher = layout.teacher / "stats.jsonl"
-    if teacher.exists():
-        for rec in map(json.loads, teacher.read_text().splitlines()):
-            lines.append({"nimg": rec["nimg"], "teacher_flow_matching_loss": rec["loss"]})
-    return atomic_write_text(
-        layout.root / "stats.jsonl", "".join(json.dumps(r) + "\n" for r in lines)
-    )
-
-
 def stage_report(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
 
-    merge_stats(layout)
     write_results_md(recipe, layout)
+    write_fmnist_report_meta(recipe, layout)  # after results.json: the real row's agreement
     path = write_report(layout.root, title=f"repmatch {recipe.name}: one-step Fashion-MNIST (iRDM)")
     return {"report": str(path)}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json
+from .._progress import bar
 from ..metrics import FingerprintMismatchError, check_fingerprints, sw_floors
 from .config import EvalConfig
 from .sources import FeatureSource
@@ -92,12 +93,14 @@ def compute_floors(
     config: EvalConfig,
     *,
     num_samples: int | None = None,
+    progress: bool = False,
 ) -> Floors:
-    """SW(val, train) per encoder on seeded subsamples of ``num_samples`` rows (default: common size)."""
+    """SW(val, train) per encoder on seeded subsamples of ``num_samples`` rows (default: common
+    size); ``progress`` draws a bar over the encoders."""
     n = common_size(config, train, val) if num_samples is None else num_samples
     check_fingerprints({"train": train.fingerprints, "val": val.fingerprints}, names)
     values = {}
-    for name in names:
+    for name in bar(names, desc="floors", unit="encoder", enabled=progress):
         t, v = train.read(name, n, config.seed), val.read(name, n, config.seed)
         values.update(
             sw_floors(

@@ -17,6 +17,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from .._io import atomic_write_json, atomic_write_text
+from .._progress import bar
 from ..features import FeatureStore, resolve_encoder_names
 from ..metrics import (
     check_fingerprints,
@@ -93,13 +94,15 @@ def evaluate(
     config: EvalConfig | None = None,
     floors_path: str | os.PathLike[str] | None = None,
     held_out: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Score ``gen`` against ``train`` with floors from ``val`` (or stored floors); see module doc.
 
     ``gen``/``train``/``val`` are feature-store directories or dataset specs (image folder,
     ``.npz``, ``fmnist:test``); ``gen`` may also be a dataset object with a ``spec``, e.g. a
     generator's images (:class:`repmatch.generators.GeneratedImages`), extracted as read. ``floors_path`` defaults to ``<train>/floors.json``; ``config`` to ``EvalConfig()``. Returns the
-    result dict that is also written to ``out_dir/eval.json``.
+    result dict that is also written to ``out_dir/eval.json``. ``progress`` draws bars over
+    extraction, floors and the per-encoder scores.
     """
     config = EvalConfig() if config is None else config
     out = Path(out_dir)
@@ -108,7 +111,8 @@ def evaluate(
     summarize_ratios(dict.fromkeys(names, 1.0), held)  # validates held_out before any work
     cache = out / "features"
     kw: dict[str, Any] = {
-        "cache_dir": cache, "batch_size": config.batch_size, "device": config.device
+        "cache_dir": cache, "batch_size": config.batch_size, "device": config.device,
+        "progress": progress,
     }
     train_src = open_source(train, names, role="train", **kw)
     gen_src = open_source(gen, names, role="gen", **kw)
@@ -126,13 +130,13 @@ def evaluate(
     if floors is None:
         if val_src is None:
             raise ValueError(f"val is required: {floors_note}")
-        floors = compute_floors(train_src, val_src, names, config, num_samples=n)
+        floors = compute_floors(train_src, val_src, names, config, num_samples=n, progress=progress)
         save_floors(out / FLOORS_FILE, floors)
         floors_note += f"; computed from val and saved to {out / FLOORS_FILE}"
 
     device = config.metric_device
     panels: dict[str, dict[str, dict[str, float]]] = {}
-    for name in names:
+    for name in bar(names, desc="eval", unit="encoder", enabled=progress):
         cn = config.cross_check_samples
         g = gen_src.read(name, max(n, cn), config.seed).to(device)
         t = train_src.read(name, max(n, cn), config.seed).to(device)

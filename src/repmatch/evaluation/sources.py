@@ -53,11 +53,12 @@ def _extract(
     limit: int | None,
     batch_size: int,
     device: str | None,
+    progress: bool,
 ) -> FeatureStore:
 
     if not isinstance(data, str):  # an in-memory dataset (e.g. a generator's images), read in order
         return extract_features(data, ",".join(names), out, batch_size=batch_size, limit=limit,
-                                device=device, progress=False)
+                                device=device, progress=progress)
     return extract_features(
         open_dataset(data),
         ",".join(names),
@@ -66,7 +67,7 @@ def _extract(
         batch_size=batch_size,
         limit=limit,
         device=device,
-        progress=False,
+        progress=progress,
     )
 
 
@@ -78,16 +79,18 @@ def open_source(
     cache_dir: str | Path,
     batch_size: int = 256,
     device: str | None = None,
+    progress: bool = False,
 ) -> FeatureSource:
     """Features of ``names`` for ``source`` (store dir, dataset spec, or a dataset object with a
     ``spec``, such as :class:`repmatch.generators.GeneratedImages`), extracting what is missing.
 
     Extraction goes to ``cache_dir/<role>`` (resumable; reused by a later call with the same
-    data and encoders).
+    data and encoders), with a bar when ``progress``.
     """
     cache = Path(cache_dir) / role
     if not isinstance(source, str):
-        store = _extract(source, names, cache, limit=None, batch_size=batch_size, device=device)
+        store = _extract(source, names, cache, limit=None, batch_size=batch_size, device=device,
+                         progress=progress)
         return FeatureSource(role=role, data=store.data, num_rows=len(store), stores={n: store for n in names})
     path = Path(source).expanduser()
     if (path / MANIFEST).is_file():
@@ -99,7 +102,8 @@ def open_source(
             data, limit = (match["data"], int(match["limit"])) if match else (store.data, None)
             try:
                 extra = _extract(
-                    data, missing, cache, limit=limit, batch_size=batch_size, device=device
+                    data, missing, cache, limit=limit, batch_size=batch_size, device=device,
+                    progress=progress,
                 )
             except (FileNotFoundError, ValueError) as err:
                 raise ValueError(
@@ -113,7 +117,8 @@ def open_source(
                 )
             stores.update({n: extra for n in missing})
         return FeatureSource(role=role, data=store.data, num_rows=len(store), stores=stores)
-    store = _extract(source, names, cache, limit=None, batch_size=batch_size, device=device)
+    store = _extract(source, names, cache, limit=None, batch_size=batch_size, device=device,
+                     progress=progress)
     return FeatureSource(
         role=role, data=store.data, num_rows=len(store), stores={n: store for n in names}
     )

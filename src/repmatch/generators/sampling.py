@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .._io import atomic_write
+from .._progress import bar
 from .._validate import check_nonnegative_int, check_positive
 from ..images import GRID_ROWS_KEY, class_grid, save_png
 from .base import Generator
@@ -167,6 +168,7 @@ def write_samples_npz(
     conditions: torch.Tensor | None = None,
     seed: int = 0,
     batch_size: int = 500,
+    progress: bool = False,
 ) -> Path:
     """Write ``num_samples`` class-balanced samples to ``path`` as ``.npz`` (call in eval mode).
 
@@ -176,17 +178,19 @@ def write_samples_npz(
     row ``i mod P`` of that pool (e.g. caption embeddings; labels ``-1``). The noise ``(N, *noise_shape)`` is drawn at once on the
     CPU from ``seed`` (held in memory: N·prod(noise_shape) floats), so the file does not depend
     on ``batch_size`` or the device, and two generators with one ``noise_shape`` sampled with
-    one seed share their noise row for row.
+    one seed share their noise row for row. ``progress`` draws a bar over the samples.
     """
     check_positive("num_samples", num_samples, integer=True)
     check_positive("batch_size", batch_size, integer=True)
     if conditions is not None:
         num_classes = 0
     noise, labels, rows = _inputs(generator, num_samples, num_classes, conditions, seed)
-    chunks = [
-        _generate_u8(generator, noise[i : i + batch_size], None if rows is None else rows[i : i + batch_size])
-        for i in range(0, num_samples, batch_size)
-    ]
+    chunks = []
+    with bar(total=num_samples, desc="samples", unit="img", enabled=progress) as shown:
+        for i in range(0, num_samples, batch_size):
+            cond = None if rows is None else rows[i : i + batch_size]
+            chunks.append(_generate_u8(generator, noise[i : i + batch_size], cond))
+            shown.update(len(chunks[-1]))
     images_u8, labels_i64 = torch.cat(chunks).numpy(), labels.numpy()
 
     def write(tmp: str) -> None:

@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
-from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from ..._io import atomic_save_safetensors, cache_dir
+from ..._progress import bar
 from ..._validate import check_choice, check_positive
 from ...data import FashionMNIST
 from ...represent.preprocessing import preprocess
@@ -237,7 +237,7 @@ def fit_fmnist_encoder(
     gen = torch.Generator().manual_seed(config.seed)
     total = config.epochs * math.ceil(len(images) / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total))
-    bar = tqdm(total=total, desc=f"train {name}", disable=not progress)
+    shown = bar(total=total, desc=f"train {name}", unit="step", enabled=progress)
     for _ in range(config.epochs):
         order = torch.randperm(len(images), generator=gen)
         for b in range(0, len(images), config.batch_size):
@@ -253,9 +253,9 @@ def fit_fmnist_encoder(
             loss.backward()
             opt.step()
             sched.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-    bar.close()
+            shown.update()
+            shown.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    shown.close()
     return model.eval()
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..._io import atomic_write_json, atomic_write_text
+from ..._progress import bar
 from ..._validate import check_choice
 from ...data import open_dataset
 from ...evaluation import (
@@ -73,6 +74,9 @@ from .teacher import TeacherConfig, load_teacher, train_teacher
 # The four models of the results table (paper Table 1 / §4.2 comparison).
 MODELS = ("teacher_4step", "start_1step", "irdm_post_1step", "irdm_scratch_1step")
 
+#: A stage ``(recipe, layout, device, progress) -> info``: its work, with bars when ``progress``.
+Stage = Callable[[FmnistRecipe, Layout, torch.device, bool], dict[str, Any]]
+
 
 def _eval_config(recipe: FmnistRecipe, device: torch.device) -> Any:
 
@@ -88,17 +92,21 @@ def _eval_config(recipe: FmnistRecipe, device: torch.device) -> Any:
 
 
 # ---------------------------------------------------------------------------- stages
-def stage_encoders(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_encoders(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     cfg = FmnistTrainConfig(epochs=recipe.encoder_epochs, train_rows=recipe.encoder_train_rows)
     reports = {}
     for name in (n for n in FMNIST_ENCODERS if n in recipe.encoders):
-        report = train_fmnist_encoder(name, cfg, out_dir=layout.encoders, progress=False)
+        report = train_fmnist_encoder(name, cfg, out_dir=layout.encoders, progress=progress)
         reports[name] = {k: v for k, v in report.items() if k != "path"}
     return reports
 
 
-def stage_teacher(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_teacher(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     cfg = TeacherConfig(
         model=recipe.teacher_model,
@@ -109,14 +117,16 @@ def stage_teacher(recipe: FmnistRecipe, layout: Layout, device: torch.device) ->
         sample_steps=recipe.teacher_sampler_steps,
         seed=recipe.seed,
     )
-    result = train_teacher(cfg, layout.teacher, device=device, progress=False)
+    result = train_teacher(cfg, layout.teacher, device=device, progress=progress)
     return {"steps": result.step, "last_loss": result.last_loss}
 
 
-def stage_features(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_features(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     kw: dict[str, Any] = {
-        "batch_size": recipe.feature_batch_size, "device": device, "progress": False
+        "batch_size": recipe.feature_batch_size, "device": device, "progress": progress
     }
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
     rows = {}
@@ -136,24 +146,29 @@ def stage_features(recipe: FmnistRecipe, layout: Layout, device: torch.device) -
     return {"rows": rows}
 
 
-def stage_floors(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_floors(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     config = _eval_config(recipe, device)
     names = list(recipe.encoders)
     cache = layout.features / "cache"
-    train = open_source(str(layout.train_features), names, role="train", cache_dir=cache)
-    val = open_source(str(layout.test_features), names, role="val", cache_dir=cache)
-    floors = compute_floors(train, val, names, config)
+    kw: dict[str, Any] = {"cache_dir": cache, "progress": progress}
+    train = open_source(str(layout.train_features), names, role="train", **kw)
+    val = open_source(str(layout.test_features), names, role="val", **kw)
+    floors = compute_floors(train, val, names, config, progress=progress)
     save_floors(layout.train_features / FLOORS_FILE, floors)
     return {"floors": floors.values, "num_samples": floors.num_samples}
 
 
-def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_references(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     store = FeatureStore(layout.reference_features(recipe))
     names = recipe.encoders if recipe.monitor_heldout else recipe.train_encoders
     info = {}
-    for name in names:
+    for name in bar(names, desc="references", unit="encoder", enabled=progress):
         # One reference per kernel scale, sharing landmarks and one pass over the pool.
         refs = build_references(
             store.read(name),
@@ -175,9 +190,12 @@ def stage_references(recipe: FmnistRecipe, layout: Layout, device: torch.device)
     return info
 
 
-def _train_arm(arm: str) -> Callable[[FmnistRecipe, Layout, torch.device], dict[str, Any]]:
-    def stage(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
-        summary = train(arm_train_config(recipe, layout, arm), fmnist_task(recipe, layout, arm))
+def _train_arm(arm: str) -> Stage:
+    def stage(
+        recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+    ) -> dict[str, Any]:
+        config = arm_train_config(recipe, layout, arm).replace(progress=progress)
+        summary = train(config, fmnist_task(recipe, layout, arm))
         return {k: summary[k] for k in ("nimg", "step", "skipped")}
 
     stage.__name__ = f"stage_{arm}"
@@ -211,9 +229,11 @@ def load_model(
     return model.to(device).eval().requires_grad_(False)
 
 
-def stage_samples(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_samples(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
-    for name in MODELS:
+    for name in bar(MODELS, desc="samples", unit="model", enabled=progress):
         model = load_model(name, recipe, layout, device)
         # Matched noise: every model sees the same seeds (rows of equal noise_shape coincide).
         write_sample_grid(model, layout.samples / f"{name}.png", seed=recipe.seed)
@@ -249,7 +269,9 @@ def class_agreement(
     return hits / images.shape[0]
 
 
-def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_eval(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
     # Class agreement needs the classifier's head; a recipe without it skips the metric.
@@ -273,7 +295,7 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
             target,
             batch_size=recipe.feature_batch_size,
             device=device,
-            progress=False,
+            progress=progress,
         )
         out = evaluate(
             str(gen.root),
@@ -283,6 +305,7 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
             out_dir=layout.eval / name,
             config=_eval_config(recipe, device),
             held_out=list(recipe.heldout_encoders),
+            progress=progress,
         )
         results[name] = {
             "per_encoder": out["sw"]["per_encoder"],
@@ -311,7 +334,9 @@ def stage_eval(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> di
     return results
 
 
-def stage_report(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> dict[str, Any]:
+def stage_report(
+    recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
+) -> dict[str, Any]:
 
     write_results_md(recipe, layout)
     write_fmnist_report_meta(recipe, layout)  # after results.json: the real row's agreement
@@ -319,7 +344,7 @@ def stage_report(recipe: FmnistRecipe, layout: Layout, device: torch.device) -> 
     return {"report": str(path)}
 
 
-STAGE_FUNCS: dict[str, Callable[[FmnistRecipe, Layout, torch.device], dict[str, Any]]] = {
+STAGE_FUNCS: dict[str, Stage] = {
     "encoders": stage_encoders,
     "teacher": stage_teacher,
     "features": stage_features,
@@ -385,11 +410,13 @@ def run_pipeline(
     stages: Sequence[str] | None = None,
     force: Sequence[str] = (),
     log: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the job in ``out``; returns ``{stage: info}`` of the stages run now.
 
     ``stages`` restricts the run to those stages (default: all, in order); ``force`` reruns
     stages even when their marker exists. A different recipe in an existing ``out`` is refused.
+    ``progress`` draws each stage's progress bars (count, rate, ETA) on stderr.
     """
 
     for s in [*(stages or ()), *force]:
@@ -426,7 +453,7 @@ def run_pipeline(
             )
         log(f"[{stage}] running")
         t0 = time.perf_counter()
-        info = STAGE_FUNCS[stage](recipe, layout, device)
+        info = STAGE_FUNCS[stage](recipe, layout, device, progress)
         seconds = time.perf_counter() - t0
         atomic_write_json(marker, {"seconds": seconds, "info": info})
         done[stage] = info

@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from ..._io import atomic_save_safetensors, atomic_write_json
+from ..._progress import bar
 from ..._validate import check_choice, check_nonnegative_int, check_positive
 from ...data import FashionMNIST
 from ...generators import FewStepGenerator, write_sample_grid
@@ -224,7 +224,7 @@ def train_teacher(
 
     call_start = start = time.perf_counter()
     last_loss = math.nan
-    bar = tqdm(total=config.steps, initial=step, desc="teacher", unit="step", disable=not progress)
+    shown = bar(total=config.steps, initial=step, desc="teacher", unit="step", enabled=progress)
     model.train()
     while step < config.steps:
         if max_seconds is not None and time.perf_counter() - call_start >= max_seconds:
@@ -251,8 +251,8 @@ def train_teacher(
         step += 1
         last_loss = loss.item()
         window.append(last_loss)
-        bar.update(1)
-        bar.set_postfix(loss=f"{last_loss:.4f}")
+        shown.update(1)
+        shown.set_postfix(loss=f"{last_loss:.4f}")
 
         # Only whole intervals are logged: a resumed run logs what a straight one would.
         if step % config.log_every == 0:
@@ -268,7 +268,7 @@ def train_teacher(
         if step % config.checkpoint_every == 0:
             elapsed, start = elapsed + time.perf_counter() - start, time.perf_counter()
             checkpoint()
-    bar.close()
+    shown.close()
     elapsed += time.perf_counter() - start
     checkpoint()
 

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ._array import UInt8ImageArray
+
+# A zip's local-file header, or the end record of an empty archive (np.savez of nothing).
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def _to_nchw(images: np.ndarray, path: Path) -> np.ndarray:
@@ -29,6 +34,37 @@ def _to_nchw(images: np.ndarray, path: Path) -> np.ndarray:
         f"path: images in {str(path)!r} have shape {images.shape}; accepted are (N, H, W), "
         "(N, H, W, C) or (N, C, H, W) with C in {1, 3}"
     )
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(images, labels or None)`` of the archive, never unpickling. Anything but a zip of
+    arrays (a text file, a ``.npy`` under an ``.npz`` name, a truncated zip) is refused as not an
+    ``.npz``, instead of numpy's advice to load it with ``allow_pickle``."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in _ZIP_MAGIC:
+        kind = "it is a .npy array (write .npz files with np.savez)" if magic == b"\x93NUM" else "not a zip file"
+        raise ValueError(f"path: {str(path)!r} is not a valid .npz archive ({kind})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.files)
+            key = "images" if "images" in keys else keys[0] if len(keys) == 1 else None
+            images = None if key is None else archive[key]
+            labels = archive["labels"] if key is not None and key != "labels" and "labels" in keys else None
+    except ValueError as err:
+        if "allow_pickle" in str(err):  # an object array: pickled Python objects
+            raise ValueError(
+                f"path: {str(path)!r} holds object arrays, which are never unpickled "
+                "(allow_pickle=False); store the images as a uint8 array"
+            ) from None
+        raise ValueError(f"path: {str(path)!r} is not a valid .npz archive ({err})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as err:
+        raise ValueError(f"path: {str(path)!r} is not a valid .npz archive ({err})") from None
+    if images is None:
+        raise ValueError(
+            f"path: {str(path)!r} holds arrays {keys}; name the image array 'images' (or store only one array)"
+        )
+    return images, labels
 
 
 def _sha256(path: Path) -> str:
@@ -46,19 +82,7 @@ class NpzImages(UInt8ImageArray):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"path: npz file {str(path)!r} does not exist")
-        with np.load(path, allow_pickle=False) as archive:
-            keys = list(archive.files)
-            if "images" in keys:
-                key = "images"
-            elif len(keys) == 1:
-                key = keys[0]
-            else:
-                raise ValueError(
-                    f"path: {str(path)!r} holds arrays {keys}; name the image array 'images' "
-                    "(or store only one array)"
-                )
-            images = archive[key]
-            labels = archive["labels"] if "labels" in keys and key != "labels" else None
+        images, labels = _read(path)
         if images.dtype != np.uint8:
             raise TypeError(f"path: images in {str(path)!r} must be uint8 in 0..255, got dtype {images.dtype}")
         images = _to_nchw(images, path)

@@ -35,6 +35,9 @@ def open_dataset(spec: str, *, labels: str | None = None) -> FashionMNIST | Imag
                 f"(its identity is now {dataset.spec!r})"
             )
         return dataset
+    if labels is not None and not Path(spec).expanduser().is_dir():
+        # Only a folder's layout can give labels; an .npz has its own array, Fashion-MNIST its own.
+        raise ValueError(f"labels={labels!r} applies to image folders only, and {spec!r} is not a folder")
     if spec.startswith("fmnist:"):
         split = spec.split(":", 1)[1]
         if split not in FMNIST_SPLITS:

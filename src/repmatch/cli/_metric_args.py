@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._args import add_progress_flag
+
 
 def add_metric_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("metric settings (defaults: EvalConfig, the paper's values)")
@@ -29,6 +31,7 @@ def add_metric_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved settings (EvalConfig, encoders, inputs) and exit")
+    add_progress_flag(parser)
 
 
 def print_dry_run(config: Any, **inputs: Any) -> None:

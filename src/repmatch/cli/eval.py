@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ._args import check_device, path_arg, print_outputs, show_progress
 from ._metric_args import add_metric_args, config_kwargs, print_dry_run
 
 
@@ -20,17 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--gen",
         required=True,
+        type=path_arg,
         help="generated images: an image folder, an .npz, a feature store directory, or a "
         "training run directory (its generator is sampled batch by batch, nothing written)",
     )
     p.add_argument("--gen-samples", type=int, default=10000,
                    help="with a run directory as --gen: how many samples to draw (default 10000)")
-    p.add_argument("--gen-checkpoint", default=None,
+    p.add_argument("--gen-checkpoint", default=None, type=path_arg,
                    help="with a run directory as --gen: a checkpoint (default: the run's newest)")
-    p.add_argument("--train", required=True, help="train feature store directory (or dataset spec)")
+    p.add_argument("--train", required=True, type=path_arg, help="train feature store directory (or dataset spec)")
     p.add_argument(
         "--val",
         default=None,
+        type=path_arg,
         help="val feature store directory (or dataset spec); optional when stored floors match",
     )
     p.add_argument(
@@ -38,9 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="panel name or 'a,b,c' (default: every encoder of the train store)",
     )
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=path_arg, help="output directory")
     p.add_argument(
-        "--floors", default=None, help="floors JSON (default: TRAIN/floors.json when present)"
+        "--floors", default=None, type=path_arg, help="floors JSON (default: TRAIN/floors.json when present)"
     )
     p.add_argument(
         "--held-out",
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import format_table
     from ..evaluation.run import evaluate
 
+    if not args.dry_run:
+        check_device(args.device)
     checks = (
         ()
         if args.cross_checks.strip() == "none"
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print_dry_run(config, encoders=resolve_names(args.encoders, args.train), gen=args.gen,
                       train=args.train, val=args.val, out=args.out, held_out=held)
         return 0
+    progress = show_progress(args)
     gen: Any = args.gen
     if (Path(args.gen) / "config.json").is_file():  # a training run: sample its generator
         from ..generators import GeneratedImages
@@ -101,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         floors_path=args.floors,
         held_out=held,
+        progress=progress,
     )
     print(f"{result['floors']}; {result['num_samples']} samples per set")
     print(format_table(result), end="")
-    print(f"wrote {args.out}/eval.json, eval.md, sw_ratios.png")
+    out = Path(args.out)
+    print_outputs(("eval", out / "eval.json"), ("table", out / "eval.md"), ("figure", out / "sw_ratios.png"))
     return 0

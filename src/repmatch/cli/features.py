@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,17 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "shard-NNNNN.safetensors files plus manifest.json to --out. Re-running the same command "
         "after an interruption keeps the finished shards and computes the rest.",
     )
-    p.add_argument("--data", required=True, help="fmnist:train | fmnist:test | path/to/image_folder | path/to/images.npz")
+    p.add_argument("--data", required=True, type=path_arg, help="fmnist:train | fmnist:test | path/to/image_folder | path/to/images.npz")
     p.add_argument("--labels", choices=["subfolder"], default=None,
                    help="image folders only: take each image's class from its subfolder name (default: unlabelled)")
     p.add_argument("--encoders", required=True, help="comma-separated encoder names, or one panel name (e.g. fmnist)")
-    p.add_argument("--out", required=True, help="output store directory (resumed if it holds the same extraction)")
+    p.add_argument("--out", required=True, type=path_arg, help="output store directory (resumed if it holds the same extraction)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     p.add_argument("--shard-size", type=int, default=10000, help="rows per shard file, the unit of resumption (default 10000)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes (default 2; 0 = load in-process)")
     p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT images")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
     p.set_defaults(func=run)
 
@@ -33,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from ..data import open_dataset
     from ..features.extract import extract_features, resolve_encoder_names
 
+    if not args.dry_run:
+        check_device(args.device)
+    if args.labels is not None and not Path(args.data).expanduser().is_dir():
+        raise ValueError(
+            f"--labels {args.labels}: only for an image folder, and --data {args.data!r} is not one "
+            "(an .npz carries its own 'labels' array; fmnist splits are labelled)"
+        )
     dataset = open_dataset(args.data, labels=args.labels)
     names = resolve_encoder_names(args.encoders)
     if args.dry_run:
@@ -53,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         limit=args.limit,
         device=args.device,
-        progress=not args.no_progress,
+        progress=show_progress(args),
     )
     print(store)
+    print_outputs(("features", args.out))
     return 0

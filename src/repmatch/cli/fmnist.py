@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._args import (
+    add_progress_flag,
+    check_device,
+    path_arg,
+    positive_int,
+    print_outputs,
+    show_progress,
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..apps.fmnist.stages import STAGES
@@ -23,10 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config",
         default=None,
+        type=path_arg,
         metavar="FILE",
         help="JSON recipe (the fields of FmnistRecipe) instead of --preset",
     )
-    p.add_argument("--out", default=None, help="output directory (default: runs/<preset>)")
+    p.add_argument("--out", default=None, type=path_arg, help="output directory (default: runs/<preset>)")
     p.add_argument(
         "--stage",
         action="append",
@@ -49,13 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch CPU threads (default: 1 when the recipe runs on the CPU — on a small or "
         "shared machine one intra-op thread ran the tiny models up to 10x faster than 2 — "
         "else torch's choice)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -73,17 +84,25 @@ def run(args: argparse.Namespace) -> int:
         recipe = get_recipe(args.preset)
     if args.device:
         recipe = recipe.replace(device=args.device)
-    out = args.out or f"runs/{recipe.name}"
+    out = Path(args.out if args.out is not None else f"runs/{recipe.name}")
     if args.dry_run:
-        print(json.dumps({"out": out, "recipe": recipe.to_dict()}, indent=2))
+        print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
         return 0
+    if args.device:
+        check_device(args.device, also=("auto",))
+    else:
+        source = args.config or f"--preset {args.preset}"
+        check_device(recipe.device, label=f"{source} runs on {recipe.device}", also=("auto",),
+                     hint="; pass --device cpu or --device auto")
     threads = args.threads
     if threads is None and recipe.device == "cpu":
         threads = 1
     if threads is not None:
         torch.set_num_threads(threads)
-    run_pipeline(recipe, out, stages=args.stage, force=args.force)
-    results = Path(out) / "results.md"
+    run_pipeline(recipe, out, stages=args.stage, force=args.force, progress=show_progress(args))
+    results = out / "results.md"
     if results.exists():
         print(results.read_text())
+    done = [(label, path) for label, path in (("results", results), ("report", out / "report.html")) if path.exists()]
+    print_outputs(("run directory", out), *done)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._args import add_progress_flag, path_arg, positive_int, print_outputs, show_progress
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -21,10 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: the registered recipe)")
     p.add_argument("--seed", type=int, default=None, help="default: the registered recipe")
     p.add_argument("--train-rows", type=int, default=None, help="train on the first N rows only (default: all 60000)")
-    p.add_argument("--out", default=None, help="output directory (default: the weight cache create() reads)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--out", default=None, type=path_arg, help="output directory (default: the weight cache create() reads)")
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (on a shared or small machine, 1 is often fastest)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
     p.set_defaults(func=run)
 
@@ -57,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    weights = []
     for name in names:
-        report = train_fmnist_encoder(name, config, out_dir=out, progress=not args.no_progress)
+        report = train_fmnist_encoder(name, config, out_dir=out, progress=show_progress(args))
         print(json.dumps(report))
+        weights.append(("weights", report["path"]))
+    print_outputs(*weights)
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 import warnings
 
+from ._args import add_progress_flag, check_device, path_arg, print_outputs
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "batches of --floor-batch-size (use the generator's batch size); it warns when the "
         "validation set is too small for a reliable floor.",
     )
-    p.add_argument("--features", required=True, metavar="STORE", help="training feature store (repmatch features --out)")
-    p.add_argument("--val", metavar="STORE", default=None, help="validation feature store, for the real floors")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--features", required=True, type=path_arg, metavar="STORE", help="training feature store (repmatch features --out)")
+    p.add_argument("--val", metavar="STORE", type=path_arg, default=None, help="validation feature store, for the real floors")
+    p.add_argument("--out", required=True, type=path_arg, help="output directory")
     p.add_argument("--encoders", default=None, help="comma-separated subset of the store's encoders (default: all)")
     p.add_argument("--num-landmarks", type=int, default=4096, help="landmarks per encoder (default 4096; capped at the pool size)")
     p.add_argument("--bandwidth-scale", type=float, nargs="+", default=[1.0], metavar="S",
@@ -31,16 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "labels (eq. 4); text: phi(x) + beta*text(caption) with --captions; none: the "
                    "image marginal (default)")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the condition embedding (default 1)")
-    p.add_argument("--captions", default=None, metavar="FILE",
+    p.add_argument("--captions", default=None, type=path_arg, metavar="FILE",
                    help="--condition text: captions of the --features images (.csv or .jsonl with "
                    "'file' and 'caption'; file = path relative to the image folder)")
-    p.add_argument("--val-captions", default=None, metavar="FILE", help="--condition text: captions of the --val images")
+    p.add_argument("--val-captions", default=None, type=path_arg, metavar="FILE", help="--condition text: captions of the --val images")
     p.add_argument("--text-encoder", default="minilm_l6", help="--condition text: the text encoder (default minilm_l6)")
     p.add_argument("--floor-batch-size", type=int, default=256, help="validation batch size of the floors (default 256)")
     p.add_argument("--seed", type=int, default=0, help="landmark and median-heuristic subsampling seed (default 0)")
     p.add_argument("--kmeans-iters", type=int, default=10, help="Lloyd iterations (default 10)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
+    add_progress_flag(p, help="accepted as by every verb; building references draws no bar yet")
     p.set_defaults(func=run)
 
 
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         store_captions,
     )
 
+    if not args.dry_run:
+        check_device(args.device)
     store = FeatureStore(args.features)
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
     condition: ClassCondition | TextCondition | None = None
@@ -101,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
         floor = "" if floors is None else f", floor {floors[name]:.4g}"
         print(f"{name}: {entry['landmarks']} landmarks over {entry['pool']} rows, "
               f"bandwidths {[round(b, 4) for b in entry['bandwidths']]}{floor}")
-    print(f"references written to {args.out}")
+    print_outputs(("references", args.out))
     return 0

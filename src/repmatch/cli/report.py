@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import add_progress_flag, path_arg, print_outputs
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -12,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Build RUN_DIR/report.html from RUN_DIR/samples/*, RUN_DIR/eval/*.json and "
         "RUN_DIR/stats.jsonl; everything is inlined, so the page opens offline and can be mailed.",
     )
-    p.add_argument("run_dir", help="run directory (layout: see docs/fmnist.md)")
-    p.add_argument("--output", default=None, help="HTML path (default: RUN_DIR/report.html)")
+    p.add_argument("run_dir", type=path_arg, help="run directory (layout: see docs/fmnist.md)")
+    p.add_argument("--output", default=None, type=path_arg, help="HTML path (default: RUN_DIR/report.html)")
     p.add_argument("--title", default=None, help="page title (default: the run directory's name)")
+    add_progress_flag(p, help="accepted as by every verb; a report is written in seconds, with no bar")
     p.set_defaults(func=run)
 
 
@@ -22,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     from ..report.html import write_report
 
     path = write_report(args.run_dir, output=args.output, title=args.title)
-    print(f"report: {path}")
+    print_outputs(("report", path))
     return 0

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,13 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "samples, class-balanced when the run is conditional: to an .npz (uint8 images, labels) "
         "or, for any other --out, as PNG files (one subfolder per class when conditional).",
     )
-    p.add_argument("--run-dir", required=True, help="a training run directory (repmatch train)")
-    p.add_argument("--checkpoint", default=None, help="a checkpoint file (default: the run's newest)")
+    p.add_argument("--run-dir", required=True, type=path_arg, help="a training run directory (repmatch train)")
+    p.add_argument("--checkpoint", default=None, type=path_arg, help="a checkpoint file (default: the run's newest)")
     p.add_argument("--num", type=int, required=True, help="number of samples")
-    p.add_argument("--out", required=True, help="FILE.npz, or a directory for PNG files")
+    p.add_argument("--out", required=True, type=path_arg, help="FILE.npz, or a directory for PNG files")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-ema", action="store_true", help="the raw weights even when the run kept an EMA")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -41,25 +44,31 @@ def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str)
 
 def run(args: argparse.Namespace) -> int:
     from .._io import atomic_write_json
+    from .._progress import bar
     from ..generators import GeneratedImages, write_samples_npz
     from ..images import make_grid, save_png
 
+    check_device(args.device)
+    progress = show_progress(args)
     run = load_generator(args.run_dir, args.checkpoint, not args.no_ema, args.device)
     out = Path(args.out)
     kw = {"num_samples": args.num, "num_classes": run.num_classes, "conditions": run.conditions, "seed": args.seed}
     if out.suffix == ".npz":
-        write_samples_npz(run.generator, out, **kw)
+        write_samples_npz(run.generator, out, progress=progress, **kw)
     else:
         images = GeneratedImages(run.generator, **kw)
-        for i in range(len(images)):
+        for i in bar(range(len(images)), desc="samples", unit="img", enabled=progress):
             image, label = images[i]
             folder = out / str(label) if run.num_classes else out
             save_png(folder / f"{i:06d}.png", make_grid(image[None], nrow=1, pad=0))
     kind = f"class-balanced over {run.num_classes} classes" if run.num_classes else "unconditional"
+    outputs = [("samples", out)]
     if run.captions is not None:
         # Row i was conditioned on caption i mod P of the reference pool.
         used = [run.captions[i % len(run.captions)] for i in range(args.num)]
-        atomic_write_json(out.with_name(out.stem + ".captions.json"), used)
-        kind = f"conditioned on the references' captions, listed in {out.stem}.captions.json"
-    print(f"wrote {args.num} samples ({kind}) to {out}")
+        captions = atomic_write_json(out.with_name(out.stem + ".captions.json"), used)
+        kind = f"conditioned on the references' captions, listed in {captions.name}"
+        outputs.append(("captions", captions))
+    print(f"wrote {args.num} samples ({kind})")
+    print_outputs(*outputs)
     return 0

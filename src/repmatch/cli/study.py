@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from ._args import add_progress_flag, path_arg, print_outputs, show_progress
+
 
 def csv_values(kind: type) -> Any:
     """An argparse type: comma-separated values of ``kind``."""
@@ -29,7 +31,7 @@ STUDY_NAMES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
 
 def add_study_options(p: Any) -> None:
     """The options every study takes (``repmatch spiral`` shares them)."""
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=path_arg, help="output directory")
     p.add_argument("--quick", action="store_true", help="smoke test: seconds, in-process, small scorers")
     p.add_argument("--seeds", type=csv_values(int), default=None,
                    help="comma-separated seeds (default: 0 for spiral, 0,1,2 for the others; 0 with --quick)")
@@ -41,7 +43,7 @@ def add_study_options(p: Any) -> None:
                    help="training steps per cell (spiral-batch: at the reference batch size)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes, one thread each (default: one per usable CPU; 1 runs in-process)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_flag(p)
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
 
 
@@ -55,7 +57,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("name", choices=STUDY_NAMES, help="the study")
     add_study_options(p)
-    p.add_argument("--from", dest="source", default=None,
+    p.add_argument("--from", dest="source", default=None, type=path_arg,
                    help="spiral-distances only: rank the cells of an earlier spiral study's "
                    "results.json (directory or file) instead of training them")
     p.set_defaults(func=run)
@@ -82,13 +84,13 @@ def run_named(name: str, args: argparse.Namespace, source: str | None = None) ->
             print(json.dumps(resolved, indent=2))
             return 0
         paths = run_study(name, args.out, quick=args.quick, seeds=args.seeds,
-                          progress=not args.no_progress, source=source, **overrides)
+                          progress=show_progress(args), source=source, **overrides)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     with open(paths["table"], encoding="utf-8") as f:
         print(f.read(), end="")
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    print_outputs(*paths.items())
     return 0
 
 

@@ -6,6 +6,15 @@ import argparse
 import json
 from dataclasses import asdict
 
+from ._args import (
+    add_progress_flag,
+    check_device,
+    path_arg,
+    positive_int,
+    print_outputs,
+    show_progress,
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         default=None,
+        type=path_arg,
         help="run directory (default: $REPMATCH_CACHE/fmnist/teacher-<preset>, "
         "$REPMATCH_CACHE defaulting to ~/.cache/repmatch)",
     )
@@ -61,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
     )
     p.add_argument(
         "--max-minutes",
@@ -70,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this much wall time (checkpointed; rerun to resume)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -106,12 +117,14 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    check_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
-    result = train_teacher(config, out, device=args.device, max_seconds=max_seconds)
+    result = train_teacher(config, out, device=args.device, max_seconds=max_seconds,
+                           progress=show_progress(args))
     state = "finished" if result.finished else "stopped early (rerun the same command to resume)"
     print(f"teacher {state} at step {result.step}/{config.steps}, last loss {result.last_loss:.4f}")
-    print(f"weights: {out / 'teacher.safetensors'}")
-    print(f"samples: {out / 'samples' / f'teacher_{config.sample_steps}step.png'}")
+    print_outputs(("weights", out / "teacher.safetensors"),
+                  ("samples", out / "samples" / f"teacher_{config.sample_steps}step.png"))
     return 0

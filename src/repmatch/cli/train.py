@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._progress import is_main_process
+from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
 from .table import PRESETS, TASKS, load
 
 DESCRIPTION = """\
@@ -23,7 +25,7 @@ against the references that `repmatch references` wrote ("references": DIR); see
 docs/your_data.md. --preset NAME runs a built-in run (toy, toy_conditional, or an arm of the
 Fashion-MNIST job). --dry-run prints the resolved config; a real run saves it as
 RUN_DIR/config.json and resumes from RUN_DIR's newest checkpoint. Under torchrun every rank
-runs this command."""
+runs this command; rank 0 alone draws the progress bar and prints the closing lines."""
 
 
 def _load_file(path: str) -> dict[str, Any]:
@@ -46,8 +48,10 @@ def resolve_config(args: argparse.Namespace) -> Any:
         config = load(PRESETS[args.preset])()
     if config.task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)} for repmatch train, got {config.task!r}")
-    if args.run_dir:
+    if args.run_dir is not None:
         config = config.replace(run_dir=args.run_dir)
+    if getattr(args, "no_progress", False):
+        config = config.replace(progress=False)
     return config
 
 
@@ -56,11 +60,18 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
-    from ..train import train
+    source = args.config or f"--preset {args.preset}"
+    check_device(config.device, label=f"device {config.device} (in {source})", also=("auto",),
+                 hint='; set "device" to "auto" or "cpu"')
+    from ..train import latest_checkpoint, train
 
+    # A bar only for a person at a terminal (and rank 0, which the loop checks too).
+    config = config.replace(progress=config.progress and show_progress(args))
     summary = train(config, load(TASKS[config.task]))
-    print(f"trained to nimg={summary['nimg']} ({summary['step']} steps, {summary['skipped']} skipped); "
-          f"run directory: {config.run_dir}")
+    if is_main_process():
+        print(f"trained to nimg={summary['nimg']} ({summary['step']} steps, {summary['skipped']} skipped)")
+    checkpoint = latest_checkpoint(config.run_dir)
+    print_outputs(("run directory", config.run_dir), *([("checkpoint", checkpoint)] if checkpoint else []))
     return 0
 
 
@@ -68,9 +79,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train or post-train a one-step generator (iRDM)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", metavar="FILE", help="JSON/TOML file with the TrainConfig fields")
+    src.add_argument("--config", metavar="FILE", type=path_arg, help="JSON/TOML file with the TrainConfig fields")
     src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),
                      help=f"a named preset: {', '.join(PRESETS)}")
-    p.add_argument("--run-dir", metavar="DIR", help="override run_dir")
+    p.add_argument("--run-dir", metavar="DIR", type=path_arg, help="override run_dir")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    add_progress_flag(p)
     p.set_defaults(func=run)

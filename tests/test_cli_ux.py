@@ -1,0 +1,464 @@
+"""The command line's user experience: progress bars (only on a terminal, never with
+``--no-progress``), each verb's closing lines naming its outputs (once, rank 0 only under
+torchrun), and one-line errors that name the flag at fault.
+
+Long work is replaced by recorders where the wiring is what is tested (the pipeline, the
+teacher, the training loop, the studies); extraction, evaluation, floors, references and
+sampling run for real on a tiny in-test encoder and 8x8 images.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from repmatch.cli import build_parser, main
+from repmatch.data import NpzImages, open_dataset
+from repmatch.features import extract_features
+from repmatch.represent import EncoderSpec, register_encoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ENCODER = "uxtest_lin"
+BAR = "%|"  # tqdm's bar: "  40%|████      | 4/10 [00:01<00:02, 3.1img/s]"
+
+
+class _Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.randn(48, 4, generator=torch.Generator().manual_seed(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
+
+
+register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=4, input_size=8,
+                             mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+
+
+def _npz(path: Path, seed: int, n: int = 64, labels: bool = False) -> str:
+    rng = np.random.default_rng(seed)
+    arrays = {"images": rng.integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8)}
+    if labels:
+        arrays["labels"] = np.arange(n) % 2
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+
+
+def _tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr (pytest's capture, in the test's body) claims to be a terminal."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("uxdata")
+    paths = {"train": _npz(root / "train.npz", 0, labels=True), "val": _npz(root / "val.npz", 1, labels=True),
+             "gen": _npz(root / "gen.npz", 2)}
+    for role in ("train", "val"):
+        extract_features(open_dataset(paths[role]), ENCODER, root / role, progress=False, device="cpu")
+        paths[f"{role}_dir"] = str(root / role)
+    return paths
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------------- the helper
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+def test_progress_needs_the_flag_a_terminal_and_rank_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    from repmatch._progress import is_main_process, progress_enabled
+
+    assert progress_enabled(True, stream=_Stream(tty=True))
+    assert not progress_enabled(False, stream=_Stream(tty=True))  # --no-progress
+    assert not progress_enabled(True, stream=_Stream(tty=False))  # a pipe, a log file, CI
+    assert not progress_enabled(True, stream=object())  # no isatty at all
+    monkeypatch.setenv("RANK", "1")  # torchrun: the other ranks stay quiet
+    assert not progress_enabled(True, stream=_Stream(tty=True)) and not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert progress_enabled(True, stream=_Stream(tty=True)) and is_main_process()
+
+
+def test_a_disabled_bar_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from repmatch._progress import bar
+
+    for _ in bar(range(3), desc="quiet", enabled=False):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def _verb_args(tmp: Path) -> dict[str, list[str]]:
+    """The least each verb parses with (nothing is run)."""
+    return {
+        "fmnist-encoders": [], "features": ["--data", "x.npz", "--encoders", "a", "--out", "o"],
+        "references": ["--features", "f", "--out", "o"], "floors": ["--train", "t", "--val", "v"],
+        "train": ["--preset", "toy"], "sample": ["--run-dir", "r", "--num", "1", "--out", "o.npz"],
+        "teacher": [], "eval": ["--gen", "g", "--train", "t", "--out", "o"], "report": [str(tmp)],
+        "spiral": ["--out", "o"], "study": ["spiral", "--out", "o"], "fmnist": [],
+    }
+
+
+def test_every_verb_accepts_no_progress(tmp_path: Path) -> None:
+    args = _verb_args(tmp_path)
+    verbs = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert verbs == set(args)
+    for verb, rest in args.items():
+        assert build_parser().parse_args([verb, *rest, "--no-progress"]).no_progress, verb
+
+
+# --------------------------------------------------------------------- bars where work runs
+def test_features_bar_only_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _npz(tmp_path / "a.npz", 0)
+    cmd = ["features", "--data", data, "--encoders", ENCODER, "--num-workers", "0", "--device", "cpu"]
+    assert main([*cmd, "--out", str(tmp_path / "s1")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # not a terminal: no bar
+    assert _lines(captured.out)[-1] == f"features: {tmp_path / 's1'}"
+    _tty(monkeypatch)
+    assert main([*cmd, "--out", str(tmp_path / "s2"), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*cmd, "--out", str(tmp_path / "s3")]) == 0
+    err = capsys.readouterr().err
+    assert BAR in err and "img/s" in err  # a rate; the ETA sits in the same brackets
+
+
+def test_floors_and_eval_show_bars_and_name_their_outputs(
+    stores: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tty(monkeypatch)
+    sw = ["--num-projections", "16", "--device", "cpu"]
+    floors = tmp_path / "floors.json"
+    assert main(["floors", "--train", stores["train_dir"], "--val", stores["val_dir"], "--out", str(floors), *sw]) == 0
+    captured = capsys.readouterr()
+    assert BAR in captured.err and "floors" in captured.err
+    assert _lines(captured.out)[-1] == f"floors: {floors}"
+    out = tmp_path / "eval"
+    assert main(["eval", "--gen", stores["gen"], "--train", stores["train_dir"], "--val", stores["val_dir"],
+                 "--out", str(out), "--floors", str(floors), *sw]) == 0
+    captured = capsys.readouterr()
+    assert BAR in captured.err and "img/s" in captured.err  # the gen images' extraction
+    assert "encoder" in captured.err  # the per-encoder scoring
+    assert _lines(captured.out)[-3:] == [f"eval: {out / 'eval.json'}", f"table: {out / 'eval.md'}",
+                                         f"figure: {out / 'sw_ratios.png'}"]
+    assert main(["eval", "--gen", stores["gen"], "--train", stores["train_dir"], "--val", stores["val_dir"],
+                 "--out", str(out), "--floors", str(floors), *sw, "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+class _Gen(nn.Module):
+    noise_shape = (3, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(()))
+
+    def forward(self, noise: torch.Tensor, condition: Any = None) -> torch.Tensor:
+        return torch.sigmoid(noise + self.shift)
+
+
+@pytest.mark.parametrize("out_name", ["s.npz", "pngs"])
+def test_sample_bar_and_its_output(out_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _tty(monkeypatch)
+    run = SimpleNamespace(generator=_Gen(), num_classes=0, conditions=None, captions=None)
+    monkeypatch.setattr("repmatch.cli.sample.load_generator", lambda *a: run)
+    out = tmp_path / out_name
+    assert main(["sample", "--run-dir", str(tmp_path), "--num", "6", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert BAR in captured.err and "6/6" in captured.err
+    assert _lines(captured.out)[-1] == f"samples: {out}"
+    assert main(["sample", "--run-dir", str(tmp_path), "--num", "6", "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_references_name_their_output_once(stores: dict[str, str], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "refs"
+    assert main(["references", "--features", stores["train_dir"], "--out", str(out), "--num-landmarks", "8",
+                 "--kmeans-iters", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert _lines(printed)[-1] == f"references: {out}" and printed.count(str(out)) == 1
+
+
+def _recorder(result: Any) -> tuple[list[dict[str, Any]], Any]:
+    calls: list[dict[str, Any]] = []
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        calls.append({"args": args, **kwargs})
+        return result(*args, **kwargs) if callable(result) else result
+
+    return calls, record
+
+
+def test_fmnist_passes_progress_to_the_pipeline_and_names_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake(recipe: Any, out: str, **kw: Any) -> dict[str, Any]:
+        (Path(out) / "results.md").write_text("# results\n")
+        (Path(out) / "report.html").write_text("<html></html>")
+        return {}
+
+    calls, record = _recorder(fake)
+    monkeypatch.setattr("repmatch.apps.fmnist.pipeline.run_pipeline", record)
+    out = tmp_path / "job"
+    out.mkdir()
+    cmd = ["fmnist", "--out", str(out), "--threads", str(torch.get_num_threads())]
+    assert main(cmd) == 0
+    printed = capsys.readouterr().out
+    assert _lines(printed)[-2:] == [f"results: {out / 'results.md'}", f"report: {out / 'report.html'}"]
+    assert printed.count("report.html") == 1
+    _tty(monkeypatch)
+    assert main(cmd) == 0
+    assert main([*cmd, "--no-progress"]) == 0
+    assert [c["progress"] for c in calls] == [False, True, False]
+
+
+def test_the_pipeline_hands_progress_to_every_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from repmatch.apps.fmnist import pipeline
+    from repmatch.apps.fmnist.recipe import get_recipe
+
+    seen: dict[str, bool] = {}
+    for stage in pipeline.STAGES:
+        monkeypatch.setitem(pipeline.STAGE_FUNCS, stage,
+                            lambda r, layout, device, progress=False, s=stage: seen.update({s: progress}) or {})
+    monkeypatch.setattr(pipeline, "write_results_md", lambda *a: None)
+    pipeline.run_pipeline(get_recipe("fmnist-tiny"), tmp_path, progress=True, log=lambda _: None)
+    assert seen == dict.fromkeys(pipeline.STAGES, True)
+
+
+def test_pipeline_stages_forward_progress_to_their_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from repmatch.apps.fmnist import pipeline
+    from repmatch.apps.fmnist.parts import Layout
+    from repmatch.apps.fmnist.recipe import get_recipe
+
+    recipe, layout, cpu = get_recipe("fmnist-tiny"), Layout.of(tmp_path), torch.device("cpu")
+    teacher, record = _recorder(SimpleNamespace(step=1, last_loss=0.0))
+    monkeypatch.setattr(pipeline, "train_teacher", record)
+    pipeline.stage_teacher(recipe, layout, cpu, True)
+    encoders, record = _recorder({"name": "x", "path": "p"})
+    monkeypatch.setattr(pipeline, "train_fmnist_encoder", record)
+    pipeline.stage_encoders(recipe, layout, cpu, True)
+    arms, record = _recorder({"nimg": 1, "step": 1, "skipped": 0})
+    monkeypatch.setattr(pipeline, "train", record)
+    monkeypatch.setattr(pipeline, "fmnist_task", lambda *a: None)
+    pipeline.STAGE_FUNCS["post"](recipe, layout, cpu, True)
+    pipeline.STAGE_FUNCS["scratch"](recipe, layout, cpu, False)
+    assert [c["progress"] for c in teacher] == [True]
+    assert [c["progress"] for c in encoders] == [True] * len(encoders) and encoders
+    assert [c["args"][0].progress for c in arms] == [True, False]
+
+
+def test_teacher_progress_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls, record = _recorder(SimpleNamespace(finished=True, step=2, last_loss=0.5))
+    monkeypatch.setattr("repmatch.apps.fmnist.teacher.train_teacher", record)
+    cmd = ["teacher", "--out", str(tmp_path), "--steps", "2"]
+    assert main(cmd) == 0
+    assert _lines(capsys.readouterr().out)[-2] == f"weights: {tmp_path / 'teacher.safetensors'}"
+    _tty(monkeypatch)
+    assert main(cmd) == 0 and main([*cmd, "--no-progress"]) == 0
+    assert [c["progress"] for c in calls] == [False, True, False]
+
+
+def test_fmnist_encoders_progress_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    calls, record = _recorder(lambda name, config, **kw: {"name": name, "path": f"{kw['out_dir']}/{name}.st"})
+    monkeypatch.setattr("repmatch.apps.fmnist.encoders.train_fmnist_encoder", record)
+    cmd = ["fmnist-encoders", "--out", str(tmp_path)]
+    assert main(cmd) == 0
+    assert _lines(capsys.readouterr().out)[-2:] == [f"weights: {tmp_path}/fmnist_classifier.st",
+                                                    f"weights: {tmp_path}/fmnist_autoencoder.st"]
+    _tty(monkeypatch)
+    assert main(cmd) == 0
+    assert [c["progress"] for c in calls] == [False, False, True, True]
+
+
+def _train_config(tmp_path: Path, **changes: Any) -> str:
+    from repmatch.apps.toy import toy
+
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(toy(run_dir=str(tmp_path / "run")).replace(progress=True, **changes).to_dict()))
+    return str(path)
+
+
+def test_train_progress_and_rank_0_alone_names_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls, record = _recorder({"nimg": 128, "step": 1, "skipped": 0})
+    monkeypatch.setattr("repmatch.train.train", record)
+    cmd = ["train", "--config", _train_config(tmp_path)]
+    assert main(cmd) == 0
+    assert _lines(capsys.readouterr().out)[-1] == f"run directory: {tmp_path / 'run'}"
+    monkeypatch.setenv("RANK", "1")  # what torchrun sets on the second process
+    assert main(cmd) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("RANK", "0")
+    _tty(monkeypatch)
+    assert main(cmd) == 0 and main([*cmd, "--no-progress"]) == 0
+    assert [c["args"][0].progress for c in calls] == [False, False, True, False]
+
+
+def test_study_progress_only_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    table = tmp_path / "spiral.md"
+    table.write_text("| table |\n")
+    paths = {"figure": tmp_path / "spiral.png", "table": table, "results": tmp_path / "results.json"}
+    calls, record = _recorder(paths)
+    monkeypatch.setattr("repmatch.apps.spiral.studies.run_study", record)
+    assert main(["spiral", "--out", str(tmp_path), "--quick"]) == 0
+    assert _lines(capsys.readouterr().out)[-3:] == [f"{k}: {v}" for k, v in paths.items()]
+    _tty(monkeypatch)
+    assert main(["study", "spiral", "--out", str(tmp_path), "--quick"]) == 0
+    assert [c["progress"] for c in calls] == [False, True]
+
+
+# ------------------------------------------------------------------------------------ errors
+def _no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+def _device_cases(tmp: Path) -> dict[str, list[str]]:
+    return {
+        "features": ["--data", "x.npz", "--encoders", ENCODER, "--out", str(tmp / "o")],
+        "eval": ["--gen", "g", "--train", "t", "--out", str(tmp / "o")],
+        "floors": ["--train", "t", "--val", "v"],
+        "sample": ["--run-dir", str(tmp), "--num", "1", "--out", str(tmp / "o.npz")],
+        "teacher": ["--out", str(tmp / "t"), "--steps", "1"],
+        "references": ["--features", "f", "--out", str(tmp / "o")],
+        "fmnist": ["--out", str(tmp / "job")],
+    }
+
+
+def test_every_device_flag_is_checked(tmp_path: Path) -> None:
+    parser = build_parser()
+    subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    with_device = {v for v, p in subparsers.items() if any("--device" in a.option_strings for a in p._actions)}
+    assert with_device == set(_device_cases(tmp_path))
+
+
+@pytest.mark.parametrize("verb", sorted(_device_cases(Path("."))))
+def test_device_cuda_without_cuda_is_one_line(verb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_cuda(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main([verb, *_device_cases(tmp_path)[verb], "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"repmatch {verb}: error: --device cuda: CUDA is not available on this machine "
+                          "(accepted: cpu"), err
+    assert len(_lines(err)) == 1
+    assert not (tmp_path / "job").exists() and not (tmp_path / "t").exists()  # refused before any work
+
+
+def test_a_device_torch_does_not_know_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["features", *_device_cases(tmp_path)["features"], "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("repmatch features: error: --device gpu: not a torch device (accepted: cpu"), err
+
+
+def test_a_cuda_recipe_or_config_without_cuda_says_what_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_cuda(monkeypatch)
+    monkeypatch.setattr("repmatch.apps.fmnist.pipeline.run_pipeline", lambda *a, **k: pytest.fail("ran"))
+    assert main(["fmnist", "--preset", "fmnist", "--out", str(tmp_path / "job")]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available on this machine" in err and "--device cpu" in err, err
+    assert main(["train", "--config", _train_config(tmp_path, device="cuda")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("repmatch train: error: device cuda (in ") and "CUDA is not available" in err, err
+
+
+@pytest.mark.parametrize("verb", ["fmnist", "teacher", "fmnist-encoders"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_threads_below_one_names_the_flag(verb: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([verb, "--threads", value, "--dry-run"])
+    assert exc.value.code == 2
+    last = _lines(capsys.readouterr().err)[-1]
+    assert last == f"repmatch {verb}: error: argument --threads: must be an integer ≥ 1, got {value}"
+
+
+def test_every_threads_flag_is_checked() -> None:
+    subparsers = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    with_threads = {v for v, p in subparsers.items() if any("--threads" in a.option_strings for a in p._actions)}
+    assert with_threads == {"fmnist", "teacher", "fmnist-encoders"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--preset", "toy", "--run-dir", "", "--dry-run"],
+    ["sample", "--run-dir", "", "--num", "1", "--out", "o.npz"],
+    ["fmnist", "--out", "", "--dry-run"],
+    ["teacher", "--out", "", "--dry-run"],
+    ["features", "--data", "", "--encoders", "a", "--out", "o"],
+    ["eval", "--gen", "g", "--train", "t", "--out", ""],
+    ["report", ""],
+])
+def test_an_empty_path_is_refused_naming_the_flag(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    flag = argv[argv.index("") - 1] if argv[argv.index("") - 1].startswith("--") else "run_dir"
+    assert _lines(capsys.readouterr().err)[-1] == (
+        f"repmatch {argv[0]}: error: argument {flag}: must not be empty (give a path)"
+    )
+
+
+def test_an_invalid_npz_is_named_and_never_unpickled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notes.npz"
+    text.write_text("these are notes, not arrays\n")
+    with pytest.raises(ValueError, match=r"is not a valid \.npz archive") as err:
+        NpzImages(text)
+    assert str(text) in str(err.value) and "allow_pickle" not in str(err.value)
+    npy = tmp_path / "array.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros((2, 8, 8), np.uint8))  # a .npy file under an .npz name
+    with pytest.raises(ValueError, match=r"is not a valid \.npz archive"):
+        open_dataset(str(npy))
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04" + b"\0" * 64)  # a zip signature, then nothing
+    with pytest.raises(ValueError, match=r"is not a valid \.npz archive"):
+        NpzImages(broken)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, images=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle=False"):  # refused, not loaded
+        NpzImages(pickled)
+    assert main(["features", "--data", str(text), "--encoders", ENCODER, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"repmatch features: error: path: {str(text)!r} is not a valid .npz archive")
+    assert "allow_pickle" not in err and len(_lines(err)) == 1
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_labels_subfolder_is_refused_for_an_npz(dry_run: list[str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    data = _npz(tmp_path / "a.npz", 0, labels=True)
+    assert main(["features", "--data", data, "--labels", "subfolder", "--encoders", ENCODER,
+                 "--out", str(tmp_path / "o"), *dry_run]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("repmatch features: error: --labels subfolder: only for an image folder") and data in err
+    with pytest.raises(ValueError, match="labels"):
+        open_dataset(data, labels="subfolder")

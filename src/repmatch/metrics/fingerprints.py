@@ -35,7 +35,7 @@ def check_fingerprints(fingerprints: Mapping[str, Mapping[str, str]], names: Ite
                 )
             seen[role] = str(table[name])
         if len(set(seen.values())) > 1:
-            detail = ", ".join(f"{role}={fp!r}" for role, fp in seen.items())
+            detail = ", ".join(f"{role}={fp}" for role, fp in seen.items())
             raise FingerprintMismatchError(
                 f"encoder {name!r}: feature fingerprints differ ({detail}); the sets were "
                 "extracted with different encoder weights or preprocessing and cannot be "

@@ -71,7 +71,7 @@ td.best{font-weight:bold}th.held{background:#fdf1dc}
 tfoot tr.reference td{background:#eef4fa;color:#345;font-style:italic;font-weight:normal}
 tfoot tr.reference:first-child td{border-top:3px double #89a}
 .missing{color:#8a5a00;background:#fff7e6;border-left:3px solid #e0a000;padding:.3rem .6rem}
-.note{color:#555;font-size:.85rem}
+.note{color:#555;font-size:.85rem}ul.note{margin:.3rem 0;padding-left:1.2rem}
 .samples{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}
 figcaption{font-size:.9rem;color:#333;margin-top:.2rem;font-weight:600}
 figcaption code{font-weight:normal;color:#777;font-size:.75rem;margin-left:.4rem}
@@ -210,6 +210,7 @@ def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
     for e in entries:
         encoders.extend(k for k in e.per_encoder if k not in encoders)
     held = {h for e in entries for h in e.held_out}
+    encoders.sort(key=lambda enc: enc in held)  # training encoders first, then the held-out ones
     columns = [(enc, enc + (" †" if enc in held else ""), enc in held) for enc in encoders]
     cross = [key for key in _CROSS_CHECKS if any(key in e.cross_checks for e in entries)]
     rows = [
@@ -253,27 +254,30 @@ def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
         cells = "".join(f"<td>{_fmt(v)}</td>" for v in values)
         foot.append(f'<tr class="reference"><td>{html.escape(ref.name)}</td>{cells}</tr>')
     floor_name = next(r.name for r in references if r.floor)
-    legend = (
-        "<p>Per-encoder floor-normalised ratio r<sub>e</sub> = SW(gen, train) / SW(val, train) "
-        "(paper eq. 5): the sliced Wasserstein distance of the model's samples to real training "
-        "images in encoder e's feature space, divided by that of fresh real validation images. "
-        "1 matches a fresh real draw, lower is closer. Rows sorted by "
-        f"SW<sub>r,{k}</sub> (the mean over all {k} encoders); † marks encoders held out from "
-        "training (the honest test: the model never saw them); bold is the column minimum."
-        + (" MMD/FD columns are the cross-check panel means (Appendix D)." if cross else "")
-        + (
-            " ‡ Class agreement: the fraction of samples a classifier assigns to their "
-            "conditioning class (higher is better); SW<sub>r,k</sub> compares marginal "
-            "laws and cannot see wrong-class samples."
-            if agree
-            else ""
-        )
-        + f" Shaded rows are real images, for reference (never ranked): “{html.escape(floor_name)}”"
-        " is the validation set the floors were measured on, so each of its ratios is "
-        "SW(val, train) / SW(val, train) = 1 by construction — a model at ≈1 (within sampling "
+    items = [
+        f"Rows: models, sorted by SW<sub>r,{k}</sub> (the mean over all {k} encoders); bold marks "
+        "the best (lowest) value of each column.",
+        "† Held out: encoders the model was never trained against, the honest test.",
+        f"Shaded rows: real images, for reference (never ranked). “{html.escape(floor_name)}” "
+        "is the validation set the floors were measured on, so each of its ratios is "
+        "SW(val, train) / SW(val, train) = 1 by construction: a model at ≈1 (within sampling "
         "noise) is as close to the training images as a fresh real sample."
-        + "".join(f" {html.escape(r.note)}" for r in references if r.note)
-        + "</p>"
+        + "".join(f" {html.escape(r.note)}" for r in references if r.note),
+    ]
+    if cross:
+        items.append("MMD/FD columns: the cross-check panels' means (Appendix D), same ratio form.")
+    if agree:
+        items.append(
+            "‡ Class agreement: the fraction of samples a classifier assigns to their "
+            "conditioning class (higher is better); SW<sub>r,k</sub> compares marginal laws "
+            "and cannot see wrong-class samples."
+        )
+    legend = (
+        '<p class="lead">Each cell is a floor-normalised ratio r<sub>e</sub> = SW(gen, train) / '
+        "SW(val, train) (paper eq. 5): the sliced Wasserstein distance of a model’s samples to "
+        "real training images in encoder e’s feature space, divided by that of fresh real "
+        "validation images. 1 matches a fresh real draw; lower is closer.</p>"
+        f'<ul class="note">{"".join(f"<li>{i}</li>" for i in items)}</ul>'
     )
     table = (
         f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
@@ -334,6 +338,8 @@ def _samples_section(run_dir: Path, meta: ReportMeta) -> str:
         # A trainer's periodic snapshots (samples-<nimg>.png) sort by nimg: keep the latest.
         notes.append(_missing(f"{len(files) - MAX_SAMPLE_FILES} earlier sample file(s) not shown."))
         files = files[-MAX_SAMPLE_FILES:]
+    known = list(meta.model_names)
+    files.sort(key=lambda f: (known.index(f.stem) if f.stem in known else len(known), f.name))
     for f in files:
         names = meta
         try:

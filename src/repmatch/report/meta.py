@@ -6,7 +6,9 @@ that wrote the directory knows them and leaves them here (all fields optional)::
     {"class_names": ["T-shirt/top", "Trouser", ...],          label i names class i
      "model_names": {"irdm_post_1step": "iRDM post-trained, 1 step", ...},
                                                                id (sample file stem, eval entry,
-                                                               or run sub-directory) -> display name
+                                                               or run sub-directory) -> display
+                                                               name; the sample grids follow
+                                                               this order
      "references": [{"name": "Real test images", "floor": true,
                      "class_agreement": 0.858, "note": "..."}],
                                                                rows of real images for the table
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json
+from .._io import atomic_write_text
 
 REPORT_META = "report.json"
 
@@ -174,4 +176,6 @@ def read_report_meta(run_dir: str | os.PathLike[str]) -> ReportMeta:
 
 def write_report_meta(run_dir: str | os.PathLike[str], meta: ReportMeta) -> Path:
     """Atomically write ``meta`` to ``RUN_DIR/report.json``."""
-    return atomic_write_json(Path(run_dir) / REPORT_META, meta.to_dict())
+    # Not sorted: the order of model_names is the order of the sample grids.
+    text = json.dumps(meta.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return atomic_write_text(Path(run_dir) / REPORT_META, text)

@@ -96,16 +96,17 @@ def test_resume_after_failure_is_bit_exact(npz: Path, tmp_path: Path, battery: E
     out = tmp_path / "resumed"
     with pytest.raises(RuntimeError, match="injected"):
         extract_features(ds, battery, out, batch_size=4, shard_size=10, progress=False)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["completed_shards"] == [0, 1] and not manifest["complete"]
+    partial = tmp_path / "resumed.partial"  # built there, swapped into place when complete
+    manifest = json.loads((partial / "manifest.json").read_text())
+    assert manifest["completed_shards"] == [0, 1] and not manifest["complete"] and not out.exists()
     with pytest.raises(ValueError, match="incomplete"):
         FeatureStore(out).read()
-    (out / ".shard-00002.safetensors.x1.tmp").write_bytes(b"partial")  # as left by a kill mid-write
+    (partial / ".shard-00002.safetensors.x1.tmp").write_bytes(b"partial")  # as left by a kill mid-write
     calls.clear()
     monkeypatch.setattr(extract_mod, "_encode", lambda b, images: (calls.append(1), real(b, images))[1])
     resumed = extract_features(ds, battery, out, batch_size=4, shard_size=10, progress=False).read()
     assert len(calls) == 3 + 3 + 2  # only shards 2, 3 (10 rows) and 4 (5 rows) were recomputed
-    assert not list(out.glob("*.tmp"))
+    assert not list(out.glob(".*.tmp")) and not partial.exists()
     for name in FMNIST_ENCODERS:
         assert torch.equal(resumed[name], whole[name])
     # A finished store is returned as is.
@@ -201,7 +202,7 @@ def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path, monkey
     """)
     proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -9, proc.stderr
-    assert json.loads((out / "manifest.json").read_text())["completed_shards"] == [0, 1]
+    assert json.loads((tmp_path / "killed.partial" / "manifest.json").read_text())["completed_shards"] == [0, 1]
     proc = subprocess.run([sys.executable, "-m", "repmatch", *args], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     # The uninterrupted reference run: same command, in this process.

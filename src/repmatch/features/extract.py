@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
-from .._io import atomic_save_safetensors, atomic_write_json
+from .._io import (
+    atomic_save_safetensors,
+    atomic_write_json,
+    check_replaceable,
+    exclusive_lock,
+    recover_directory,
+    replace_directory,
+)
 from .._validate import check_positive
 from ..represent import EncoderBattery, list_panels, panel
 from .store import (
@@ -27,6 +35,9 @@ from .store import (
     LABELS_KEY,
     MANIFEST,
     FeatureStore,
+    check_shard,
+    lock_path,
+    partial_dir,
     read_manifest,
     shard_bounds,
     shard_name,
@@ -105,28 +116,62 @@ def _identity(data: str, num_rows: int, shard_size: int, battery: EncoderBattery
     }
 
 
-def _resume_state(out: Path, identity: dict[str, Any]) -> list[int]:
-    """Completed shards of an existing store with the same identity; ``ValueError`` if it differs."""
-    path = out / MANIFEST
-    if not path.exists():
-        return []
-    old = read_manifest(out)
+def _check_identity(where: Path, old: dict[str, Any], identity: dict[str, Any]) -> None:
     for key, want in identity.items():
         if old.get(key) != want:
             raise ValueError(
-                f"out_dir {str(out)!r} already holds a different feature extraction: {key} is "
+                f"out_dir {str(where)!r} already holds a different feature extraction: {key} is "
                 f"{old.get(key)!r} there but {want!r} here. Resuming needs the same data, encoders "
                 "(fingerprints), limit and shard size; choose another out_dir or delete this one"
             )
-    return [k for k in old["completed_shards"] if (out / shard_name(k)).is_file()]
+
+
+def _finished(out: Path, partial: Path, identity: dict[str, Any]) -> FeatureStore | None:
+    """The store at ``out`` if it is this extraction, finished; ``None`` if it is still to be
+    built in ``partial``. ``ValueError`` if ``out`` holds anything else."""
+    recover_directory(out)
+    if (out / MANIFEST).is_file():
+        old = read_manifest(out)
+        _check_identity(out, old, identity)
+        if old["complete"]:
+            return FeatureStore(out)
+        if not partial.exists():
+            # Left incomplete in place by a repmatch that predates .partial: resume it there.
+            os.rename(out, partial)
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(
+            f"out_dir {str(out)!r} exists and is not a feature store (no {MANIFEST}); refusing to "
+            "replace it: choose another out_dir or delete it"
+        )
+    check_replaceable(out, MANIFEST)  # e.g. a file of that name
+    return None
+
+
+def _resume_state(partial: Path, identity: dict[str, Any]) -> dict[int, int]:
+    """``{shard: size in bytes}`` of the intact completed shards of an interrupted extraction with
+    the same identity (a damaged one is recomputed, with a warning); ``ValueError`` if it differs."""
+    if not (partial / MANIFEST).exists():
+        return {}
+    old = read_manifest(partial)
+    _check_identity(partial, old, identity)
+    done = {}
+    for k in old["completed_shards"]:
+        try:
+            check_shard(partial, old, k)
+        except (FileNotFoundError, ValueError) as exc:
+            warnings.warn(f"recomputing shard {k}: {exc}", RuntimeWarning, stacklevel=3)
+            continue
+        done[k] = (partial / shard_name(k)).stat().st_size
+    return done
 
 
 def _write_shard(out: Path, shard: int, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
-    """Write shard ``shard`` atomically, then record it in the manifest (in that order, so a
-    manifest never lists a shard whose file is incomplete)."""
+    """Write shard ``shard`` atomically, then record it and its size in the manifest (in that
+    order, so a manifest never lists a shard whose file is incomplete)."""
     start, stop = shard_bounds(shard, manifest["rows_per_shard"], manifest["num_rows"])
-    atomic_save_safetensors(out / shard_name(shard), tensors, metadata={"start": str(start), "stop": str(stop)})
+    path = atomic_save_safetensors(out / shard_name(shard), tensors, metadata={"start": str(start), "stop": str(stop)})
     manifest["completed_shards"] = sorted([*manifest["completed_shards"], shard])
+    manifest["shard_bytes"] = {**manifest["shard_bytes"], str(shard): path.stat().st_size}
     manifest["complete"] = len(manifest["completed_shards"]) == manifest["num_shards"]
     atomic_write_json(out / MANIFEST, manifest)
 
@@ -158,9 +203,14 @@ def extract_features(
             :mod:`repmatch.data`).
         encoders: an ``EncoderBattery``, encoder names (``"a,b"`` or ``["a", "b"]``) or a
             list/dict of encoder modules.
-        out_dir: the store directory. If it holds an interrupted extraction with the same
-            identity (data, encoders and fingerprints, limit, shard size), completed shards
-            are kept and only the rest is computed; a different identity raises ``ValueError``.
+        out_dir: the store directory. It is built in ``<out_dir>.partial`` and swapped into
+            place whole once complete, so ``out_dir`` is absent or complete. If
+            ``<out_dir>.partial`` holds an interrupted extraction with the same identity (data,
+            encoders and fingerprints, limit, shard size), its completed shards are kept and
+            only the rest is computed; a finished ``out_dir`` with the same identity is
+            returned as is; a different identity, or a directory that is not a feature
+            store, raises ``ValueError``. While extracting, ``.<out_dir>.lock`` is held: a
+            second writer of ``out_dir`` fails at once, naming the first.
         data: the data's identity recorded in the manifest; default ``dataset.spec``.
         batch_size: images per forward pass (does not change the features beyond rounding).
         shard_size: rows per shard file (the unit of resumption).
@@ -196,16 +246,40 @@ def extract_features(
     battery = as_battery(encoders)
     out = Path(out_dir)
     identity = _identity(data, num_rows, shard_size, battery, num_classes)
+    with exclusive_lock(lock_path(out), name="out_dir", target=out):
+        finished = _finished(out, partial_dir(out), identity)
+        if finished is not None:
+            return finished
+        _extract_into(partial_dir(out), dataset, battery, identity, batch_size=batch_size,
+                      num_workers=num_workers, device=device, progress=progress)
+        replace_directory(partial_dir(out), out)
+        return FeatureStore(out)
+
+
+def _extract_into(
+    out: Path,
+    dataset: Dataset,
+    battery: EncoderBattery,
+    identity: dict[str, Any],
+    *,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    progress: bool,
+) -> None:
+    """Complete the store ``out`` (the ``.partial`` directory), resuming what it holds."""
+    num_rows, shard_size = identity["num_rows"], identity["rows_per_shard"]
     done = _resume_state(out, identity)
+    out.mkdir(parents=True, exist_ok=True)
     for pattern in (".shard-*.tmp", f".{MANIFEST}.*.tmp"):
         for stale in out.glob(pattern):
             stale.unlink()  # left by a run killed mid-write; that shard is recomputed
-    manifest = {**identity, "completed_shards": sorted(done), "complete": False}
-    todo = [k for k in range(identity["num_shards"]) if k not in set(done)]
-    manifest["complete"] = not todo
+    todo = [k for k in range(identity["num_shards"]) if k not in done]
+    manifest = {**identity, "completed_shards": sorted(done), "complete": not todo,
+                "shard_bytes": {str(k): size for k, size in done.items()}}
     atomic_write_json(out / MANIFEST, manifest)
     if not todo:
-        return FeatureStore(out)
+        return
 
     battery.to(device).eval()
     on_cuda = device.type == "cuda"
@@ -236,4 +310,3 @@ def extract_features(
                 shard = next(pending, -1)
     bar.close()
     assert manifest["complete"], "every scheduled batch was consumed, so every shard was written"
-    return FeatureStore(out)

@@ -3,27 +3,39 @@
 Layout of a store directory::
 
     manifest.json              format, data identity, encoders (name, dim, fingerprint),
-                               num_rows, rows_per_shard, num_shards, completed_shards, complete
+                               num_rows, rows_per_shard, num_shards, completed_shards, complete,
+                               shard_bytes (each completed shard's size in bytes)
     shard-00000.safetensors    rows [0, rows_per_shard): one float32 tensor (rows, D) per encoder
     shard-00001.safetensors    (keyed by encoder name) and int64 labels (rows,) under "__labels__"
     ...
 
 Shard ``k`` always holds rows ``[k * rows_per_shard, min((k + 1) * rows_per_shard, num_rows))``.
-Shards and the manifest are written atomically (``repmatch._io``); a shard counts as written
-only once the manifest lists it, so a store interrupted at any instant is consistent.
+
+Guarantees. A store is built in the sibling ``<store>.partial`` (where an interrupted
+extraction waits to be resumed) and swapped into place whole when complete
+(:func:`repmatch._io.replace_directory`), so ``<store>`` is absent or complete, never partial.
+While it is built, ``.<store>.lock`` beside it admits one writer. Inside ``.partial``, shards and
+the manifest are written atomically and a shard counts as written only once the manifest lists
+it. Opening a store validates every manifest field (type and range; an error names the file
+and the field) and checks every shard against it: present, of the recorded size, holding the
+recorded encoders with the recorded shapes. Stores written before ``shard_bytes`` existed
+are checked without sizes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NoReturn, overload
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
+
+from .._io import recover_directory
 
 FORMAT = "repmatch.features/1"
 MANIFEST = "manifest.json"
@@ -42,17 +54,143 @@ def shard_bounds(index: int, rows_per_shard: int, num_rows: int) -> tuple[int, i
     return start, min(start + rows_per_shard, num_rows)
 
 
+def partial_dir(root: str | os.PathLike[str]) -> Path:
+    """Where the store ``root`` is built until complete: ``<root>.partial``."""
+    root = Path(root)
+    return root.with_name(root.name + ".partial")
+
+
+def lock_path(root: str | os.PathLike[str]) -> Path:
+    """The lock a writer of the store ``root`` holds: ``.<root>.lock`` beside it."""
+    root = Path(root)
+    return root.with_name(f".{root.name}.lock")
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def validate_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    """``manifest`` (parsed from ``path``) if every field has its type and range, else a
+    ``ValueError`` naming ``path`` and the field."""
+
+    def fail(field: str, expected: str, value: Any) -> NoReturn:
+        raise ValueError(f"feature store manifest {path}: {field} must be {expected}, got {value!r}")
+
+    if not isinstance(manifest, dict):
+        fail("the manifest", "a JSON object", manifest)
+
+    def get(field: str) -> Any:
+        if field not in manifest:
+            raise ValueError(f"feature store manifest {path}: {field} is missing")
+        return manifest[field]
+
+    if get("format") != FORMAT:
+        fail("format", repr(FORMAT), manifest["format"])
+    if not isinstance(get("data"), str) or not manifest["data"]:
+        fail("data", "a non-empty string", manifest["data"])
+    for field in ("num_rows", "rows_per_shard"):
+        if not _is_int(get(field), 1):
+            fail(field, "an integer >= 1", manifest[field])
+    if not _is_int(manifest.get("num_classes", 0), 0):  # absent from the earliest stores
+        fail("num_classes", "an integer >= 0", manifest["num_classes"])
+    num_shards = math.ceil(manifest["num_rows"] / manifest["rows_per_shard"])
+    if not _is_int(get("num_shards"), 1) or manifest["num_shards"] != num_shards:
+        fail("num_shards", f"ceil(num_rows / rows_per_shard) = {num_shards}", manifest["num_shards"])
+    if get("dtype") != "float32":
+        fail("dtype", "'float32'", manifest["dtype"])
+    encoders = get("encoders")
+    if not isinstance(encoders, list) or not encoders:
+        fail("encoders", "a non-empty list of {name, dim, fingerprint}", encoders)
+    names = set()
+    for i, entry in enumerate(encoders):
+        if not isinstance(entry, dict):
+            fail(f"encoders[{i}]", "an object {name, dim, fingerprint}", entry)
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or name == LABELS_KEY or name in names:
+            fail(f"encoders[{i}].name", f"a distinct non-empty string other than {LABELS_KEY!r}", name)
+        names.add(name)
+        if not _is_int(entry.get("dim"), 1):
+            fail(f"encoders[{i}].dim", "an integer >= 1", entry.get("dim"))
+        if not isinstance(entry.get("fingerprint"), str) or not entry["fingerprint"]:
+            fail(f"encoders[{i}].fingerprint", "a non-empty string", entry.get("fingerprint"))
+    done = get("completed_shards")
+    if (not isinstance(done, list) or not all(_is_int(k, 0) and k < num_shards for k in done)
+            or len(set(done)) != len(done)):
+        fail("completed_shards", f"distinct shard indices in [0, {num_shards})", done)
+    if not isinstance(get("complete"), bool):
+        fail("complete", "true or false", manifest["complete"])
+    if manifest["complete"] != (len(done) == num_shards):
+        fail("complete", f"true exactly when every shard is completed ({len(done)}/{num_shards})", manifest["complete"])
+    sizes = manifest.get("shard_bytes")
+    if sizes is not None and (
+        not isinstance(sizes, dict)
+        or set(sizes) != {str(k) for k in done}
+        or not all(_is_int(v, 1) for v in sizes.values())
+    ):
+        fail("shard_bytes", "a map of every completed shard (its index as a string) to its size in bytes", sizes)
+    return manifest
+
+
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The validated manifest of the store ``root`` (see :func:`validate_manifest`)."""
+    recover_directory(root)
     path = Path(root) / MANIFEST
     if not path.is_file():
+        partial = partial_dir(root)
+        if (partial / MANIFEST).is_file():
+            waiting = read_manifest(partial)
+            raise ValueError(
+                f"feature store {str(root)!r} is incomplete: an interrupted extraction waits in "
+                f"{str(partial)!r} ({len(waiting['completed_shards'])}/{waiting['num_shards']} shards); "
+                "re-run the same `repmatch features` command (or extract_features call) to finish it"
+            )
         raise FileNotFoundError(
             f"root: {str(root)!r} is not a feature store (no {MANIFEST}); create one with "
             "`repmatch features --data SPEC --encoders NAMES --out DIR`"
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"root: {str(path)!r} has format {manifest.get('format')!r}, expected {FORMAT!r}")
-    return manifest
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"feature store manifest {path}: not valid JSON ({exc})") from exc
+    return validate_manifest(manifest, path)
+
+
+def check_shard(root: Path, manifest: dict[str, Any], index: int) -> None:
+    """Raise unless shard ``index`` of the store ``root`` is what ``manifest`` records: present
+    (``FileNotFoundError``), of the recorded size, a readable safetensors file holding every
+    encoder ``(rows, dim)`` float32 and the labels ``(rows,)`` int64 (``ValueError``); each
+    error names the shard's path."""
+    path = root / shard_name(index)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"feature store {str(root)!r}: shard {path} is missing; delete the store and extract it again"
+        )
+    size, recorded = path.stat().st_size, manifest.get("shard_bytes", {}).get(str(index))
+    if recorded is not None and size != recorded:
+        raise ValueError(
+            f"{path} is {size} bytes, the manifest records {recorded} (truncated or replaced); "
+            "delete the store and extract it again"
+        )
+    start, stop = shard_bounds(index, manifest["rows_per_shard"], manifest["num_rows"])
+    want: dict[str, tuple[tuple[int, ...], str]] = {
+        e["name"]: ((stop - start, e["dim"]), "F32") for e in manifest["encoders"]
+    }
+    want[LABELS_KEY] = ((stop - start,), "I64")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {key: (tuple(f.get_slice(key).get_shape()), f.get_slice(key).get_dtype()) for key in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable safetensors file ({exc}); delete the store and extract it again") from exc
+    for key, (shape, dtype) in want.items():
+        if key not in found:
+            raise ValueError(f"{path}: holds no {key!r} (it holds {sorted(found)}); the manifest lists it")
+        if found[key] != (shape, dtype):
+            got_shape, got_dtype = found[key]
+            raise ValueError(
+                f"{path}: {key} has shape {got_shape} ({got_dtype}), the manifest records {shape} ({dtype})"
+                if got_dtype != dtype else f"{path}: {key} has shape {got_shape}, the manifest records {shape}"
+            )
 
 
 class FeatureStore:
@@ -66,6 +204,8 @@ class FeatureStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
+        for k in self.manifest["completed_shards"]:
+            check_shard(self.root, self.manifest, k)
         encoders = self.manifest["encoders"]
         self.names: tuple[str, ...] = tuple(e["name"] for e in encoders)
         self.dims: dict[str, int] = {e["name"]: int(e["dim"]) for e in encoders}
@@ -139,9 +279,13 @@ class FeatureStore:
         shards = list(range(self.num_shards)) if idx is None else (np.unique(idx // self.rows_per_shard).tolist() or [0])
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
         for k in shards:
-            with safe_open(str(self.root / shard_name(k)), framework="pt") as f:
-                for key in keys:
-                    parts[key].append(f.get_tensor(key))
+            path = self.root / shard_name(k)
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    for key in keys:
+                        parts[key].append(f.get_tensor(key))
+            except (SafetensorError, OSError) as exc:  # changed on disk since it was opened
+                raise ValueError(f"{path} is not a readable safetensors file ({exc})") from exc
         out = {}
         for key in keys:
             full = torch.cat(parts[key]) if parts[key] else torch.empty(0)

@@ -75,9 +75,20 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-
-        with Image.open(self.files[index]) as img:
-            array = np.asarray(img.convert(self.mode), dtype=np.uint8)
+        """Image ``index`` ``(C, H, W)`` in ``[0, 1]`` and its label; a file that does not decode
+        raises ``ValueError`` naming it."""
+        path = self.files[index]
+        try:
+            with Image.open(path) as img:
+                array = np.asarray(img.convert(self.mode), dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError) as exc:  # what Pillow raises for a damaged file
+            # Not skipped: a skipped file would shift every later row and leave fewer rows than
+            # the listing (and the spec, and any store) counts.
+            raise ValueError(
+                f"image file {str(path)!r} cannot be decoded ({type(exc).__name__}: {exc}); remove "
+                "or replace it, then run again (the folder's content changed, so start a fresh "
+                "feature store)"
+            ) from exc
         if array.ndim == 2:
             array = array[:, :, None]
         image = torch.from_numpy(array.transpose(2, 0, 1).copy()).float().div_(255.0)

@@ -441,3 +441,11 @@ def test_references_store_what_they_load(tmp_path: Path) -> None:
     refs = build_reference_dir(store, out, num_landmarks=8)
     assert refs.encoders == [ENCODER]
     assert load_file(str(out / ENCODER / "scale0" / "reference.safetensors"))["landmarks"].shape == (8, 5)
+
+
+def test_a_symlinked_store_is_built_where_the_link_points(tmp_path: Path) -> None:
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "feats").symlink_to(tmp_path / "scratch" / "train")  # dangling until built
+    extract_features(_npz(tmp_path / "d.npz"), ENCODER, tmp_path / "feats", shard_size=25, progress=False)
+    assert (tmp_path / "feats").is_symlink() and FeatureStore(tmp_path / "feats").complete
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == [".train.lock", "train"]

@@ -94,7 +94,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         try:
             write(tmp)
             # Some writers recreate the file themselves (safetensors makes it 0600).
-            os.chmod(tmp, mode)
+            if os.stat(tmp).st_mode & 0o777 != mode:
+                os.chmod(tmp, mode)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)

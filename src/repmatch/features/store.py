@@ -54,16 +54,23 @@ def shard_bounds(index: int, rows_per_shard: int, num_rows: int) -> tuple[int, i
     return start, min(start + rows_per_shard, num_rows)
 
 
+def _real(root: str | os.PathLike[str]) -> Path:
+    # A symlinked store is built beside the directory it points to: the final swap is a rename,
+    # which cannot cross filesystems.
+    root = Path(root)
+    return root.resolve() if root.is_symlink() else root
+
+
 def partial_dir(root: str | os.PathLike[str]) -> Path:
     """Where the store ``root`` is built until complete: ``<root>.partial``."""
-    root = Path(root)
-    return root.with_name(root.name + ".partial")
+    real = _real(root)
+    return real.with_name(real.name + ".partial")
 
 
 def lock_path(root: str | os.PathLike[str]) -> Path:
     """The lock a writer of the store ``root`` holds: ``.<root>.lock`` beside it."""
-    root = Path(root)
-    return root.with_name(f".{root.name}.lock")
+    real = _real(root)
+    return real.with_name(f".{real.name}.lock")
 
 
 def _is_int(value: Any, low: int) -> bool:

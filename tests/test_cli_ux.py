@@ -462,3 +462,33 @@ def test_labels_subfolder_is_refused_for_an_npz(dry_run: list[str], tmp_path: Pa
     assert err.startswith("repmatch features: error: --labels subfolder: only for an image folder") and data in err
     with pytest.raises(ValueError, match="labels"):
         open_dataset(data, labels="subfolder")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "could not write runs/x/report.html: No space left on device; any previous version of it is unchanged"),
+        FloatingPointError("training stopped at nimg=64: 20 consecutive steps were non-finite"),
+    ],
+    ids=["disk-full", "non-finite-run"],
+)
+def test_a_full_disk_or_a_diverged_run_is_one_line(error: Exception, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import repmatch.report.html as html
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(html, "write_report", fail)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"repmatch report: error: {error}" and "Traceback" not in err
+    with pytest.raises(type(error)):
+        main(["--debug", "report", str(tmp_path)])
+
+
+def test_nonfinite_training_error_is_a_floating_point_error() -> None:
+    from repmatch.train import NonFiniteTrainingError
+
+    assert issubclass(NonFiniteTrainingError, FloatingPointError)

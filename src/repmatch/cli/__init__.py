@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from .._version import __version__
 from .table import VERBS
 
-#: What bad input raises (the library's errors name the parameter or file and what is accepted):
-#: shown as one line, like argparse's own errors, unless --debug asks for the traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
+#: What bad input or a failed run raises (the library's errors name the parameter or file and
+#: what is accepted; OSError covers a missing file and a full disk, whose message names the file
+#: being written; FloatingPointError a run that went non-finite): shown as one line, like
+#: argparse's own errors, unless --debug asks for the traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError)
 
 
 def build_parser() -> argparse.ArgumentParser:

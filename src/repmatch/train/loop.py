@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # an optional extra, imported on use
     from torch.utils.tensorboard import SummaryWriter
 
 
-class NonFiniteTrainingError(RuntimeError):
+class NonFiniteTrainingError(FloatingPointError):
     """Raised when ``max_consecutive_skips`` steps in a row had a non-finite value."""
 
 

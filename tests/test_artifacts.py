@@ -366,6 +366,11 @@ def test_an_interrupted_extraction_waits_in_a_partial_sibling(tmp_path: Path, mo
     assert _manifest(partial)["completed_shards"] == [0, 1]
     with pytest.raises(ValueError, match=rf"{out}' is incomplete.*{partial}'.*2/3 shards"):
         FeatureStore(out)
+    # Evaluation given the store's path says the same (not "no such dataset").
+    from repmatch.evaluation.sources import open_source
+
+    with pytest.raises(ValueError, match=rf"{out}' is incomplete"):
+        open_source(str(out), [ENCODER], role="gen", cache_dir=tmp_path / "cache")
     monkeypatch.setattr(extract_mod, "_encode", real)
     store = extract_features(ds, ENCODER, out, shard_size=25, batch_size=25, progress=False)
     assert store.complete and len(store.read(ENCODER)) == 60

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ..data import open_dataset
 from ..features import FeatureStore, extract_features
-from ..features.store import MANIFEST
+from ..features.store import MANIFEST, partial_dir
 from ..metrics import subsample_indices
 
 _LIMIT = re.compile(r"^(?P<data>.*)\[:(?P<limit>\d+)\]$")
@@ -93,6 +93,8 @@ def open_source(
                          progress=progress)
         return FeatureSource(role=role, data=store.data, num_rows=len(store), stores={n: store for n in names})
     path = Path(source).expanduser()
+    if (partial_dir(path) / MANIFEST).is_file() and not (path / MANIFEST).is_file():
+        FeatureStore(path)  # raises: the store is incomplete, and says how to finish it
     if (path / MANIFEST).is_file():
         store = FeatureStore(path)
         stores = {n: store for n in names if n in store.names}

@@ -203,6 +203,20 @@ def test_references_name_their_output_once(stores: dict[str, str], tmp_path: Pat
     assert _lines(printed)[-1] == f"references: {out}" and printed.count(str(out)) == 1
 
 
+def test_references_bar_only_on_a_terminal(stores: dict[str, str], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd = ["references", "--features", stores["train_dir"], "--val", stores["val_dir"],
+           "--num-landmarks", "8", "--kmeans-iters", "2", "--floor-batch-size", "8"]
+    assert main([*cmd, "--out", str(tmp_path / "r1")]) == 0
+    assert BAR not in capsys.readouterr().err  # not a terminal
+    _tty(monkeypatch)
+    assert main([*cmd, "--out", str(tmp_path / "r2"), "--no-progress"]) == 0
+    assert BAR not in capsys.readouterr().err
+    assert main([*cmd, "--out", str(tmp_path / "r3")]) == 0
+    err = capsys.readouterr().err
+    assert BAR in err and "2/2" in err and "step/s" in err  # one encoder, then the floors
+
+
 def _recorder(result: Any) -> tuple[list[dict[str, Any]], Any]:
     calls: list[dict[str, Any]] = []
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import warnings
 
-from ._args import add_progress_flag, check_device, path_arg, print_outputs
+from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kmeans-iters", type=int, default=10, help="Lloyd iterations (default 10)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
-    add_progress_flag(p, help="accepted as by every verb; building references draws no bar yet")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             conditions=conditions, val_conditions=val_conditions, captions=captions,
             num_landmarks=args.num_landmarks, bandwidth_scale=tuple(args.bandwidth_scale),
             floor_batch_size=args.floor_batch_size, seed=args.seed,
-            kmeans_iters=args.kmeans_iters, device=args.device,
+            kmeans_iters=args.kmeans_iters, device=args.device, progress=show_progress(args),
         )
     for w in caught:
         print(f"warning: {w.message}")

@@ -44,6 +44,7 @@ from .._io import (
     file_sha256,
     recover_directory,
 )
+from .._progress import bar
 from .._validate import check_nonnegative_int, check_positive, check_scales
 from ..compare import NystromReference, joint_bandwidths, median_bandwidth, mmd_nystrom_loss
 from ..compare.kernels import multiscale_bandwidths
@@ -445,6 +446,7 @@ def build_reference_dir(
     kmeans_iters: int = 10,
     chunk_rows: int = 16384,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> References:
     """Build ``out`` (see module doc) from the feature store ``train``: one set of references per
     encoder in ``encoders`` (default: all of the store's), and, given the feature store ``val``,
@@ -453,7 +455,8 @@ def build_reference_dir(
 
     With a ``condition``, ``conditions``/``val_conditions`` hold each row's condition (class
     labels, by default the stores' own; caption embeddings for text, required) and
-    ``captions`` the training rows' captions, saved for sampling."""
+    ``captions`` the training rows' captions, saved for sampling. ``progress`` draws a bar over
+    the encoders (and the floors)."""
     check_positive("floor_batch_size", floor_batch_size, integer=True)
     check_replaceable(out, MANIFEST)  # before the work, not after
     store = FeatureStore(train)
@@ -472,7 +475,9 @@ def build_reference_dir(
     entries: dict[str, dict[str, Any]] = {}
     distances = {}
     built = {}
+    steps = bar(total=len(names) + (val_store is not None), desc="references", unit="step", enabled=progress)
     for name in names:
+        steps.set_postfix_str(name)
         refs = build_references(
             store, encoder=name, fingerprint=store.fingerprints[name], condition=condition,
             labels=conditions,
@@ -487,6 +492,7 @@ def build_reference_dir(
             "pool": refs[0].pool_size, "landmarks": refs[0].num_landmarks,
         }
         distances[name] = reference_distance(refs, fingerprint)
+        steps.update()
     estimate = None
     if val_store is not None:
         val_rows = val_conditions
@@ -500,8 +506,11 @@ def build_reference_dir(
             if condition is not None and val_rows is not None:
                 feats = condition.join(feats, val_rows)
             val_features[name] = feats.to(device)
+        steps.set_postfix_str("floors")
         estimate = real_floors(distances, val_features, floor_batch_size)
+        steps.update()
         warn_floors(estimate)
+    steps.close()
     settings = {
         "train": str(store.root), "val": None if val_store is None else str(val_store.root),
         "num_landmarks": num_landmarks, "bandwidth_scale": list(check_scales_tuple(bandwidth_scale)),

@@ -8,10 +8,12 @@ its adapters, the offline and paper encoders, the frozen battery and joint featu
     >>> rep.panel("paper14")               # the paper's 14-encoder panel (Table 5)
     >>> battery = rep.EncoderBattery(rep.panel("offline_cnn"))
     >>> battery(images)                    # {name: (N, D)}, gradients flow to images
+    >>> rep.inference_encoder("open_nsfw", "onnxruntime")  # same features, no gradient, faster
 """
 
 from .base import Encoder, ImageEncoder, TextEncoder
 from .battery import EncoderBattery
+from .inference import INFERENCE_BACKENDS, inference_encoder
 from .joint import ConditionPool, joint_features, one_hot_embedding
 from .preprocessing import preprocess
 from .registry import (
@@ -26,11 +28,13 @@ from .registry import (
     register_adapter,
     register_encoder,
     register_panel,
+    resolve_spec,
 )
 from .registry import list_encoders as list  # the registry's short name, like timm.list_models
 from .spec import EncoderSpec
 
 __all__ = [
+    "INFERENCE_BACKENDS",
     "PLUGIN_GROUP",
     "ConditionPool",
     "Encoder",
@@ -42,6 +46,7 @@ __all__ = [
     "create",
     "find_weights",
     "get_spec",
+    "inference_encoder",
     "joint_features",
     "list",
     "list_encoders",
@@ -52,4 +57,5 @@ __all__ = [
     "register_adapter",
     "register_encoder",
     "register_panel",
+    "resolve_spec",
 ]

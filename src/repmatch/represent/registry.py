@@ -213,6 +213,23 @@ def _builder_for(spec: EncoderSpec) -> Builder:
     )
 
 
+def resolve_spec(
+    name: str, *, caller: str = "resolve_spec()", accepted: str = "", **overrides: Any
+) -> EncoderSpec:
+    """The spec registered as ``name`` with ``overrides`` (:class:`EncoderSpec` fields) applied,
+    as :func:`create` builds it; an unknown override raises ``TypeError`` naming ``caller`` and
+    listing the fields (and ``accepted``, the caller's own keywords)."""
+    spec = get_spec(name)
+    fields = {f.name for f in dataclasses.fields(EncoderSpec)} - {"name", "weights"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(
+            f"{caller} got unknown overrides {unknown}; accepted: {accepted + ' or ' if accepted else ''}"
+            f"EncoderSpec fields {sorted(fields)}"
+        )
+    return dataclasses.replace(spec, **overrides) if overrides else spec
+
+
 def create(name: str, **overrides: Any) -> Encoder:
     """Instantiate the encoder registered as ``name``, frozen (eval mode, no parameter grads).
 
@@ -221,22 +238,15 @@ def create(name: str, **overrides: Any) -> Encoder:
     package's bundled weights or ``REPMATCH_WEIGHTS``), ``pretrained`` (``False`` = random
     init, no files needed), ``device`` (``"meta"`` implies ``pretrained=False``) and ``dtype``.
     """
-    spec = get_spec(name)
     weights = overrides.pop("weights", None)
     pretrained = overrides.pop("pretrained", True)
     device = overrides.pop("device", None)
     dtype = overrides.pop("dtype", None)
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be a bool, got {pretrained!r}")
-    fields = {f.name for f in dataclasses.fields(EncoderSpec)} - {"name", "weights"}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(
-            f"create() got unknown overrides {unknown}; accepted: weights, pretrained, device, "
-            f"dtype or EncoderSpec fields {sorted(fields)}"
-        )
-    if overrides:
-        spec = dataclasses.replace(spec, **overrides)
+    spec = resolve_spec(
+        name, caller="create()", accepted="weights, pretrained, device, dtype", **overrides
+    )
     meta = device is not None and torch.device(device).type == "meta"
     if meta:
         pretrained = False

@@ -7,6 +7,7 @@ path (kernels, Nyström, distances, training), so a gain can never be the loss r
 - ``rff_mmd2`` / ``mmd_ratio_panel``: the RFF-MMD² ratio cross-check (MMD_r,k);
 - ``frechet_distance`` / ``fd_ratio_panel``: the Fréchet ratio cross-check (FD_r,k);
 - ``within_class_diversity`` / ``class_spreads``: within-class spread relative to real images;
+- ``sw_noise_level`` / ``disjoint_draws``: the spread of two disjoint real draws' SW_r,k panels;
 - ``check_fingerprints`` / ``FingerprintMismatchError``: refuse features from other spaces.
 """
 
@@ -15,6 +16,7 @@ from .diversity import class_spreads, mean_pairwise_distance, within_class_diver
 from .fingerprints import FingerprintMismatchError, check_fingerprints
 from .frechet import frechet_distance, frechet_from_stats, gaussian_stats, sqrtm_psd
 from .mmd import lower_median_bandwidth, rff_mmd2
+from .noise import disjoint_draws, sw_noise_level
 from .panel import fd_ratio_panel, mmd_ratio_panel, summarize_ratios, sw_floors, sw_ratio_panel
 from .sliced import random_projections, sliced_wasserstein
 
@@ -22,6 +24,7 @@ __all__ = [
     "FingerprintMismatchError",
     "check_fingerprints",
     "class_spreads",
+    "disjoint_draws",
     "fd_ratio_panel",
     "frechet_distance",
     "frechet_from_stats",
@@ -36,6 +39,7 @@ __all__ = [
     "subsample_indices",
     "summarize_ratios",
     "sw_floors",
+    "sw_noise_level",
     "sw_ratio_panel",
     "within_class_diversity",
 ]

@@ -68,3 +68,23 @@ def test_the_readme_library_snippet_runs(tmp_path, monkeypatch) -> None:
     expected = gaussian_kernel(g, g, s).mean() - 2 * (gaussian_kernel(g, y, s) @ a).mean() + ref.data_term
     assert float(scope["loss"].detach()) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
     assert scope["gen_features"].grad is not None
+
+
+def test_every_test_named_in_the_docs_exists() -> None:
+    """docs/reliability.md backs each guarantee with a test: the tests it names must exist."""
+    named = set()
+    for page in PAGES:
+        text = page.read_text()
+        for file, rest in re.findall(r"`(?:tests/)?(test_\w+\.py)((?:::\w+)?)`", text):
+            named.add((file, rest.lstrip(":")))
+        # "`file::a`, `::b`": a bare ::name continues the last file named.
+        for file, tail in re.findall(r"`(?:tests/)?(test_\w+\.py)::\w+`((?:,? (?:and )?`::\w+`)+)", text):
+            named.update((file, name) for name in re.findall(r"`::(\w+)`", tail))
+    assert len(named) > 20
+    for file, name in sorted(named):
+        path = ROOT / "tests" / file
+        assert path.is_file(), f"the docs name {file}, which does not exist"
+        if name:
+            assert re.search(rf"^def {name}\(", path.read_text(), flags=re.MULTILINE), (
+                f"the docs name {file}::{name}, which does not exist"
+            )

@@ -116,12 +116,12 @@ def exp_floored_(exponent: torch.Tensor) -> torch.Tensor:
 def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """Gaussian kernel matrix ``exp(-||x_i - y_j||² / (2 σ²))`` of shape ``(N, M)``.
 
-    ``x`` is ``(N, D)``, ``y`` is ``(M, D)``, ``bandwidth`` is ``σ > 0``. Differentiable in both.
-    Computed and returned in :func:`compute_dtype` of the wider input (float32 for half).
+    ``x`` is ``(N, D)``, ``y`` is ``(M, D)`` (finite), ``bandwidth`` is ``σ > 0``. Differentiable
+    in both. Computed and returned in :func:`compute_dtype` of the wider input (float32 for half).
     """
     check_positive("bandwidth", bandwidth)
-    check_features("x", x, finite=False)
-    check_features("y", y, dim=x.shape[1], finite=False)
+    check_features("x", x)
+    check_features("y", y, dim=x.shape[1])
     dtype = compute_dtype(torch.promote_types(x.dtype, y.dtype))
     return torch.exp(sq_distances(x.to(dtype), y.to(dtype)) / (-2.0 * bandwidth * bandwidth))
 

@@ -349,7 +349,13 @@ class NystromReference:
         # Stage 2: landmarks.
         t0 = time.perf_counter()
         with matmul_precision(precision):
-            landmarks, _ = kmeans(sample, num_landmarks, iters=kmeans_iters, seed=seed, chunk_size=chunk_size)
+            try:
+                landmarks, _ = kmeans(sample, num_landmarks, iters=kmeans_iters, seed=seed, chunk_size=chunk_size)
+            except ValueError as exc:  # kmeans names its own x and num_clusters
+                raise ValueError(
+                    f"num_landmarks={num_landmarks} needs at least as many distinct rows in features "
+                    f"(k-means sample of {sample.shape[0]}): {exc}"
+                ) from exc
         del sample
         _sync(dev)
         timings["kmeans"] = time.perf_counter() - t0
@@ -418,9 +424,10 @@ class NystromReference:
         )
 
     # ------------------------------------------------------------------ use
-    def check_compatible(self, features: torch.Tensor, fingerprint: str | None = None) -> None:
-        """Raise ``ValueError`` if ``features`` ``(B, D)`` or ``fingerprint`` do not match."""
-        check_features("features", features, dim=self.dim)
+    def check_compatible(self, features: torch.Tensor, fingerprint: str | None = None, *, name: str = "features") -> None:
+        """Raise ``ValueError`` if ``features`` ``(B, D)`` or ``fingerprint`` do not match
+        (errors name the caller's parameter ``name``)."""
+        check_features(name, features, dim=self.dim)
         if fingerprint is not None and self.fingerprint is not None and fingerprint != self.fingerprint:
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the reference's {self.fingerprint!r} "

@@ -28,11 +28,14 @@ def sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
     return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
 
 
-def gaussian_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of ``x`` ``(N, D)`` (N ≥ 2), float64."""
-    x64 = as_float64("x", x)
+def gaussian_stats(x: torch.Tensor, *, name: str = "x", dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of ``x`` ``(N, D)`` (N ≥ 2), float64.
+
+    ``name`` is the parameter errors name; ``dim`` (optional) the width ``x`` must have.
+    """
+    x64 = as_float64(name, x, dim=dim)
     if x64.shape[0] < 2:
-        raise ValueError(f"x needs at least 2 rows for a covariance, got {x64.shape[0]}")
+        raise ValueError(f"{name} needs at least 2 rows for a covariance, got {x64.shape[0]}")
     mu = x64.mean(dim=0)
     xc = x64 - mu
     return mu, (xc.T @ xc) / (x64.shape[0] - 1)
@@ -61,9 +64,5 @@ def frechet_from_stats(
 def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """FD between Gaussian fits of ``x`` ``(N, D)`` and ``y`` ``(M, D)``; sizes may differ."""
     mu_x, cov_x = gaussian_stats(x)
-    if y.ndim == 2 and y.shape[1] != mu_x.shape[0]:
-        raise ValueError(
-            f"y has feature dimension {y.shape[1]}, expected {mu_x.shape[0]} (that of x)"
-        )
-    mu_y, cov_y = gaussian_stats(y)
+    mu_y, cov_y = gaussian_stats(y, name="y", dim=mu_x.shape[0])
     return frechet_from_stats(mu_x, cov_x, mu_y, cov_y)

@@ -37,15 +37,20 @@ def lower_median_bandwidth(
     subsample): metrics never import the comparison axis, and this value fixes every stored
     MMD_r,k, so it must not move when the training kernel's rule does.
     """
-    x64 = seeded_subsample(as_float64("x", x), max_samples, check_nonnegative_int("seed", seed))
+    return _lower_median("x", x, max_samples, seed)
+
+
+def _lower_median(name: str, x: torch.Tensor, max_samples: int, seed: int) -> float:
+    """:func:`lower_median_bandwidth` with errors naming the caller's parameter ``name``."""
+    x64 = seeded_subsample(as_float64(name, x), max_samples, check_nonnegative_int("seed", seed))
     if x64.shape[0] < 2:
-        raise ValueError(f"x needs at least 2 rows for the median heuristic, got {x64.shape[0]}")
+        raise ValueError(f"{name} needs at least 2 rows for the median heuristic, got {x64.shape[0]}")
     dist = torch.cdist(x64, x64)
     iu = torch.triu_indices(x64.shape[0], x64.shape[0], offset=1, device=x64.device)
     sigma = float(dist[iu[0], iu[1]].median())
     if not sigma > 0:
         raise ValueError(
-            "x has median pairwise distance 0 (mostly duplicate rows); pass bandwidth explicitly"
+            f"{name} has median pairwise distance 0 (mostly duplicate rows); pass bandwidth explicitly"
         )
     return sigma
 
@@ -91,7 +96,7 @@ def rff_mmd2(
     x64 = as_float64("x", x)
     y64 = as_float64("y", y, dim=x64.shape[1])
     sigma = (
-        lower_median_bandwidth(y64, seed=seed)
+        _lower_median("y", y64, DEFAULT_BANDWIDTH_SAMPLES, seed)
         if bandwidth is None
         else float(check_positive("bandwidth", bandwidth))
     )

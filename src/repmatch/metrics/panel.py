@@ -261,12 +261,10 @@ def _fd_distances(num_samples: int | None, seed: int) -> PairDistances:
         return x if num_samples is None else seeded_subsample(x, num_samples, seed)
 
     def distances(train_e: torch.Tensor, others: list[torch.Tensor]) -> list[float]:
-        mu_t, cov_t = gaussian_stats(cap(train_e))
+        mu_t, cov_t = gaussian_stats(cap(train_e), name="train features")
         out = []
         for o in others:
-            if o.ndim == 2 and o.shape[1] != mu_t.shape[0]:
-                raise ValueError(f"features have dimension {o.shape[1]}, train has {mu_t.shape[0]}")
-            mu, cov = gaussian_stats(cap(o))
+            mu, cov = gaussian_stats(cap(o), name="features", dim=mu_t.shape[0])
             out.append(frechet_from_stats(mu, cov, mu_t.to(mu.device), cov_t.to(mu.device)))
         return out
 

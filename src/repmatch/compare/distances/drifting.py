@@ -62,8 +62,9 @@ __all__ = ["Drifting", "drifting_field", "drifting_loss"]
 
 
 def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # sqrt has an infinite slope at 0; the floor only touches (near-)coincident pairs.
-    return sq_distances(x, y).clamp_min(1e-30).sqrt()
+    # sqrt has an infinite slope at 0; the floor only touches (near-)coincident pairs, and is
+    # the dtype's smallest normal number so that it stays below any feature scale's distances.
+    return sq_distances(x, y).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
 
 
 def drifting_field(

@@ -25,11 +25,23 @@ from ._base import Distance, reference_features
 __all__ = ["Frechet", "frechet_distance", "sqrtm_psd"]
 
 
+def _sqrt_floor(s: torch.Tensor) -> float:
+    """Floor for the ``sqrt λ`` denominators: ``1e-10 · max sqrt λ``, at least ``sqrt(tiny)``.
+
+    The gradient of ``tr sqrt(A Aᵀ)`` in ``A`` is bounded (``(A Aᵀ)^{-1/2} A``), but the chain
+    rule forms it as a ``1 / sqrt λ`` factor times ``A``: when ``A = 0`` (a constant reference,
+    so ``Σ_r^{1/2} = 0``) an unbounded factor made ``inf · 0 = NaN``. ``1 / sqrt(tiny)`` cannot
+    overflow, and times the zero ``A`` gives the true gradient, 0.
+    """
+    return max(1e-10 * float(s.max()), torch.finfo(s.dtype).tiny ** 0.5)
+
+
 class _SqrtmPSD(torch.autograd.Function):
     """Symmetric PSD square root via ``eigh``; backward solves ``S dS + dS S = dM``.
 
     The Sylvester solution in the eigenbasis divides by ``sqrt λ_i + sqrt λ_j``, floored at
-    ``1e-10 · max sqrt λ`` so rank-deficient inputs (``B <= D``) give a finite gradient.
+    ``1e-10 · max sqrt λ`` so rank-deficient inputs (``B <= D``) give a finite gradient, and
+    never below ``sqrt(tiny)`` (see :func:`_sqrt_floor`).
     """
 
     @staticmethod
@@ -44,7 +56,7 @@ class _SqrtmPSD(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         evecs, s = ctx.saved_tensors
         g = evecs.transpose(-1, -2) @ (0.5 * (grad + grad.transpose(-1, -2))) @ evecs
-        denom = (s[:, None] + s[None, :]).clamp_min(1e-10 * float(s.max().clamp_min(1e-300)))
+        denom = (s[:, None] + s[None, :]).clamp_min(_sqrt_floor(s))
         return first_order_only(evecs @ (g / denom) @ evecs.transpose(-1, -2), ctx.anchor, "sqrtm_psd")
 
 
@@ -67,7 +79,7 @@ class _TraceSqrtPSD(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         evecs, s = ctx.saved_tensors
-        denom = (2.0 * s).clamp_min(1e-10 * float(s.max().clamp_min(1e-300)))
+        denom = (2.0 * s).clamp_min(_sqrt_floor(s))
         return first_order_only((evecs * (grad / denom)) @ evecs.transpose(-1, -2), ctx.anchor, "frechet")
 
 

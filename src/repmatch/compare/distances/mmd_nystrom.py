@@ -95,7 +95,7 @@ def mmd_nystrom_loss(
     stays within ~1e-6 of float64 for a batch any distance from the reference.
     """
     refs = _as_references(reference)
-    refs[0].check_compatible(gen_features, fingerprint)
+    refs[0].check_compatible(gen_features, fingerprint, name="gen_features")
     for r in refs[1:]:
         if r.dim != refs[0].dim:
             raise ValueError(f"reference scales disagree on the feature dimension ({r.dim} vs {refs[0].dim})")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 
+import _oracles as oracle
 import pytest
 import torch
 
@@ -32,65 +33,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 B, D, N_REF = 48, 16, 600
 RADII = (0.02, 0.05, 0.2)
-
-
-# ---------------------------------------------------------------- float64 oracles
-
-
-def _k(x: torch.Tensor, y: torch.Tensor, sigma: float) -> torch.Tensor:
-    return torch.exp(-((x[:, None, :] - y[None, :, :]) ** 2).sum(-1) / (2.0 * sigma * sigma))
-
-
-def _oracle_nystrom(g, refs):
-    total = 0.0
-    for r in refs:
-        lm, alpha = r.landmarks.double(), r.alpha.double()
-        total = total + _k(g, g, r.bandwidth).mean() - 2.0 * (_k(g, lm, r.bandwidth) @ alpha).mean() + r.data_term
-    return total
-
-
-def _oracle_exact(g, y, sigmas):
-    return sum(_k(g, g, s).mean() - 2.0 * _k(g, y, s).mean() + _k(y, y, s).mean() for s in sigmas)
-
-
-def _oracle_rff(g, ref, weights, offsets, num_features):
-    phi = lambda a: math.sqrt(2.0 / num_features) * torch.cos(a @ weights + offsets)  # noqa: E731
-    diff = phi(g).mean(0) - phi(ref).mean(0)
-    return (diff * diff).sum()
-
-
-def _oracle_sw(g, y, theta):
-    p = (g @ theta).T.sort(1).values
-    q = (y @ theta).T.sort(1).values
-    return ((p - q) ** 2).mean()
-
-
-def _oracle_frechet(g, ref):
-    mu_r, cov_r = ref.mean(0), torch.cov(ref.T)
-    mu_g, cov_g = g.mean(0), torch.cov(g.T)
-    ev, u = torch.linalg.eigh(cov_r)
-    root = (u * ev.clamp_min(0).sqrt()) @ u.T
-    cross = torch.linalg.eigvalsh(root @ cov_g @ root).clamp_min(0).sqrt().sum()
-    return ((mu_g - mu_r) ** 2).sum() + cov_g.trace() + cov_r.trace() - 2.0 * cross
-
-
-def _oracle_drift_field(x, y, radii):
-    """Algorithm 2 with normalisation, by explicit differences (self pairs excluded)."""
-    P, n = y.shape[0], x.shape[0]
-    d = torch.cat([((x[:, None] - y[None]) ** 2).sum(-1), ((x[:, None] - x[None]) ** 2).sum(-1)], 1).sqrt()
-    self_pair = torch.zeros(d.shape, dtype=torch.bool)
-    self_pair[:, P:] = torch.eye(n, dtype=torch.bool)
-    s = d[~self_pair].mean()
-    field = torch.zeros_like(x)
-    for r in radii:
-        logits = (-d / (r * s)).masked_fill(self_pair, -math.inf)
-        a = torch.exp(0.5 * (logits.log_softmax(1) + logits.log_softmax(0)))
-        a_pos, a_neg = a[:, :P], a[:, P:]
-        w_pos = a_pos * a_neg.sum(1, keepdim=True)
-        w_neg = a_neg * a_pos.sum(1, keepdim=True)
-        v = w_pos @ y - w_neg @ x
-        field = field + v * (s / (v**2).sum(1).mean().sqrt())
-    return field
 
 
 # ---------------------------------------------------------------- data
@@ -128,21 +70,21 @@ def _run(name: str, x: torch.Tensor, scale: float, shift: float, common: float):
     y = ref[:B]
     if name == "mmd_nystrom":
         refs = _nystrom_refs(scale, shift, common)
-        value, expected = mmd_nystrom_loss(x, refs), _oracle_nystrom(o, refs)
+        value, expected = mmd_nystrom_loss(x, refs), oracle.mmd_nystrom(o, refs)
     elif name == "mmd_exact":
         sigmas = (0.5 * sigma, sigma, 2.0 * sigma)
-        value, expected = mmd_exact_loss(x, y, sigmas), _oracle_exact(o, y.double(), sigmas)
+        value, expected = mmd_exact_loss(x, y, sigmas), oracle.mmd_exact(o, y.double(), sigmas)
     elif name == "mmd_rff":
         dist = distances.create("mmd_rff", num_features=128, bandwidth=sigma, scales=(0.5, 1.0)).fit(ref)
         value = dist(x)
-        expected = _oracle_rff(o, ref.double(), dist.weights.double(), dist.offsets.double(), 128)
+        expected = oracle.rff(o, ref, dist.weights, dist.offsets, 128)
     elif name == "sliced_wasserstein":
         theta = random_projections(D, 32, torch.Generator().manual_seed(1))
-        value, expected = sliced_wasserstein_loss(x, y, theta), _oracle_sw(o, y.double(), theta.double())
+        value, expected = sliced_wasserstein_loss(x, y, theta), oracle.sliced_w2_squared(o, y, theta)
     elif name == "frechet":
-        value, expected = distances.create("frechet").fit(ref)(x), _oracle_frechet(o, ref.double())
+        value, expected = distances.create("frechet").fit(ref)(x), oracle.frechet(o, ref)
     elif name == "drifting":
-        field = _oracle_drift_field(o.detach(), y[:32].double(), RADII)
+        field = oracle.drift_field(o.detach(), y[:32], RADII)
         value = drifting_loss(x, y[:32], RADII)
         value.backward()
         return value, x.grad, 0.5 * float((field**2).sum(1).mean()), -field / x.shape[0]
@@ -249,8 +191,8 @@ def test_a_half_precision_pool_builds_a_float32_reference_matching_the_float64_o
     assert ref.landmarks.dtype == torch.float32
     # Oracle from the built landmarks and the (rounded) pool: kbar, pseudo-inverse, data term.
     lm, s = ref.landmarks.double(), ref.bandwidth
-    kbar = _k(pool.double(), lm, s).mean(0)
-    alpha = torch.linalg.pinv(_k(lm, lm, s), rtol=1e-7, hermitian=True) @ kbar
-    assert ref.data_term == pytest.approx(float(kbar @ alpha), rel=1e-6)
+    data_term, alpha = oracle.nystrom_data_term(pool, lm, s)
+    assert ref.data_term == pytest.approx(data_term, rel=1e-6)
     x = torch.randn(32, D, generator=g, dtype=torch.float64) + 30.0
-    torch.testing.assert_close(_k(x, lm, s) @ ref.alpha.double(), _k(x, lm, s) @ alpha, rtol=1e-6, atol=1e-9)
+    k = oracle.gauss(x, lm, s)
+    torch.testing.assert_close(k @ ref.alpha.double(), k @ alpha, rtol=1e-6, atol=1e-9)

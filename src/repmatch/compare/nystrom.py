@@ -21,7 +21,6 @@ iterations; a cluster that empties is reseeded with the point farthest from its 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -34,7 +33,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .._io import atomic_directory, atomic_save_safetensors, atomic_write_json, recover_directory
+from .._io import (
+    atomic_directory,
+    atomic_save_safetensors,
+    atomic_write_json,
+    file_sha256,
+    recover_directory,
+)
 from .._validate import check_choice, check_features, check_nonnegative_int, check_positive
 from .kernels import (
     PRECISIONS,
@@ -468,7 +473,7 @@ class NystromReference:
                 {
                     "format": _FORMAT,
                     "version": _VERSION,
-                    "tensors_sha256": _sha256(tensors),
+                    "tensors_sha256": file_sha256(tensors),
                     "bandwidth": self.bandwidth,
                     "data_term": self.data_term,
                     "pool_size": self.pool_size,
@@ -501,7 +506,7 @@ class NystromReference:
             )
         tensors_path = path / _TENSORS
         expected = manifest.get("tensors_sha256")
-        if expected is not None and _sha256(tensors_path) != expected:
+        if expected is not None and file_sha256(tensors_path) != expected:
             raise ValueError(
                 f"{tensors_path} is not the file {manifest_path} was written with (SHA-256 "
                 "differs: an interrupted or mixed write); rebuild the reference"
@@ -522,11 +527,3 @@ class NystromReference:
         if ref.dim != manifest["dim"] or ref.num_landmarks != manifest["num_landmarks"]:
             raise ValueError(f"{path}: tensor shapes do not match the manifest")
         return ref
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -194,6 +194,20 @@ def test_sample_bar_and_its_output(out_name: str, tmp_path: Path, capsys: pytest
     assert capsys.readouterr().err == ""
 
 
+def test_sample_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    run = SimpleNamespace(generator=_Gen(), num_classes=10, conditions=None, captions=None)
+    monkeypatch.setattr("repmatch.cli.sample.load_generator", lambda *a: run)
+    ckpt = tmp_path / "checkpoints" / "ckpt-000000000064.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"")
+    out = tmp_path / "s.npz"
+    assert main(["sample", "--run-dir", str(tmp_path), "--num", "6", "--out", str(out), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["checkpoint"] == str(ckpt) and plan["num_classes"] == 10 and plan["format"] == "npz"
+    assert not out.exists()
+
+
 def test_references_name_their_output_once(stores: dict[str, str], tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "refs"

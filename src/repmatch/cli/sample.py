@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-ema", action="store_true", help="the raw weights even when the run kept an EMA")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load the generator, print what would be written and exit")
     add_progress_flag(p)
     p.set_defaults(func=run)
 
@@ -47,11 +49,22 @@ def run(args: argparse.Namespace) -> int:
     from .._progress import bar
     from ..generators import GeneratedImages, write_samples_npz
     from ..images import make_grid, save_png
+    from ..train.checkpoint import latest_checkpoint
 
     check_device(args.device)
     progress = show_progress(args)
     run = load_generator(args.run_dir, args.checkpoint, not args.no_ema, args.device)
     out = Path(args.out)
+    if args.dry_run:
+        print(json.dumps({
+            "run_dir": args.run_dir,
+            "checkpoint": str(args.checkpoint or latest_checkpoint(args.run_dir)),
+            "weights": "raw" if args.no_ema else "EMA when the run kept one",
+            "num": args.num, "seed": args.seed, "num_classes": run.num_classes,
+            "text_conditioned": run.captions is not None,
+            "out": str(out), "format": "npz" if out.suffix == ".npz" else "png folder",
+        }, indent=2))
+        return 0
     kw = {"num_samples": args.num, "num_classes": run.num_classes, "conditions": run.conditions, "seed": args.seed}
     if out.suffix == ".npz":
         write_samples_npz(run.generator, out, progress=progress, **kw)

@@ -190,7 +190,7 @@ def test_class_agreement_is_the_classifier_head_on_samples_and_real_images(run):
     from repmatch.data import open_dataset
 
     results = json.loads((run.root / "results.json").read_text())
-    assert set(results) == {*MODELS, "real_test"}
+    assert set(results) == {*MODELS, "real_test", "noise"}
     for m in MODELS:
         arrays = np.load(run.generated / f"{m}.npz")
         want = _classifier_accuracy(run, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]))
@@ -203,6 +203,129 @@ def test_class_agreement_is_the_classifier_head_on_samples_and_real_images(run):
     want = _classifier_accuracy(run, real, torch.tensor([int(test[i][1]) for i in rows]))
     assert results["real_test"]["class_agreement"] == pytest.approx(want, abs=1e-12)
     assert want > 0.3  # a trained (if tiny) classifier, far above chance (0.1)
+
+
+def _direct_features(run, name: str, images: torch.Tensor) -> torch.Tensor:
+    """Features of ``images`` (float in [0, 1]) by a fresh battery's forward, not from a store."""
+    battery = make_battery(smoke_recipe(), [name], run)
+    with torch.no_grad():
+        return battery(images)[name].double()
+
+
+def _test_images(rows: range) -> tuple[torch.Tensor, torch.Tensor]:
+    from repmatch.data import open_dataset
+
+    test = open_dataset("fmnist:test")
+    return torch.stack([test[i][0] for i in rows]), torch.tensor([int(test[i][1]) for i in rows])
+
+
+def test_noise_level_is_two_disjoint_real_draws_against_pot(run):
+    ot = pytest.importorskip("ot")
+    from repmatch.features import FeatureStore
+    from repmatch.metrics import random_projections
+
+    recipe = smoke_recipe()
+    n = recipe.eval_samples
+    noise = json.loads((run.root / "results.json").read_text())["noise"]
+    # Draw A: the floors' validation rows, test rows 0..n-1 (the test store); draw B: the next n
+    # test rows, disjoint, stored once in features/test-noise.
+    assert FeatureStore(run.test_features).data == f"fmnist:test[:{recipe.val_rows}]"
+    assert FeatureStore(run.noise_features).data == f"fmnist:test[{n}:{2 * n}]"
+    assert len(FeatureStore(run.noise_features)) == n and noise["draw_size"] == n == noise["requested_size"]
+    floors = json.loads((run.train_features / "floors.json").read_text())["values"]
+    images, _ = _test_images(range(n, 2 * n))
+    train = FeatureStore(run.train_features)  # n rows: every score's train set
+    for enc in recipe.encoders:
+        assert noise["a"]["per_encoder"][enc] == 1.0  # A is the floors' own validation set
+        b = _direct_features(run, enc, images)
+        theta = random_projections(b.shape[1], recipe.num_projections, recipe.seed).numpy()
+        sw = ot.sliced_wasserstein_distance(b.numpy(), train.read(enc).double().numpy(), projections=theta, p=2)
+        assert noise["b"]["per_encoder"][enc] == pytest.approx(sw / floors[enc], rel=1e-3)
+        assert noise["per_encoder"][enc] == pytest.approx(abs(sw / floors[enc] - 1), abs=1e-3)
+    rb = noise["b"]["per_encoder"]
+    assert noise["mean"] == pytest.approx(abs(np.mean([rb[e] for e in recipe.encoders]) - 1), rel=1e-9)
+    assert noise["held_out_mean"] == pytest.approx(
+        abs(np.mean([rb[e] for e in recipe.heldout_encoders]) - 1), rel=1e-9
+    )
+    table = (run.root / "results.md").read_text()
+    assert f"| noise ± (two real draws of {n}) | " in table and "disjoint draws" in table
+
+
+def _diversity_oracle(gen: np.ndarray, gen_labels: np.ndarray, real: np.ndarray, real_labels: np.ndarray) -> float:
+    from scipy.spatial.distance import pdist
+
+    classes = sorted(set(gen_labels.tolist()) & set(real_labels.tolist()))
+    return float(np.mean([pdist(gen[gen_labels == c]).mean() / pdist(real[real_labels == c]).mean() for c in classes]))
+
+
+def test_diversity_is_the_within_class_spread_against_real_test_images(run):
+    recipe = smoke_recipe()
+    n, enc = recipe.eval_samples, recipe.diversity_encoder
+    assert enc == "fmnist_autoencoder"
+    results = json.loads((run.root / "results.json").read_text())
+    real_a, labels_a = _test_images(range(n))
+    real_a = _direct_features(run, enc, real_a).numpy()
+    for m in MODELS:
+        arrays = np.load(run.generated / f"{m}.npz")
+        gen = _direct_features(run, enc, torch.from_numpy(arrays["images"]).float() / 255).numpy()
+        want = _diversity_oracle(gen, arrays["labels"], real_a, labels_a.numpy())
+        assert results[m]["diversity"] == pytest.approx(want, rel=1e-4)
+        assert json.loads((run.eval / m / "eval.json").read_text())["diversity"] == results[m]["diversity"]
+    real_b, labels_b = _test_images(range(n, 2 * n))
+    want = _diversity_oracle(_direct_features(run, enc, real_b).numpy(), labels_b.numpy(), real_a, labels_a.numpy())
+    assert results["real_test"]["diversity"] == pytest.approx(want, rel=1e-4)
+    assert 0.7 < results["real_test"]["diversity"] < 1.3  # a second real draw: about the real spread
+
+
+def test_eval_extracts_each_set_once_and_reports_its_rate(run):
+    recipe = smoke_recipe()
+    info = json.loads((run.stages / "eval.json").read_text())["info"]["throughput"]
+    n = recipe.eval_samples
+    assert info["images_scored"] == len(MODELS) * n
+    # The stage encoded each sample set and the second real draw once, nothing else.
+    assert info["rows_extracted"] == len(MODELS) * n + n
+    assert info["images_per_s"] == pytest.approx(info["images_scored"] / info["seconds"])
+    assert info["extract_images_per_s"] > 0 and info["inference_backend"] == "torch"
+    for m in MODELS:  # the floors stage's floors, never recomputed per model
+        assert json.loads((run.eval / m / "eval.json").read_text())["floors"].startswith("stored floors")
+        assert not (run.eval / m / "floors.json").exists()
+
+
+def test_inference_backend_runs_open_nsfw_in_onnxruntime_outside_training(run):
+    pytest.importorskip("onnxruntime")
+    recipe = smoke_recipe().replace(
+        heldout_encoders=("fmnist_autoencoder", "open_nsfw"), input_sizes={}, inference_backend="onnxruntime"
+    )
+    kinds = {
+        training: {
+            n: type(e.backbone).__name__
+            for n, e in make_battery(recipe, ["open_nsfw", "fmnist_classifier"], run, training=training).encoders.items()
+        }
+        for training in (False, True)
+    }
+    assert kinds[False] == {"open_nsfw": "OnnxRuntimeFeatures", "fmnist_classifier": "FmnistClassifier"}
+    assert kinds[True] == {"open_nsfw": "OnnxFeatures", "fmnist_classifier": "FmnistClassifier"}
+
+
+def test_recipe_fields_of_the_evaluation():
+    with pytest.raises(ValueError, match="onnxruntime"):
+        smoke_recipe().replace(inference_backend="onnxruntime", device="cuda")
+    with pytest.raises(ValueError, match="inference_backend"):
+        smoke_recipe().replace(inference_backend="tvm")
+    with pytest.raises(ValueError, match="diversity_encoder 'open_nsfw' is not in the battery"):
+        smoke_recipe().replace(diversity_encoder="open_nsfw")
+    assert smoke_recipe().replace(diversity_encoder=None).diversity_encoder is None
+    for preset in ("fmnist-tiny", "fmnist"):  # defaults keep the presets' behaviour
+        assert get_recipe(preset).inference_backend == "torch"
+
+
+def test_a_run_saved_before_a_recipe_field_existed_resumes(run, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(run.root, copy)
+    saved = json.loads((copy / "config.json").read_text())
+    del saved["diversity_encoder"], saved["inference_backend"]  # fields added later, at default
+    (copy / "config.json").write_text(json.dumps(saved))
+    assert run_pipeline(smoke_recipe(), copy, log=lambda _: None) == {}
 
 
 def test_heldout_encoders_are_monitored_during_training(run):
@@ -229,10 +352,19 @@ def test_report_has_grids_table_and_curves(run):
     assert rows == ["".join(f"<li>{c}</li>" for c in FashionMNIST.classes)] * len(MODELS)
     table = re.search(r'<table id="sw-table">.*?</table>', page, re.DOTALL).group(0)
     assert table.count("<tr>") == len(MODELS) + 1
-    # The real test images: the floors' validation set, with their class agreement.
-    real = json.loads((run.root / "results.json").read_text())["real_test"]["class_agreement"]
+    # The real test images: the floors' validation set, with their class agreement and the
+    # diversity of a second real draw; every model's diversity beside its class agreement.
+    results = json.loads((run.root / "results.json").read_text())
+    real = results["real_test"]
     ref = re.search(r'<tr class="reference">(.*?)</tr>', table).group(1)
-    assert re.findall(r"<td>([^<]*)</td>", ref) == ["Real test images"] + ["1.000"] * 5 + [f"{real:.3f}"]
+    assert re.findall(r"<td>([^<]*)</td>", ref) == ["Real test images"] + ["1.000"] * 5 + [
+        f"{real['class_agreement']:.3f}", f"{real['diversity']:.3f}"
+    ]
+    assert "diversity<sup>§</sup>" in table and "Within-class diversity" in page
+    for m in MODELS:
+        row = re.search(rf'<tr><td><span title="{m}">.*?</tr>', table).group(0)
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+        assert cells[-2:] == [f"{results[m]['class_agreement']:.3f}", f"{results[m]['diversity']:.3f}"]
     # Both arms' own logs, named, their raw distances per encoder.
     assert re.search(r'<img alt="training curves: [^"]*raw distance', page)
     score = next(p for p in load_curves(run.root).panels if p.key == "score")
@@ -305,8 +437,11 @@ def test_eval_without_the_classifier_skips_class_agreement(run, tmp_path):
     (out / "encoders" / "fmnist_classifier.safetensors").unlink()  # such a job never trains it
     recipe = smoke_recipe().replace(train_encoders=("fmnist_autoencoder",), heldout_encoders=("efficientnet_lite0",))
     results = stage_eval(recipe, Layout.of(out), torch.device("cpu"))
-    assert set(results) == set(MODELS)
+    assert set(results) == {*MODELS, "real_test", "noise", "throughput"}
+    assert "class_agreement" not in results["real_test"]
     for m in MODELS:
         assert set(results[m]["per_encoder"]) == {"fmnist_autoencoder", "efficientnet_lite0"}
         assert "class_agreement" not in results[m]
         assert "class_agreement" not in json.loads((out / "eval" / m / "eval.json").read_text())
+    # The extra real test rows were re-encoded by this battery (their old store had another).
+    assert results["throughput"]["rows_extracted"] == 4 * recipe.eval_samples + recipe.eval_samples

@@ -253,6 +253,36 @@ def test_report_shows_class_agreement_unbolded_and_dashes_where_missing(tmp_path
         read_eval(tmp_path / "bad.json")
 
 
+def test_report_shows_diversity_beside_class_agreement_with_the_reference_value(tmp_path):
+    from repmatch.report.meta import ReferenceRow
+
+    (tmp_path / "eval").mkdir()
+    panel = {"per_encoder": {"a": 2.0}, "mean": 2.0, "held_out_mean": None}
+    (tmp_path / "eval" / "varied.json").write_text(json.dumps({**panel, "class_agreement": 0.9, "diversity": 0.95}))
+    (tmp_path / "eval" / "collapsed.json").write_text(
+        json.dumps({**panel, "per_encoder": {"a": 1.0}, "mean": 1.0, "diversity": 0.1})
+    )
+    refs = (ReferenceRow("Real test images", floor=True, class_agreement=0.86, diversity=1.02),)
+    parser = _Tables()
+    parser.feed(build_report(tmp_path, references=refs))
+    header, *rows = parser.rows
+    assert header[-2:] == ["class agreement‡", "diversity§"]
+    assert {r[0]: r[-2:] for r in rows + parser.refs} == {
+        "collapsed": ["–", "0.100"], "varied": ["0.900", "0.950"], "Real test images": ["0.860", "1.020"]
+    }
+    assert "0.100" not in parser.bold and "0.950" not in parser.bold  # 1 is best: no min-bold
+    # A column only where some row has a value.
+    (tmp_path / "eval" / "varied.json").write_text(json.dumps({**panel, "diversity": 0.95}))
+    parser = _Tables()
+    parser.feed(build_report(tmp_path, references=(ReferenceRow("Real", floor=True),)))
+    assert parser.rows[0][-1] == "diversity§" and "class agreement‡" not in parser.rows[0]
+    (tmp_path / "eval" / "varied.json").write_text(json.dumps({**panel, "diversity": float("nan")}))
+    with pytest.raises(ValueError, match="diversity"):
+        read_eval(tmp_path / "eval" / "varied.json")
+    with pytest.raises(TypeError, match="diversity"):
+        ReferenceRow("Real", diversity="high")
+
+
 def test_report_survives_mathtext_in_encoder_names(tmp_path, capsys):
     # Matplotlib parses "$...$" in a label as mathtext; an encoder name is not a formula.
     names = ["clip$_{vit$", "a$\\foo$", "$x$"]

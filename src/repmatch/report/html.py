@@ -27,15 +27,16 @@ becomes a short message on the page, never an exception)::
                                  writes: the same panel under "sw" (and "held_out" at the top),
                                  with optional "mmd"/"fd" cross-check panels; either layout
                                  may carry a top-level "class_agreement" (the fraction of samples
-                                 a classifier assigns to their conditioning class), shown as a
-                                 column (higher is better, not bolded)
+                                 a classifier assigns to their conditioning class) and
+                                 "diversity" (within-class diversity relative to real images),
+                                 each shown as a column (not ranked, not bolded)
 
 The SW_r,k table (paper eq. 5) has one row per model, sorted by ``mean`` (lower is closer to
 real; 1 is the real-validation floor), one column per encoder (held-out encoders marked †),
 the panel means, the MMD/FD cross-check means when present, the lowest value of each column
 in bold. Below the models, reference rows of real images (shaded, never ranked or bold): the
 floor's validation set, 1 in every ratio column by construction, with its class agreement
-when report.json gives one.
+and diversity when report.json gives them.
 """
 
 from __future__ import annotations
@@ -95,10 +96,31 @@ class EvalEntry:
     held_out: list[str] = field(default_factory=list)
     cross_checks: dict[str, float | None] = field(default_factory=dict)
     class_agreement: float | None = None
+    diversity: float | None = None
 
 
 # Cross-check panels of ``repmatch eval`` shown as extra mean columns: key -> column header.
 _CROSS_CHECKS = {"mmd": "MMD<sub>r,k</sub>", "fd": "FD<sub>r,k</sub>"}
+
+# Conditional checks beside the panel (an eval file's top-level keys, ``EvalEntry`` and
+# ``ReferenceRow`` fields): key -> (column header, legend). Neither is lower-is-better, so
+# neither is bolded; a reference row shows the real images' value.
+_EXTRA_COLUMNS = {
+    "class_agreement": (
+        "class agreement<sup>‡</sup>",
+        "‡ Class agreement: the fraction of samples a classifier assigns to their "
+        "conditioning class (higher is better); SW<sub>r,k</sub> compares marginal laws "
+        "and cannot see wrong-class samples.",
+    ),
+    "diversity": (
+        "diversity<sup>§</sup>",
+        "§ Within-class diversity: per class, the samples’ mean pairwise feature distance "
+        "over that of real images of the class, averaged over classes. 1 is the real spread "
+        "(a real reference row: a second real draw, so 1 up to sampling noise); below 1 the "
+        "samples of a class are too alike (mode collapse), which SW<sub>r,k</sub> and class "
+        "agreement can miss.",
+    ),
+}
 
 
 def _data_uri(png: bytes) -> str:
@@ -155,7 +177,7 @@ def read_eval(path: str | os.PathLike[str], *, model: str | None = None) -> Eval
         held_out_mean=_number(panel.get("held_out_mean"), "held_out_mean"),
         held_out=held,
         cross_checks=cross,
-        class_agreement=_number(obj.get("class_agreement"), "class_agreement"),
+        **{key: _number(obj.get(key), key) for key in _EXTRA_COLUMNS},
     )
 
 
@@ -224,20 +246,21 @@ def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
         col = [x for x in (r[j] for r in rows) if x is not None]
         best.append(min(col) if col else None)
     references = _reference_rows(meta)
-    # Class agreement is a conditional check where higher is better: a column, never bolded.
-    agree = any(e.class_agreement is not None for e in entries) or any(
-        r.class_agreement is not None for r in references
-    )
-    if agree:
-        rows = [r + [e.class_agreement] for e, r in zip(entries, rows)]
-        best.append(None)
+    # Conditional checks: a column each where a model or a reference row has a value.
+    extras = [
+        key
+        for key in _EXTRA_COLUMNS
+        if any(getattr(x, key) is not None for x in [*entries, *references])
+    ]
+    rows = [r + [getattr(e, key) for key in extras] for e, r in zip(entries, rows)]
+    best += [None] * len(extras)
     k = len(encoders)
     head = "".join(
         f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns
     )
     head += f"<th>SW<sub>r,{k}</sub></th><th>SW<sub>r,{len(held)}</sub><sup>†</sup> (held out)</th>"
     head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cross)
-    head += "<th>class agreement<sup>‡</sup></th>" if agree else ""
+    head += "".join(f"<th>{_EXTRA_COLUMNS[key][0]}</th>" for key in extras)
     body = []
     for e, r in zip(entries, rows):
         cells = "".join(
@@ -250,7 +273,7 @@ def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
         # Every column is a ratio to the floor: SW(val, train) / SW(val, train) = 1.
         ratio = 1.0 if ref.floor else None
         values = [ratio] * k + [ratio, ratio if held else None] + [ratio] * len(cross)
-        values += [ref.class_agreement] if agree else []
+        values += [getattr(ref, key) for key in extras]
         cells = "".join(f"<td>{_fmt(v)}</td>" for v in values)
         foot.append(f'<tr class="reference"><td>{html.escape(ref.name)}</td>{cells}</tr>')
     floor_name = next(r.name for r in references if r.floor)
@@ -266,12 +289,7 @@ def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
     ]
     if cross:
         items.append("MMD/FD columns: the cross-check panels' means (Appendix D), same ratio form.")
-    if agree:
-        items.append(
-            "‡ Class agreement: the fraction of samples a classifier assigns to their "
-            "conditioning class (higher is better); SW<sub>r,k</sub> compares marginal laws "
-            "and cannot see wrong-class samples."
-        )
+    items += [_EXTRA_COLUMNS[key][1] for key in extras]
     legend = (
         '<p class="lead">Each cell is a floor-normalised ratio r<sub>e</sub> = SW(gen, train) / '
         "SW(val, train) (paper eq. 5): the sliced Wasserstein distance of a model’s samples to "

@@ -10,7 +10,7 @@ that wrote the directory knows them and leaves them here (all fields optional)::
                                                                name; the sample grids follow
                                                                this order
      "references": [{"name": "Real test images", "floor": true,
-                     "class_agreement": 0.858, "note": "..."}],
+                     "class_agreement": 0.858, "diversity": 0.99, "note": "..."}],
                                                                rows of real images for the table
      "curves": [{"path": "irdm-post/stats.jsonl", "name": "iRDM post-trained, 1 step"}]}
                                                                training logs to plot, relative to
@@ -42,12 +42,15 @@ class ReferenceRow:
 
     ``floor``: the floors' own validation set (every ratio column is 1 by construction);
     ``class_agreement``: the classifier's accuracy on these real images, the value a faithful
-    conditional generator approaches; ``note``: one sentence for the legend.
+    conditional generator approaches; ``diversity``: the within-class diversity of real
+    images (≈ 1: e.g. a second real draw against the first); ``note``: one sentence for the
+    legend.
     """
 
     name: str
     floor: bool = False
     class_agreement: float | None = None
+    diversity: float | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -55,11 +58,14 @@ class ReferenceRow:
             raise TypeError(f"references[].name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.floor, bool):
             raise TypeError(f"references[].floor must be true or false, got {self.floor!r}")
-        ca = self.class_agreement
-        if ca is not None and (
-            isinstance(ca, bool) or not isinstance(ca, (int, float)) or not math.isfinite(ca)
-        ):
-            raise TypeError(f"references[].class_agreement must be a finite number or null, got {ca!r}")
+        for key in ("class_agreement", "diversity"):
+            value = getattr(self, key)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise TypeError(f"references[].{key} must be a finite number or null, got {value!r}")
         if not isinstance(self.note, str):
             raise TypeError(f"references[].note must be a string, got {self.note!r}")
 

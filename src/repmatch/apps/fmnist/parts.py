@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..._validate import check_choice
-from ...represent import EncoderBattery, create
+from ...represent import EncoderBattery, inference_encoder
 from ...train import ControllerConfig, IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from ...train.references import ClassCondition
 from .encoders import FMNIST_ENCODERS, FmnistTrainConfig
@@ -52,6 +52,12 @@ class Layout:
     def test_features(self) -> Path:
         """Test split, whole battery: the real floor (validation set)."""
         return self.features / "test"
+
+    @property
+    def noise_features(self) -> Path:
+        """Test rows after the test store's, whole battery: the second real draw of the noise
+        level where the test store cannot hold two (``scoring.real_draws``)."""
+        return self.features / "test-noise"
 
     def reference_features(self, recipe: FmnistRecipe) -> Path:
         """Train rows behind the Nyström references (the eval store when the subsets agree)."""
@@ -106,9 +112,13 @@ def make_battery(
     ``OUT/encoders`` (their recipe in the fingerprint), resolution overrides applied.
 
     ``training=True`` (the iRDM loss) enables the recipe's bf16 autocast on CUDA; features for
-    references, floors and evaluation are always computed in float32.
+    references, floors and evaluation are always computed in float32. Otherwise (no gradient
+    needed) on a CPU device, encoders run on the recipe's ``inference_backend``.
     """
 
+    backend = recipe.inference_backend
+    if training or torch.device(device).type != "cpu":
+        backend = "torch"
     modules = []
     for name in names:
         overrides: dict = {}
@@ -119,7 +129,7 @@ def make_battery(
             }
         if name in recipe.input_sizes:
             overrides["input_size"] = recipe.input_sizes[name]
-        modules.append(create(name, **overrides).to(device))
+        modules.append(inference_encoder(name, backend, **overrides).to(device))
     use_bf16 = training and recipe.autocast_bf16 and torch.device(device).type == "cuda"
     return EncoderBattery(modules, chunk_size=chunk_size, autocast_bf16=use_bf16)
 

@@ -14,7 +14,8 @@ and is skipped on a rerun):
                   (``OUT/samples``) of the 4-step teacher, the untrained one-step start and
                   both iRDM models
 9. ``eval``       the SW_r,k panel of each (``repmatch eval``) → ``OUT/eval/<model>/``,
-                  ``OUT/results.md``
+                  ``OUT/results.md``, with class agreement, within-class diversity and each
+                  column's noise level from the same feature stores (:mod:`.scoring`)
 10. ``report``    ``OUT/report.html`` (``repmatch report``) in words: ``OUT/report.json``
                   names the classes and models, the real test images' reference row and
                   each arm's training log
@@ -33,7 +34,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 
 from ..._io import atomic_write_json, atomic_write_text
@@ -55,7 +55,7 @@ from ...represent import ImageEncoder
 from ...train import latest_checkpoint, load_checkpoint, train
 from ...train.references import build_references, save_references
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
-from .encoders import FMNIST_ENCODERS, FmnistClassifier, FmnistTrainConfig, train_fmnist_encoder
+from .encoders import FMNIST_ENCODERS, FmnistTrainConfig, train_fmnist_encoder
 from .parts import (
     FMNIST_NUM_CLASSES,
     IMAGE_SHAPE,
@@ -67,6 +67,7 @@ from .parts import (
 )
 from .recipe import FmnistRecipe
 from .reporting import write_fmnist_report_meta
+from .scoring import class_agreement, diversity, noise_level, real_diversity, real_draws
 from .stages import REQUIRES, STAGES
 from .task import fmnist_task
 from .teacher import TeacherConfig, load_teacher, train_teacher
@@ -247,33 +248,16 @@ def stage_samples(
     return {"models": list(MODELS), "per_model": recipe.eval_samples}
 
 
-def class_agreement(
-    classifier: ImageEncoder, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
-) -> float:
-    """Fraction of ``images`` (uint8 ``(N, C, 28, 28)``) that ``classifier`` (the job's
-    ``fmnist_classifier`` encoder), through its own 10-way head, assigns to ``labels`` ``(N,)``.
-
-    The SW_r,k panel compares marginal feature laws, so it cannot see a generator that draws
-    good images of the wrong class; this conditional check can. Real test images score the
-    classifier's accuracy (~0.9), the value a faithful conditional generator approaches.
-    """
-    device = next(classifier.parameters()).device
-    # The fmnist_classifier encoder's backbone (nn.Module types it as a plain module).
-    net = cast(FmnistClassifier, classifier.backbone)
-    hits = 0
-    with torch.no_grad():
-        for i in range(0, images.shape[0], batch_size):
-            x = images[i : i + batch_size].to(device, torch.float32) / 255.0
-            pred = net.logits(classifier.preprocess(x)).argmax(1).cpu()
-            hits += int((pred == labels[i : i + batch_size]).sum())
-    return hits / images.shape[0]
-
-
 def stage_eval(
     recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
 ) -> dict[str, Any]:
-
+    """The SW_r,k panel of each model (``repmatch.evaluation.evaluate``) and, from the same
+    feature stores, class agreement, within-class diversity and the panel's noise level
+    (:mod:`.scoring`); writes ``OUT/eval/<model>/eval.json`` and ``OUT/results.json``. Returns
+    the results with ``throughput`` (images scored per second, rows extracted now)."""
+    t0 = time.perf_counter()
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
+    config = _eval_config(recipe, device)
     # Class agreement needs the classifier's head; a recipe without it skips the metric.
     # cast: nn.ModuleDict types its values as nn.Module; a battery holds ImageEncoders.
     classifier = (
@@ -281,15 +265,20 @@ def stage_eval(
         if "fmnist_classifier" in battery.encoders
         else None
     )
-    results = {}
+    results: dict[str, Any] = {}
+    gens: dict[str, FeatureStore] = {}
+    sizes, floors = set(), {}
+    extracted, extract_seconds = 0, 0.0
     for name in MODELS:
         samples = open_dataset(str(layout.generated / f"{name}.npz"))
         target = layout.features / f"gen-{name}"
         if (target / MANIFEST).is_file() and FeatureStore(target).data != samples.spec:
             shutil.rmtree(target)  # features of an earlier sample file (its content hash differs)
-        # Gen features through the recipe's battery (its overrides and encoder weights), so
-        # ``evaluate`` compares stores of one feature space (it checks the fingerprints).
-        gen = extract_features(
+        fresh = not (target / MANIFEST).is_file()
+        t_extract = time.perf_counter()
+        # Gen features through the recipe's battery (its overrides and encoder weights), once:
+        # ``evaluate`` reads this store and the stored train/test features and floors.
+        gens[name] = extract_features(
             samples,
             battery,
             target,
@@ -297,41 +286,80 @@ def stage_eval(
             device=device,
             progress=progress,
         )
+        extract_seconds += time.perf_counter() - t_extract
+        extracted += len(gens[name]) if fresh else 0
         out = evaluate(
-            str(gen.root),
+            str(gens[name].root),
             str(layout.train_features),
             str(layout.test_features),
             encoders=list(recipe.encoders),
             out_dir=layout.eval / name,
-            config=_eval_config(recipe, device),
+            config=config,
             held_out=list(recipe.heldout_encoders),
             progress=progress,
         )
+        sizes.add(out["num_samples"])
+        floors = out["sw"]["floor"]
         results[name] = {
             "per_encoder": out["sw"]["per_encoder"],
             "mean": out["sw"]["mean"],
             "held_out_mean": out["sw"]["held_out_mean"],
         }
+    (n,) = sizes  # every sample set holds eval_samples rows: one common size
+    draws = real_draws(
+        layout, battery, n, seed=recipe.seed, batch_size=recipe.feature_batch_size,
+        device=device, progress=progress,
+    )
+    extracted += draws.extracted
+    extract_seconds += draws.extract_seconds
+    test = FeatureStore(layout.test_features)
+    real: dict[str, Any] = {}
+    for name in MODELS:
+        extras: dict[str, float] = {}
         if classifier is not None:
-            arrays = np.load(layout.generated / f"{name}.npz")
-            agreement = class_agreement(
-                classifier, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
+            extras["class_agreement"] = class_agreement(
+                classifier, gens[name].read("fmnist_classifier"), gens[name].labels
             )
-            # Beside the SW panel in the model's eval.json, where `repmatch report` shows it.
-            eval_json = layout.eval / name / "eval.json"
-            atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), "class_agreement": agreement})
-            results[name]["class_agreement"] = agreement
+        if recipe.diversity_encoder is not None:
+            extras["diversity"] = diversity(
+                recipe.diversity_encoder, gens[name], draws, num_samples=n, seed=recipe.seed
+            )
+        # Beside the SW panel in the model's eval.json, where `repmatch report` shows them.
+        eval_json = layout.eval / name / "eval.json"
+        atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), **extras})
+        results[name].update(extras)
     if classifier is not None:
-        # The real reference value: the classifier on the floor's test rows (one decode each).
-        test = open_dataset("fmnist:test")
-        rows = range(len(test) if recipe.val_rows is None else min(recipe.val_rows, len(test)))
-        images, labels = zip(*(test[i] for i in rows))
-        real = (torch.stack(images) * 255).round().to(torch.uint8)
-        results["real_test"] = {
-            "class_agreement": class_agreement(classifier, real, torch.tensor([int(y) for y in labels]))
-        }
+        # The real reference value: the classifier on the floors' test rows (stored features).
+        real["class_agreement"] = class_agreement(
+            classifier, test.read("fmnist_classifier"), test.labels
+        )
+    if recipe.diversity_encoder is not None:
+        real["diversity"] = real_diversity(recipe.diversity_encoder, draws, seed=recipe.seed)
+    if real:
+        results["real_test"] = real
+    results["noise"] = noise_level(
+        draws,
+        FeatureStore(layout.train_features),
+        floors,
+        num_samples=n,
+        num_projections=recipe.num_projections,
+        seed=recipe.seed,
+        held_out=recipe.heldout_encoders,
+        chunk_size=config.chunk_size,
+    )
     atomic_write_json(layout.root / "results.json", results)
-    return results
+    seconds = time.perf_counter() - t0
+    scored = sum(len(g) for g in gens.values())
+    throughput = {
+        "images_scored": scored,
+        "seconds": seconds,
+        "images_per_s": scored / seconds,
+        "rows_extracted": extracted,
+        "extract_seconds": extract_seconds,
+        "extract_images_per_s": extracted / extract_seconds if extracted else None,
+        "inference_backend": recipe.inference_backend,
+    }
+    return {**results, "throughput": throughput}
 
 
 def stage_report(
@@ -360,23 +388,37 @@ STAGE_FUNCS: dict[str, Stage] = {
 
 # ---------------------------------------------------------------------------- summary
 def results_table(recipe: FmnistRecipe, results: dict[str, Any]) -> str:
-    """Markdown table: per-encoder SW ratio (held-out marked †), SW_r,k and held-out mean."""
+    """Markdown table: per-encoder SW ratio (held-out marked †), SW_r,k and held-out mean,
+    class agreement and within-class diversity; the real test images' row and the noise row."""
     held = set(recipe.heldout_encoders)
     encs = list(recipe.encoders)
+    div = recipe.diversity_encoder is not None
+    extras = ["class agreement ‡", *(["diversity §"] if div else [])]
     head = "| model | " + " | ".join(e + (" †" if e in held else "") for e in encs)
-    head += f" | SW_r,{len(encs)} | held-out mean | class agreement ‡ |\n|---|" + "---:|" * (len(encs) + 3) + "\n"
+    head += f" | SW_r,{len(encs)} | held-out mean | " + " | ".join(extras) + " |\n"
+    head += "|---|" + "---:|" * (len(encs) + 2 + len(extras)) + "\n"
+
+    def fmt(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
     rows = []
     for name in MODELS:
         if name not in results:
             continue
         r = results[name]
-        cells = [f"{r['per_encoder'][e]:.3f}" for e in encs] + [f"{r['mean']:.3f}"]
-        cells.append("–" if r["held_out_mean"] is None else f"{r['held_out_mean']:.3f}")
-        cells.append(f"{r['class_agreement']:.3f}" if "class_agreement" in r else "–")
+        cells = [fmt(r["per_encoder"][e]) for e in encs] + [fmt(r["mean"]), fmt(r["held_out_mean"])]
+        cells += [fmt(r.get("class_agreement"))] + ([fmt(r.get("diversity"))] if div else [])
         rows.append(f"| {name} | " + " | ".join(cells) + " |\n")
     if "real_test" in results:
-        real = results["real_test"]["class_agreement"]
-        rows.append("| real test images | " + " | ".join(["–"] * (len(encs) + 2)) + f" | {real:.3f} |\n")
+        real = results["real_test"]
+        cells = ["–"] * (len(encs) + 2) + [fmt(real.get("class_agreement"))]
+        cells += [fmt(real.get("diversity"))] if div else []
+        rows.append("| real test images | " + " | ".join(cells) + " |\n")
+    if "noise" in results:
+        noise = results["noise"]
+        cells = [fmt(noise["per_encoder"][e]) for e in encs]
+        cells += [fmt(noise["mean"]), fmt(noise["held_out_mean"])] + ["–"] * len(extras)
+        rows.append(f"| noise ± (two real draws of {noise['draw_size']}) | " + " | ".join(cells) + " |\n")
     return head + "".join(rows)
 
 
@@ -393,8 +435,20 @@ def write_results_md(recipe: FmnistRecipe, layout: Layout) -> Path:
     text += (
         "\n† held out from training. ‡ fraction of samples that `fmnist_classifier`'s own head "
         "assigns to their conditioning class (SW_r,k compares marginals and cannot see this)."
-        " Stage wall times (s): "
     )
+    if recipe.diversity_encoder is not None:
+        text += (
+            f" § within-class diversity in `{recipe.diversity_encoder}` features: per class, the "
+            "samples' mean pairwise distance over that of real test images (draw A), averaged "
+            "over classes; 1 is the real spread, lower is less varied; the real row is a second, "
+            "disjoint real draw B against A."
+        )
+    if "noise" in results:
+        text += (
+            " ± noise level: " + results["noise"]["draws"] + "; a difference between two "
+            "models smaller than this is sampling noise."
+        )
+    text += " Stage wall times (s): "
     text += (
         ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
         + f"; total {sum(timings.values()):.0f}\n"
@@ -403,6 +457,17 @@ def write_results_md(recipe: FmnistRecipe, layout: Layout) -> Path:
 
 
 # ---------------------------------------------------------------------------- driver
+def _rate(info: dict[str, Any]) -> str:
+    """`` (N images scored, R images/s; ...)`` for a stage that reports its throughput."""
+    t = info.get("throughput")
+    if not isinstance(t, dict):
+        return ""
+    text = f" ({t['images_scored']} images scored, {t['images_per_s']:.1f} images/s"
+    if t["rows_extracted"]:
+        text += f"; {t['rows_extracted']} encoded at {t['extract_images_per_s']:.1f} images/s"
+    return text + f", {t['inference_backend']} backend)"
+
+
 def run_pipeline(
     recipe: FmnistRecipe,
     out: str | Path,
@@ -426,7 +491,11 @@ def run_pipeline(
     recipe_path = layout.root / "config.json"
     if recipe_path.exists():
         saved = json.loads(recipe_path.read_text())
-        if saved != json.loads(json.dumps(recipe.to_dict())):
+        try:  # a recipe saved before a field existed holds that field's default
+            saved = FmnistRecipe.from_dict(saved).to_dict()
+        except (TypeError, ValueError):
+            pass  # not a recipe of this version: it differs
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(recipe.to_dict())):
             raise ValueError(
                 f"{recipe_path} holds a different recipe than the one requested; use another --out "
                 "or the same preset/settings"
@@ -457,7 +526,7 @@ def run_pipeline(
         seconds = time.perf_counter() - t0
         atomic_write_json(marker, {"seconds": seconds, "info": info})
         done[stage] = info
-        log(f"[{stage}] finished in {seconds:.1f} s")
+        log(f"[{stage}] finished in {seconds:.1f} s{_rate(info)}")
     if "report" in done or "eval" in done:
         write_results_md(recipe, layout)
     return done

@@ -2,8 +2,8 @@
 
 Class names for the grids' rows, display names for the models and the arms, the real test
 images as the table's reference row (the floors' validation set, with the classifier's accuracy
-on it as its class agreement) and each arm's own training log, so that ``repmatch report OUT``
-reads in words.
+on it as its class agreement and a second real draw's within-class diversity) and each arm's
+own training log, so that ``repmatch report OUT`` reads in words.
 """
 
 from __future__ import annotations
@@ -36,13 +36,23 @@ def report_meta(recipe: FmnistRecipe, layout: Layout) -> ReportMeta:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     names = model_names(recipe)
     rows = "all" if recipe.val_rows is None else str(recipe.val_rows)
+    measured = results.get("real_test", {})
+    note = (
+        f"Real test images: {rows} Fashion-MNIST test rows, the floors' validation set; "
+        "their class agreement is the classifier's accuracy, what a faithful conditional "
+        "generator approaches."
+    )
+    if measured.get("diversity") is not None:
+        note += (
+            f" Their diversity (in {recipe.diversity_encoder} features) is a second draw of real "
+            "test images against the first, disjoint one."
+        )
     real = ReferenceRow(
         name="Real test images",
         floor=True,
-        class_agreement=results.get("real_test", {}).get("class_agreement"),
-        note=f"Real test images: {rows} Fashion-MNIST test rows, the floors' validation set; "
-        "their class agreement is the classifier's accuracy, what a faithful conditional "
-        "generator approaches.",
+        class_agreement=measured.get("class_agreement"),
+        diversity=measured.get("diversity"),
+        note=note,
     )
     curves = [
         CurveSource(str(run.relative_to(layout.root) / "stats.jsonl"), names[run.name])

@@ -31,6 +31,7 @@ PRESETS: dict[str, str] = {
     "toy": "repmatch.apps.toy:toy",
     "toy_conditional": "repmatch.apps.toy:toy_conditional",
     "fmnist-tiny": "repmatch.apps.fmnist.task:fmnist_tiny_arm",
+    "fmnist-cpu": "repmatch.apps.fmnist.task:fmnist_cpu_arm",
     "fmnist": "repmatch.apps.fmnist.task:fmnist_arm",
 }
 

@@ -138,6 +138,11 @@ def fmnist_tiny_arm(run_dir: str | None = None) -> TrainConfig:
     return arm_preset("fmnist-tiny", run_dir)
 
 
+def fmnist_cpu_arm(run_dir: str | None = None) -> TrainConfig:
+    """iRDM ``post`` arm of the ``fmnist-cpu`` job (needs its earlier stages: ``repmatch fmnist``)."""
+    return arm_preset("fmnist-cpu", run_dir)
+
+
 def fmnist_arm(run_dir: str | None = None) -> TrainConfig:
     """iRDM ``post`` arm of the full ``fmnist`` job for one GPU (needs its earlier stages)."""
     return arm_preset("fmnist", run_dir)

@@ -107,6 +107,7 @@ def main() -> int:
             parser.error("give the command to record after --")
         chunks = record(args.command)
         if args.record:
+            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
             Path(args.record).write_text("".join(json.dumps([t, d.decode("latin-1")]) + "\n" for t, d in chunks))
     total = chunks[-1][0] if chunks else 0.0
     title = "$ " + " ".join(args.command) if args.command else "terminal"

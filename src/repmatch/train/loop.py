@@ -369,7 +369,8 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
     bar = None
     if config.progress and env.is_main:
 
-        bar = tqdm(total=iv.total_nimg, initial=trainer.nimg, unit="img", dynamic_ncols=True)
+        bar = tqdm(total=iv.total_nimg, initial=trainer.nimg, unit="img", dynamic_ncols=True,
+                   desc=f"train {trainer.run_dir.name}")
     window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": trainer.nimg}
     last: dict[str, Any] = {}
     warned_satisfied = False

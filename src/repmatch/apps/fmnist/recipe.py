@@ -257,10 +257,11 @@ def fmnist_cpu() -> FmnistRecipe:
         num_projections=1024,
         num_landmarks=1024,
         post=ArmConfig(
-            batch_size=1024, chunk_size=256, total_nimg=1024 * 40, lr=5e-4, log_every_nimg=1024 * 2
+            batch_size=1024, chunk_size=256, total_nimg=1024 * 120, lr=5e-4,
+            log_every_nimg=1024 * 4, ema_halflife_nimg=1024 * 16,
         ),
         scratch=ArmConfig(
-            batch_size=1024, chunk_size=512, total_nimg=1024 * 60, lr=4e-3, log_every_nimg=1024 * 4
+            batch_size=1024, chunk_size=512, total_nimg=1024 * 40, lr=4e-3, log_every_nimg=1024 * 4
         ),
         inference_backend="onnxruntime",
         device="cpu",

@@ -21,6 +21,8 @@ import shutil
 import statistics
 from pathlib import Path
 
+import torch
+
 from repmatch._io import atomic_write_json, atomic_write_text
 from repmatch.apps.fmnist.pipeline import MODELS, run_pipeline
 from repmatch.apps.fmnist.recipe import FmnistRecipe
@@ -81,6 +83,9 @@ def main() -> int:
     parser.add_argument("--summary-only", action="store_true", help="only rewrite seeds.md from finished runs")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    recipe = json.loads((args.run / "config.json").read_text())
+    if recipe.get("device") == "cpu":
+        torch.set_num_threads(1)  # as `repmatch fmnist` does on the CPU: the same arithmetic
     if not args.summary_only:
         for seed in seeds:
             print(f"seed {seed}: {seed_run(args.run, seed)}")

@@ -210,7 +210,7 @@ def fmnist_tiny() -> FmnistRecipe:
         encoder_epochs=2,
         encoder_train_rows=6000,
         teacher_model="tiny",
-        teacher_steps=300,
+        teacher_steps=600,
         teacher_batch_size=64,
         teacher_lr=2e-3,
         teacher_warmup_steps=20,
@@ -221,10 +221,11 @@ def fmnist_tiny() -> FmnistRecipe:
         num_projections=256,
         num_landmarks=256,
         post=ArmConfig(
-            batch_size=128, chunk_size=128, total_nimg=128 * 120, lr=5e-4, log_every_nimg=128 * 4
+            batch_size=128, chunk_size=128, total_nimg=128 * 240, lr=5e-4, log_every_nimg=128 * 4,
+            ema_halflife_nimg=128 * 16,
         ),
         scratch=ArmConfig(
-            batch_size=128, chunk_size=128, total_nimg=128 * 60, lr=2e-3, log_every_nimg=128 * 4
+            batch_size=128, chunk_size=128, total_nimg=128 * 120, lr=2e-3, log_every_nimg=128 * 4
         ),
         inference_backend="onnxruntime",
         device="cpu",

@@ -380,7 +380,9 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
         now = trainer.nimg
         if bar is not None:
             bar.update(now - before)
-            bar.set_postfix(loss=f"{last['loss']:.4g}", status=last["status"])
+            # The scale-free loss is Σλ by construction; the weighted raw distance moves.
+            objective = last.get("objective")
+            bar.set_postfix(objective="–" if objective is None else f"{objective:.4g}", status=last["status"])
         if last["status"] == "nonfinite":
             if env.is_main:
                 warnings.warn(

@@ -520,3 +520,13 @@ def test_nonfinite_training_error_is_a_floating_point_error() -> None:
     from repmatch.train import NonFiniteTrainingError
 
     assert issubclass(NonFiniteTrainingError, FloatingPointError)
+
+
+def test_a_cpu_preset_moved_to_cuda_scores_in_torch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """onnxruntime runs on the CPU: --device cuda on a CPU preset switches its inference backend
+    to torch instead of refusing the recipe."""
+    assert main(["fmnist", "--preset", "fmnist-tiny", "--device", "cuda", "--out", str(tmp_path), "--dry-run"]) == 0
+    recipe = json.loads(capsys.readouterr().out)["recipe"]
+    assert (recipe["device"], recipe["inference_backend"]) == ("cuda", "torch")
+    assert main(["fmnist", "--preset", "fmnist-tiny", "--device", "cpu", "--out", str(tmp_path), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe"]["inference_backend"] == "onnxruntime"

@@ -315,8 +315,9 @@ def test_recipe_fields_of_the_evaluation():
     with pytest.raises(ValueError, match="diversity_encoder 'open_nsfw' is not in the battery"):
         smoke_recipe().replace(diversity_encoder="open_nsfw")
     assert smoke_recipe().replace(diversity_encoder=None).diversity_encoder is None
-    for preset in ("fmnist-tiny", "fmnist"):  # defaults keep the presets' behaviour
-        assert get_recipe(preset).inference_backend == "torch"
+    # The CPU presets score open_nsfw in onnxruntime; the GPU preset stays in torch.
+    assert [get_recipe(p).inference_backend for p in ("fmnist-tiny", "fmnist-cpu", "fmnist")] == [
+        "onnxruntime", "onnxruntime", "torch"]
 
 
 def test_a_run_saved_before_a_recipe_field_existed_resumes(run, tmp_path):

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .._validate import check_positive
+from .._validate import check_features, check_positive
 from ._common import as_float64, seeded_subsample
 
 
@@ -81,10 +81,12 @@ def within_class_diversity(
     "real": {c: d_c}}`` over the classes with at least 2 generated and 2 real rows; raises
     when there is none, or when a real class has zero spread (ρ undefined).
     """
+    check_features("gen", gen)
+    check_features("real", real)
+    if gen.shape[1] != real.shape[1]:  # before any pairwise work
+        raise ValueError(f"gen and real must have the same feature dim, got {gen.shape[1]} and {real.shape[1]}")
     g = class_spreads(gen, gen_labels, max_per_class=max_per_class, seed=seed, name="gen")
     r = class_spreads(real, real_labels, max_per_class=max_per_class, seed=seed, name="real")
-    if gen.shape[1] != real.shape[1]:
-        raise ValueError(f"gen and real must have the same feature dim, got {gen.shape[1]} and {real.shape[1]}")
     common = sorted(set(g) & set(r))
     if not common:
         raise ValueError("gen and real share no class with at least 2 rows each")

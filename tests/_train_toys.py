@@ -62,7 +62,7 @@ def dist_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from repmatch.train.distributed import distributed_cached_backward
+    from repmatch.train.distributed import close_distributed, distributed_cached_backward
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -95,4 +95,4 @@ def dist_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
                 raise
             results[mode] = repr(exc)
     torch.save(results, f"{out_dir}/rank{rank}.pt")
-    dist.destroy_process_group()
+    close_distributed()

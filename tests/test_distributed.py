@@ -6,7 +6,7 @@ import torch
 import torch.multiprocessing as mp
 from _train_toys import LOCAL_CHUNK, dist_worker, toy_problem
 
-from repmatch.train.distributed import gather_features, sync_gradients
+from repmatch.train.distributed import close_distributed, gather_features, sync_gradients
 from repmatch.train.gradcache import cached_backward
 
 
@@ -37,3 +37,13 @@ def test_single_process_helpers_are_identities():
     p.grad = torch.full((2,), 3.0)
     sync_gradients([p])
     assert torch.equal(p.grad, torch.full((2,), 3.0))
+
+
+def test_close_distributed_leaves_the_group_and_is_a_noop_without_one(tmp_path):
+    import torch.distributed as dist
+
+    close_distributed()  # nothing initialised: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    close_distributed()
+    assert not dist.is_initialized()

@@ -44,12 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except USER_ERRORS as exc:
         if args.debug:
             raise
         print(f"repmatch {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    if "torch.distributed" in sys.modules:  # never import torch just to say goodbye
+        from ..train.distributed import close_distributed
+
+        # Under torchrun every rank leaves the process group together (a no-op otherwise).
+        close_distributed()
+    return code
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from .checkpoint import (
 )
 from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from .controller import ControllerConfig, LagrangianController, scale_free
-from .distributed import distributed_cached_backward, gather_features
+from .distributed import close_distributed, distributed_cached_backward, gather_features
 from .general import general_task
 from .gradcache import cached_backward
 from .loop import NonFiniteTrainingError, train
@@ -42,6 +42,7 @@ __all__ = [
     "build_reference_dir",
     "build_references",
     "cached_backward",
+    "close_distributed",
     "distributed_cached_backward",
     "ema_update_",
     "estimate_floors",

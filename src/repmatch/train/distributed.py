@@ -59,6 +59,18 @@ def init_distributed(device: str | None = None) -> DistEnv:
     return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev)
 
 
+def close_distributed() -> None:
+    """Leave the process group together: a barrier, then ``destroy_process_group``.
+
+    Without the barrier a rank that finishes first tears down its gloo/NCCL connections
+    while a peer may still be inside the last collective, and the peer aborts (SIGABRT)
+    on the broken pair. A no-op when no group is initialised.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def current_env(device: torch.device | None = None) -> DistEnv:
     """The env of an already-initialised process group (or a one-process env)."""
     dev = device or torch.device("cpu")

@@ -8,6 +8,11 @@ measured in the same run: ``bwd/fwd`` = forward+backward time over forward time,
 
     PYTHONPATH=src python benchmarks/bench_encoders.py                       # offline encoders
     PYTHONPATH=src python benchmarks/bench_encoders.py --encoders paper14 --random-weights
+    PYTHONPATH=src python benchmarks/bench_encoders.py --layout --threads 1    # NHWC vs NCHW
+
+``--layout`` times EfficientNet-Lite0's forward+backward on the CPU in the channels-last (NHWC)
+layout it runs in against a contiguous (NCHW) copy of the same network, at the sizes the
+Fashion-MNIST presets use, alternating the two so that both see the same machine load.
 """
 
 from __future__ import annotations
@@ -54,6 +59,42 @@ def measure(encoder: enc.ImageEncoder, device: torch.device, bf16: bool, batch_s
     return timed(forward, repeats, device), timed(forward_backward, repeats, device)
 
 
+def layout_rows(sizes: list[int], batch_size: int, repeats: int) -> None:
+    """EfficientNet-Lite0 forward+backward, NHWC (as shipped) vs an NCHW copy, same inputs."""
+    import copy
+
+    encoder = enc.create("efficientnet_lite0")
+    nhwc = encoder.backbone
+    nchw_net = copy.deepcopy(nhwc.net).to(memory_format=torch.contiguous_format)
+
+    def nchw(x: torch.Tensor) -> torch.Tensor:
+        return nchw_net.extract_features(x.contiguous()).mean(dim=(2, 3))
+
+    print(f"efficientnet_lite0 forward+backward, batch {batch_size}, CPU threads "
+          f"{torch.get_num_threads()}, median of {repeats} alternating pairs")
+    print(f"{'px':>5}{'NCHW s':>10}{'NHWC s':>10}{'speed-up':>10}{'max |Δf|/max|f|':>18}")
+    for side in sizes:
+        x = torch.rand(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0))
+
+        def step(net) -> torch.Tensor:
+            xi = x.clone().requires_grad_(True)
+            feats = net(xi)
+            feats.square().mean().backward()
+            return feats.detach()
+
+        step(nchw), step(nhwc)  # warm-up
+        pairs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            ref = step(nchw)
+            t1 = time.perf_counter()
+            ours = step(nhwc)
+            pairs.append((t1 - t0, time.perf_counter() - t1))
+        a, b = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        rel = float((ours - ref).abs().max() / ref.abs().max())
+        print(f"{side:>5}{a:>10.3f}{b:>10.3f}{a / b:>9.2f}x{rel:>18.1e}")
+
+
 def resolve(names: list[str]) -> list[str]:
     out: list[str] = []
     for name in names:
@@ -70,7 +111,15 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=256, help="side of the input images")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU rows")
+    parser.add_argument("--layout", action="store_true",
+                        help="only time EfficientNet-Lite0 in NHWC against NCHW (CPU, 32 and 64 px, batch 128)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.layout:
+        layout_rows([32, 64], batch_size=128, repeats=args.repeats)
+        return
 
     configs: list[tuple[torch.device, bool, int]] = []
     if not args.no_cpu:

@@ -67,14 +67,21 @@ EFFICIENTNET_LITE0 = EncoderSpec(
 
 
 class EfficientNetFeatures(nn.Module):
-    """``(N, 3, 224, 224)`` normalised -> pooled ``(N, 1280)``; ``head`` maps it to ImageNet logits."""
+    """``(N, 3, 224, 224)`` normalised -> pooled ``(N, 1280)``; ``head`` maps it to ImageNet logits.
+
+    Runs in channels-last memory format: its depthwise and 1×1 convolutions then take oneDNN's
+    NHWC kernels, about 1.6× faster forward + backward on a CPU at 64 px
+    (``benchmarks/bench_encoders.py``); the features equal the NCHW forward within float32
+    rounding (a memory layout, not a new model: the fingerprint is unchanged).
+    """
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.net = net
+        self.net = net.to(memory_format=torch.channels_last)
         self.head = net._fc  # the ImageNet classifier (1280 -> 1000), kept reachable for checks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         # efficientnet_lite_pytorch is untyped: to mypy the method is an nn.Module attribute.
         return self.net.extract_features(x).mean(dim=(2, 3))  # type: ignore[operator]
 

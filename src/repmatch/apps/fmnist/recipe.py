@@ -4,7 +4,7 @@ A :class:`FmnistRecipe` fixes every stage: the encoder battery (training and hel
 encoders, input-resolution overrides), the in-project encoders' and the teacher's training,
 the reference/validation subsets, the Nyström references, both iRDM arms and the evaluation.
 
-Presets: ``fmnist-tiny`` (the main job: a 2-core CPU, about 6 minutes), ``fmnist-cpu`` (a
+Presets: ``fmnist-tiny`` (the main job: a 2-core CPU, 10-25 minutes), ``fmnist-cpu`` (a
 2-core CPU in under an hour: a teacher that draws recognisable Fashion-MNIST, N = 1024, 2000
 samples per set), ``fmnist`` (the full recipe for one GPU).
 """

@@ -203,7 +203,7 @@ def fmnist_tiny() -> FmnistRecipe:
     ``efficientnet_lite0`` trains at 64 px, not 32: at 32 px its last blocks see a 1×1 map and
     leave the fine structure that the held-out 224-px ``open_nsfw`` judges unconstrained (one
     run at 32 px: the one-step models' held-out mean 4.47 and 4.76 against the teacher's 4.09;
-    at 48 px 4.84 and 4.84; at 64 px 4.03 and 3.45). 64 px costs 3× the encoder's 32-px time.
+    at 48 px 4.84 and 4.84; at 64 px 4.03 and 3.45). 64 px costs 2–3× the encoder's 32-px time.
 
     ``open_nsfw`` cannot shrink below ~200 px (its pool5 is a fixed 7×7 average), so on a CPU it
     is the dominant cost; it stays in the held-out set at its native 224 px on small sets, run
@@ -245,8 +245,9 @@ def fmnist_cpu() -> FmnistRecipe:
     Fashion-MNIST in 4 steps; both iRDM arms run at N = 1024 through gradient caching;
     evaluation scores 2000 samples per set with 1024 projections against 2000 train and 2000
     test rows, and a second, disjoint 2000-row test draw gives each column's noise level.
-    ``efficientnet_lite0`` stays at 32 px here: the main job's 64-px view ran at about 60 s per
-    N = 1024 step on the shared 2-core machine, 120 post-training steps alone past the hour.
+    ``efficientnet_lite0`` stays at 32 px here: the main job's 64-px view ran at 64–110 s per
+    N = 1024 step on the shared 2-core machine, which puts 120 post-training steps alone at
+    about two hours.
     """
     return FmnistRecipe(
         name="fmnist-cpu",

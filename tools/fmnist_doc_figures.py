@@ -13,9 +13,9 @@ import argparse
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.datasets import FashionMNIST
 
 from repmatch.apps.fmnist.pipeline import MODELS
+from repmatch.data import FashionMNIST
 from repmatch.report.curves import curves_png
 from repmatch.report.html import load_curves
 

@@ -82,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
         recipe = FmnistRecipe.from_dict(json.loads(Path(args.config).read_text()))
     else:
         recipe = get_recipe(args.preset)
-    if args.device and not args.dry_run:
-        check_device(args.device, also=("auto",))
     if args.device:
         # onnxruntime runs on the CPU: a recipe moved to a GPU scores in torch there.
         backend = "torch" if args.device.startswith("cuda") else recipe.inference_backend
@@ -92,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
         return 0
-    if not args.device:
+    if args.device:
+        check_device(args.device, also=("auto",))
+    else:
         source = args.config or f"--preset {args.preset}"
         check_device(recipe.device, label=f"{source} runs on {recipe.device}", also=("auto",),
                      hint="; pass --device cpu or --device auto")

@@ -8,11 +8,12 @@ measured in the same run: ``bwd/fwd`` = forward+backward time over forward time,
 
     PYTHONPATH=src python benchmarks/bench_encoders.py                       # offline encoders
     PYTHONPATH=src python benchmarks/bench_encoders.py --encoders paper14 --random-weights
-    PYTHONPATH=src python benchmarks/bench_encoders.py --layout --threads 1    # NHWC vs NCHW
+    PYTHONPATH=src python benchmarks/bench_encoders.py --layout --threads 1    # layout, folding
 
-``--layout`` times EfficientNet-Lite0's forward+backward on the CPU in the channels-last (NHWC)
-layout it runs in against a contiguous (NCHW) copy of the same network, at the sizes the
-Fashion-MNIST presets use, alternating the two so that both see the same machine load.
+``--layout`` times EfficientNet-Lite0's forward+backward on the CPU as the package ships it
+(NCHW, BatchNorms), in the channels-last (NHWC) layout, and as repmatch runs it (NHWC with the
+BatchNorms folded into the convolutions), at the sizes the Fashion-MNIST presets use, in
+alternating rounds so that all three see the same machine load.
 """
 
 from __future__ import annotations
@@ -60,19 +61,25 @@ def measure(encoder: enc.ImageEncoder, device: torch.device, bf16: bool, batch_s
 
 
 def layout_rows(sizes: list[int], batch_size: int, repeats: int) -> None:
-    """EfficientNet-Lite0 forward+backward, NHWC (as shipped) vs an NCHW copy, same inputs."""
+    """EfficientNet-Lite0 forward+backward: the package's network (NCHW, BatchNorms), the same
+    in channels-last, and repmatch's encoder (channels-last, BatchNorms folded), same inputs."""
     import copy
 
-    encoder = enc.create("efficientnet_lite0")
-    nhwc = encoder.backbone
-    nchw_net = copy.deepcopy(nhwc.net).to(memory_format=torch.contiguous_format)
+    from repmatch.represent.offline import efficientnet_package_net
 
-    def nchw(x: torch.Tensor) -> torch.Tensor:
-        return nchw_net.extract_features(x.contiguous()).mean(dim=(2, 3))
-
+    package = efficientnet_package_net()
+    nhwc_net = copy.deepcopy(package).to(memory_format=torch.channels_last)
+    variants = {
+        "package": lambda x: package.extract_features(x).mean(dim=(2, 3)),
+        "NHWC": lambda x: nhwc_net.extract_features(
+            x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3)),
+        "NHWC+fold": enc.create("efficientnet_lite0").backbone,
+    }
     print(f"efficientnet_lite0 forward+backward, batch {batch_size}, CPU threads "
-          f"{torch.get_num_threads()}, median of {repeats} alternating pairs")
-    print(f"{'px':>5}{'NCHW s':>10}{'NHWC s':>10}{'speed-up':>10}{'max |Δf|/max|f|':>18}")
+          f"{torch.get_num_threads()}, median s of {repeats} alternating rounds; speed-ups over "
+          "the package's network (NCHW, BatchNorms); max |Δf|/max|f| of repmatch's encoder")
+    print(f"{'px':>5}" + "".join(f"{name + ' s':>13}" for name in variants)
+          + f"{'NHWC ×':>9}{'+fold ×':>9}{'Δf':>10}")
     for side in sizes:
         x = torch.rand(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0))
 
@@ -82,17 +89,20 @@ def layout_rows(sizes: list[int], batch_size: int, repeats: int) -> None:
             feats.square().mean().backward()
             return feats.detach()
 
-        step(nchw), step(nhwc)  # warm-up
-        pairs = []
+        for net in variants.values():  # warm-up
+            step(net)
+        rounds: list[list[float]] = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            ref = step(nchw)
-            t1 = time.perf_counter()
-            ours = step(nhwc)
-            pairs.append((t1 - t0, time.perf_counter() - t1))
-        a, b = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
-        rel = float((ours - ref).abs().max() / ref.abs().max())
-        print(f"{side:>5}{a:>10.3f}{b:>10.3f}{a / b:>9.2f}x{rel:>18.1e}")
+            times, feats = [], []
+            for net in variants.values():
+                t0 = time.perf_counter()
+                feats.append(step(net))
+                times.append(time.perf_counter() - t0)
+            rounds.append(times)
+        med = [statistics.median(r[k] for r in rounds) for k in range(len(variants))]
+        rel = float((feats[-1] - feats[0]).abs().max() / feats[0].abs().max())
+        print(f"{side:>5}" + "".join(f"{t:>13.3f}" for t in med)
+              + f"{med[0] / med[1]:>8.2f}x{med[0] / med[2]:>8.2f}x{rel:>10.1e}")
 
 
 def resolve(names: list[str]) -> list[str]:
@@ -112,7 +122,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU rows")
     parser.add_argument("--layout", action="store_true",
-                        help="only time EfficientNet-Lite0 in NHWC against NCHW (CPU, 32 and 64 px, batch 128)")
+                        help="only time EfficientNet-Lite0 as shipped, NHWC, NHWC+folded (CPU, 32 and 64 px, batch 128)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:

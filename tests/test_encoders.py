@@ -336,24 +336,28 @@ def test_efficientnet_gradients_and_batch_independence(effnet_small) -> None:
     check_grad_and_batch_independence(effnet_small, torch.rand(3, 3, 48, 80))
 
 
-def test_efficientnet_channels_last_equals_the_nchw_forward(effnet_small) -> None:
-    """The NHWC layout is a speed choice only: features and input gradients match a contiguous
-    (NCHW) copy of the same network, and the layout does not leak into the caller's tensor."""
-    import copy
+def test_efficientnet_equals_the_package_network(effnet_small) -> None:
+    """Folded BatchNorms and the NHWC layout are speed choices only: features and input
+    gradients match the package's own network (NCHW, BatchNorms, eval mode) on the same weights,
+    and the layout does not leak into the caller's tensor."""
+    from repmatch.represent.offline import efficientnet_package_net
 
     net = effnet_small.backbone.net
     assert net._conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
-    nchw = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
-    assert nchw._conv_stem.weight.is_contiguous()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    ref_net = efficientnet_package_net()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ref_net.modules())
     x = effnet_small.preprocess(torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(0)))
     x_a, x_b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     ours = effnet_small.backbone(x_a)
-    ref = nchw.extract_features(x_b).mean(dim=(2, 3))
+    ref = ref_net.extract_features(x_b).mean(dim=(2, 3))
     assert torch.allclose(ours, ref, rtol=1e-4, atol=1e-4)
     ours.square().sum().backward()
     ref.square().sum().backward()
     assert torch.allclose(x_a.grad, x_b.grad, rtol=1e-3, atol=1e-3 * x_b.grad.abs().max().item())
     assert x_a.is_contiguous()
+    logits = effnet_small.backbone.head(ours)
+    assert torch.equal(logits.argmax(1), ref_net._fc(ref).argmax(1))
 
 
 def test_open_nsfw_gradients_and_batch_independence(nsfw) -> None:

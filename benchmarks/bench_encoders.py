@@ -12,7 +12,7 @@ measured in the same run: ``bwd/fwd`` = forward+backward time over forward time,
 
 ``--layout`` times EfficientNet-Lite0's forward+backward on the CPU as the package ships it
 (NCHW, BatchNorms), in the channels-last (NHWC) layout, and as repmatch runs it (NHWC with the
-BatchNorms folded into the convolutions), at the sizes the Fashion-MNIST presets use, in
+BatchNorms and the symmetric pads folded into the convolutions), at the sizes the Fashion-MNIST presets use, in
 alternating rounds so that all three see the same machine load.
 """
 
@@ -62,7 +62,7 @@ def measure(encoder: enc.ImageEncoder, device: torch.device, bf16: bool, batch_s
 
 def layout_rows(sizes: list[int], batch_size: int, repeats: int) -> None:
     """EfficientNet-Lite0 forward+backward: the package's network (NCHW, BatchNorms), the same
-    in channels-last, and repmatch's encoder (channels-last, BatchNorms folded), same inputs."""
+    in channels-last, and repmatch's encoder (channels-last, BatchNorms and pads folded)."""
     import copy
 
     from repmatch.represent.offline import efficientnet_package_net

@@ -3,6 +3,8 @@ encoders (fixed linear feature maps) and an MLP generator with dropout."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -67,7 +69,9 @@ def dist_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     results = {}
-    for mode in ("plain", "ddp", "fsdp"):
+    # Several chunks per rank (the two cached phases) and one (the single-graph path).
+    for mode, chunk in itertools.product(("plain", "ddp", "fsdp"), (LOCAL_CHUNK, GLOBAL_B // world)):
+        key = f"{mode}/{chunk}"
         gen, enc, noise, loss = toy_problem()
         shard = noise.chunk(world)[rank]
         if mode == "ddp":
@@ -78,21 +82,21 @@ def dist_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
                 model = FSDP(gen, device_id=torch.device("cpu"), use_orig_params=True)
             except Exception as exc:  # FSDP on CPU/gloo is not available in every build
-                results[mode] = repr(exc)
+                results[key] = repr(exc)
                 continue
         else:
             model = gen
         try:
-            value = distributed_cached_backward(model, lambda c: enc(model(c)), shard.split(LOCAL_CHUNK), loss)
+            value = distributed_cached_backward(model, lambda c: enc(model(c)), shard.split(chunk), loss)
             if mode == "fsdp":
                 with FSDP.summon_full_params(model, with_grads=True):
                     grads = {n: p.grad.clone() for n, p in gen.named_parameters()}
             else:
                 grads = {n: p.grad.clone() for n, p in gen.named_parameters()}
-            results[mode] = {"loss": value, "grads": grads}
+            results[key] = {"loss": value, "grads": grads}
         except Exception as exc:
             if mode != "fsdp":
                 raise
-            results[mode] = repr(exc)
+            results[key] = repr(exc)
     torch.save(results, f"{out_dir}/rank{rank}.pt")
     close_distributed()

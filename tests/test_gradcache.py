@@ -81,3 +81,18 @@ def test_bad_inputs():
         cached_backward(lambda c: gen(c), noise.split(4), loss)
     with pytest.raises(TypeError, match="0-d"):
         cached_backward(forward, noise.split(4), lambda f: f["lin"].sum(0))
+
+
+@pytest.mark.parametrize(("chunk", "calls"), [(B, 1), (4, 2 * -(-B // 4))])
+def test_forward_calls_one_pass_for_one_chunk(chunk, calls):
+    """Two passes per chunk (no-graph, then replay) buy memory only when there are several
+    chunks; a single chunk runs forward once (its gradient: test_cached_equals_naive)."""
+    gen, noise, forward, loss = _setup(0.0)
+    counted = []
+
+    def counting(c):
+        counted.append(c.shape[0])
+        return forward(c)
+
+    cached_backward(counting, noise.split(chunk), loss)
+    assert len(counted) == calls

@@ -9,7 +9,8 @@ loss depends on the parameters only through the features ``F = [f(chunk_1); ...;
 
 Phase 1 computes every ``F_k`` without a graph; the loss and ``G = dL/dF`` are computed once
 on the whole detached batch; phase 2 recomputes each chunk with a graph and back-propagates the
-surrogate ``<F_k, G_k>``, which accumulates ``(dL/dF_k)ᵀ dF_k/dθ`` into ``.grad``.
+surrogate ``<F_k, G_k>``, which accumulates ``(dL/dF_k)ᵀ dF_k/dθ`` into ``.grad``. A single
+chunk skips phase 1: one graph, one backward, the same gradient.
 
 The global RNG state (CPU and every initialised CUDA device) is recorded before each chunk in
 phase 1 and replayed in phase 2, so dropout and any noise drawn inside ``forward`` match;
@@ -78,6 +79,8 @@ def cached_backward(
     chunks = list(chunks)
     if not chunks:
         raise ValueError("chunks must contain at least one chunk, got none")
+    if len(chunks) == 1:
+        return _single_chunk_backward(forward, chunks[0], loss, feature_grad_scale)
 
     # Phase 1: no-graph forward of every chunk, remembering the RNG state each one started from.
     states = []
@@ -124,4 +127,25 @@ def cached_backward(
                     sum(terms[1:], terms[0]).backward()
     finally:
         _set_rng_state(end_state)
+    return value.detach()
+
+
+def _single_chunk_backward(
+    forward: Callable[[Any], Features],
+    chunk: Any,
+    loss: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    feature_grad_scale: float,
+) -> torch.Tensor:
+    """One chunk: the cache saves no memory, so back-propagate the loss through one graph.
+
+    The same gradient as the two phases (``(dL/dF)ᵀ dF/dθ`` by the chain rule) and the same RNG
+    draws, with one forward pass fewer: about a quarter of a step's time.
+    """
+    with torch.enable_grad():
+        out = _check_features(forward(chunk), "chunk 0")
+        value = loss(dict(out))
+        if not isinstance(value, torch.Tensor) or value.ndim != 0:
+            raise TypeError(f"loss must return a 0-d tensor, got {value!r}")
+        if value.requires_grad:
+            (value * feature_grad_scale if feature_grad_scale != 1.0 else value).backward()
     return value.detach()

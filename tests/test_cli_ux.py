@@ -530,3 +530,38 @@ def test_a_cpu_preset_moved_to_cuda_scores_in_torch(tmp_path: Path, capsys: pyte
     assert (recipe["device"], recipe["inference_backend"]) == ("cuda", "torch")
     assert main(["fmnist", "--preset", "fmnist-tiny", "--device", "cpu", "--out", str(tmp_path), "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["recipe"]["inference_backend"] == "onnxruntime"
+
+
+def test_idle_cpus_counts_idle_and_iowait_and_treats_steal_as_busy() -> None:
+    from repmatch.cli._args import idle_cpus
+
+    # fields: user nice system idle iowait irq softirq steal
+    before = [100, 0, 50, 400, 10, 0, 0, 0]
+    # 1000 ticks pass on 2 CPUs: 500 busy, 400 idle + 100 iowait -> 2 * 500/1000 = 1.0 idle
+    assert idle_cpus(before, [500, 0, 150, 800, 110, 0, 0, 0], 2) == pytest.approx(1.0)
+    # the same 1000 ticks with 300 of the busy ones stolen by the hypervisor: still 1.0 idle
+    assert idle_cpus(before, [200, 0, 150, 800, 110, 0, 0, 300], 2) == pytest.approx(1.0)
+    assert idle_cpus(before, [100, 0, 50, 1400, 10, 0, 0, 0], 4) == pytest.approx(4.0)
+    assert idle_cpus(before, before, 2) == 2.0  # no ticks: nothing known to be busy
+
+
+@pytest.mark.parametrize(("idle_ticks", "mine", "threads"), [(990, 2, 2), (500, 2, 1), (20, 2, 1), (1000, 1, 1)])
+def test_fmnist_default_threads_are_the_idle_cpus(idle_ticks: int, mine: int, threads: int,
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`repmatch fmnist` on the CPU without --threads uses the CPUs idle at start (2 CPUs, 1000
+    ticks in the window), at least one and at most the process's own; --threads wins."""
+    from repmatch.cli import _args
+
+    snaps = iter([([0] * 8, 2), ([1000 - idle_ticks, 0, 0, idle_ticks, 0, 0, 0, 0], 2)])
+    monkeypatch.setattr(_args, "_proc_stat", lambda: next(snaps))
+    monkeypatch.setattr(_args.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_args.os, "sched_getaffinity", lambda pid: set(range(mine)), raising=False)
+    set_to: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr("repmatch.apps.fmnist.pipeline.run_pipeline", lambda *a, **kw: {})
+    assert main(["fmnist", "--out", str(tmp_path / "job"), "--no-progress"]) == 0
+    assert set_to == [threads]
+    assert f"[threads] {threads} torch CPU threads" in capsys.readouterr().out
+    assert main(["fmnist", "--out", str(tmp_path / "job"), "--no-progress", "--threads", "3"]) == 0
+    assert set_to == [threads, 3]

@@ -9,6 +9,8 @@ which :func:`repmatch.cli.main` prints as one line.
 from __future__ import annotations
 
 import argparse
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +26,43 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
     return value
+
+
+def idle_cpus(before: Sequence[int], after: Sequence[int], cpus: int) -> float:
+    """CPUs left idle between two ``/proc/stat`` ``cpu`` lines (user nice system idle iowait irq
+    softirq steal, in ticks): ``cpus · Δ(idle + iowait) / Δ(all)``; steal (time the hypervisor
+    gave to other guests) counts as busy."""
+    total = sum(after[:8]) - sum(before[:8])
+    if total <= 0:
+        return float(cpus)
+    return cpus * (after[3] + after[4] - before[3] - before[4]) / total
+
+
+def _proc_stat() -> tuple[list[int], int]:
+    with open("/proc/stat") as f:
+        lines = f.read().splitlines()
+    return [int(v) for v in lines[0].split()[1:9]], sum(
+        1 for line in lines[1:] if line.startswith("cpu"))
+
+
+def cpu_threads_for_now(window_s: float = 0.5) -> tuple[int, float | None]:
+    """``(threads, idle)``: as many torch threads as CPUs idle over ``window_s`` (rounded, at least
+    1, at most this process's CPUs) and that idle count; all of them where ``/proc/stat`` is
+    missing (``idle`` None).
+
+    Why not always all: two jobs with two threads each on 2 cores ran an iRDM step 4–5× slower
+    than with one thread each (OpenMP threads spin-wait for a core that is busy), while alone,
+    two threads ran it 2× faster than one.
+    """
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        before, cpus = _proc_stat()
+        time.sleep(window_s)
+        after, _ = _proc_stat()
+    except (OSError, ValueError, IndexError):
+        return mine, None
+    idle = idle_cpus(before, after, cpus)
+    return max(1, min(mine, round(idle))), idle
 
 
 def path_arg(text: str) -> str:

@@ -346,7 +346,7 @@ def test_efficientnet_equals_the_package_network(effnet_small) -> None:
     assert net._conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     padded = [m for m in net.modules() if isinstance(getattr(m, "static_padding", None), torch.nn.ZeroPad2d)]
-    assert padded and all(m.stride == [2, 2] for m in padded)  # only the asymmetric pads are left
+    assert padded and all(tuple(m.stride) == (2, 2) for m in padded)  # only the asymmetric pads are left
     ref_net = efficientnet_package_net()
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ref_net.modules())
     x = effnet_small.preprocess(torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(0)))

@@ -81,11 +81,12 @@ def main() -> int:
     parser.add_argument("run", type=Path, help="a finished repmatch fmnist output directory")
     parser.add_argument("--seeds", required=True, help="comma-separated seeds other than the run's own")
     parser.add_argument("--summary-only", action="store_true", help="only rewrite seeds.md from finished runs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's, all cores; the seeds run one after another)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    recipe = json.loads((args.run / "config.json").read_text())
-    if recipe.get("device") == "cpu":
-        torch.set_num_threads(1)  # as `repmatch fmnist` does on the CPU: the same arithmetic
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not args.summary_only:
         for seed in seeds:
             print(f"seed {seed}: {seed_run(args.run, seed)}")

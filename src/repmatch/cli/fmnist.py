@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"resumes. Stages, in order: {', '.join(STAGES)}.",
     )
     p.add_argument(
-        "--preset", default="fmnist-tiny", help="fmnist-tiny (the main job: CPU, 10-25 min), fmnist-cpu (CPU, under an hour) or fmnist (one GPU)"
+        "--preset", default="fmnist-tiny", help="fmnist-tiny (the main job: CPU, under 10 min on 2 idle cores), fmnist-cpu (CPU, under an hour) or fmnist (one GPU)"
     )
     p.add_argument(
         "--config",

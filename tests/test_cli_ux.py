@@ -557,11 +557,12 @@ def test_fmnist_default_threads_are_the_idle_cpus(idle_ticks: int, mine: int, th
     monkeypatch.setattr(_args, "_proc_stat", lambda: next(snaps))
     monkeypatch.setattr(_args.time, "sleep", lambda s: None)
     monkeypatch.setattr(_args.os, "sched_getaffinity", lambda pid: set(range(mine)), raising=False)
-    set_to: list[int] = []
-    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    # The real thread count (one_thread restores it after the test): 3 first, so that a job
+    # that left it alone fails the check.
     monkeypatch.setattr("repmatch.apps.fmnist.pipeline.run_pipeline", lambda *a, **kw: {})
+    torch.set_num_threads(3)
     assert main(["fmnist", "--out", str(tmp_path / "job"), "--no-progress"]) == 0
-    assert set_to == [threads]
+    assert torch.get_num_threads() == threads
     assert f"[threads] {threads} torch CPU threads" in capsys.readouterr().out
     assert main(["fmnist", "--out", str(tmp_path / "job"), "--no-progress", "--threads", "3"]) == 0
-    assert set_to == [threads, 3]
+    assert torch.get_num_threads() == 3

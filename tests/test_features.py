@@ -179,13 +179,13 @@ def _fake_cached_weights(cache: Path) -> None:
                   metadata={"recipe": json.dumps(FmnistTrainConfig().recipe())})
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     _fake_cached_weights(cache)
-    # Bit-exact needs one thread count in all three runs (float sums split per thread differ).
+    # Bit-exact needs one thread count in all three runs (float sums split per thread differ):
+    # one_thread here, OMP_NUM_THREADS=1 in the subprocesses.
     env = {**os.environ, "PYTHONPATH": SRC, "REPMATCH_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = tmp_path / "killed"
     args = ["features", "--data", str(npz), "--encoders", "fmnist", "--out", str(out), "--batch-size", "5",
             "--shard-size", "10", "--num-workers", "0", "--device", "cpu", "--no-progress"]
@@ -214,10 +214,7 @@ def test_cli_resume_after_sigkill_is_bit_exact(npz: Path, tmp_path: Path, monkey
     monkeypatch.setenv("REPMATCH_CACHE", str(cache))
     whole = tmp_path / "whole"
     args[args.index(str(out))] = str(whole)
-    try:
-        assert main(args) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(args) == 0
     a, b = FeatureStore(out), FeatureStore(whole)
     assert a.complete and a.fingerprints == b.fingerprints
     for name in FMNIST_ENCODERS:

@@ -52,6 +52,12 @@ def _check_features(out: Any, where: str) -> Features:
     return out
 
 
+def _check_loss(value: Any) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.ndim != 0:
+        raise TypeError(f"loss must return a 0-d tensor, got {value!r}")
+    return value
+
+
 def cached_backward(
     forward: Callable[[Any], Features],
     chunks: Iterable[Any],
@@ -99,9 +105,7 @@ def cached_backward(
     # The loss and its gradient with respect to the cached features, once, on the whole batch.
     full = {k: torch.cat([c[k] for c in cached]).requires_grad_(True) for k in names}
     with torch.enable_grad():
-        value = loss(full)
-        if not isinstance(value, torch.Tensor) or value.ndim != 0:
-            raise TypeError(f"loss must return a 0-d tensor, got {value!r}")
+        value = _check_loss(loss(full))
         leaves = [full[k] for k in names]
         grads = torch.autograd.grad(value, leaves, allow_unused=True) if value.requires_grad else [None] * len(leaves)
     sizes = [c[names[0]].shape[0] for c in cached]
@@ -143,9 +147,7 @@ def _single_chunk_backward(
     """
     with torch.enable_grad():
         out = _check_features(forward(chunk), "chunk 0")
-        value = loss(dict(out))
-        if not isinstance(value, torch.Tensor) or value.ndim != 0:
-            raise TypeError(f"loss must return a 0-d tensor, got {value!r}")
+        value = _check_loss(loss(dict(out)))
         if value.requires_grad:
-            (value * feature_grad_scale if feature_grad_scale != 1.0 else value).backward()
+            (value * feature_grad_scale).backward()
     return value.detach()

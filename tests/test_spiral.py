@@ -274,7 +274,7 @@ def test_study_quick_spiral_distances_and_from_a_spiral_run(tmp_path) -> None:
 
 def test_study_names_match_the_registry_and_bad_names_are_refused(tmp_path, capsys) -> None:
     from repmatch.apps.spiral.studies import STUDIES
-    from repmatch.cli.study import STUDY_NAMES
+    from repmatch.cli.study import SPIRAL_STUDIES as STUDY_NAMES
 
     assert STUDY_NAMES == STUDIES
     from repmatch.apps.spiral.studies import run_study

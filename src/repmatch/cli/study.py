@@ -1,8 +1,12 @@
-"""``repmatch study NAME``: the controlled studies on the spiral (paper Fig. 3, Fig. 4, Table 4).
+"""``repmatch study NAME``: the controlled studies, on the spiral and on Fashion-MNIST.
 
-``spiral`` is the Fig. 3 grid (``repmatch spiral`` is the same study), ``spiral-batch`` the batch
-axis, ``spiral-distances`` the distance ranking by two neutral distances. Each writes
-``results.json``, ``NAME.md``, ``NAME.png`` and ``config.json`` under ``--out``.
+Spiral (paper Fig. 3, Fig. 4, Table 4): ``spiral`` is the Fig. 3 grid (``repmatch spiral`` is the
+same study), ``spiral-batch`` the batch axis, ``spiral-distances`` the distance ranking by two
+neutral distances. Fashion-MNIST (real images, from the ``repmatch fmnist`` job's teacher,
+encoders and references; ``repmatch.apps.fmnist.studies``): ``fmnist-batch`` (Fig. 4),
+``fmnist-distances`` (Table 4), ``fmnist-controller`` (Table 3), ``fmnist-gaming`` (§3.3, Fig. 5),
+``fmnist-joint`` (Table 2). Each writes ``results.json``, ``NAME.md``, ``NAME.png`` and
+``config.json`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ def csv_values(kind: type) -> Any:
             raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
     return parse
 
-#: The study names (repeated from repmatch.apps.spiral.studies.STUDIES so that --help imports
-#: no torch; tests/test_spiral.py checks the two agree).
-STUDY_NAMES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
+#: The study names (repeated from repmatch.apps.spiral.studies.STUDIES and
+#: repmatch.apps.fmnist.studies.STUDIES so that --help imports no torch; tests check they agree).
+SPIRAL_STUDIES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
+FMNIST_STUDIES: tuple[str, ...] = (
+    "fmnist-batch", "fmnist-distances", "fmnist-controller", "fmnist-gaming", "fmnist-joint"
+)
+STUDY_NAMES: tuple[str, ...] = SPIRAL_STUDIES + FMNIST_STUDIES
 
 
 def add_study_options(p: Any) -> None:
@@ -50,8 +58,9 @@ def add_study_options(p: Any) -> None:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "study",
-        help="run a controlled study on the spiral: spiral (Fig. 3), spiral-batch (Fig. 4), "
-        "spiral-distances (Table 4)",
+        help="run a controlled study: on the spiral (spiral, spiral-batch, spiral-distances) or "
+        "on Fashion-MNIST (fmnist-batch, fmnist-distances, fmnist-controller, fmnist-gaming, "
+        "fmnist-joint)",
         description="Run one controlled study and write results.json, NAME.md, NAME.png and "
         "config.json under --out.",
     )
@@ -60,7 +69,41 @@ def register(subparsers: Any) -> None:
     p.add_argument("--from", dest="source", default=None, type=path_arg,
                    help="spiral-distances only: rank the cells of an earlier spiral study's "
                    "results.json (directory or file) instead of training them")
+    p.add_argument("--base", default=None, type=path_arg,
+                   help="fmnist studies only: a `repmatch fmnist` output directory whose stages "
+                   "encoders..references to start from (fmnist-tiny preset; --quick: a smoke "
+                   "recipe); missing stages are run there (default: OUT/base)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="fmnist studies only: the learning rate at the study's reference batch size "
+                   "(fmnist-batch scales it by sqrt(N / reference))")
     p.set_defaults(func=run)
+
+
+def run_fmnist(name: str, args: argparse.Namespace) -> int:
+    """Run Fashion-MNIST study ``name`` with the parsed options; the exit status."""
+    from ..apps.fmnist.studies import resolve_config, run_study
+
+    overrides = {"seeds": args.seeds, "arms": args.arms, "batch_sizes": args.batch_sizes,
+                 "iterations": args.iterations, "lr": args.lr}
+    try:
+        if args.workers is not None:
+            raise ValueError("--workers applies to the spiral studies; the fmnist studies run "
+                             "in-process (set the threads with OMP_NUM_THREADS)")
+        if args.source is not None:
+            raise ValueError("--from applies to spiral-distances only")
+        if args.dry_run:
+            config = resolve_config(name, out=args.out, base=args.base, quick=args.quick, **overrides)
+            print(json.dumps(config.to_dict(), indent=2))
+            return 0
+        paths = run_study(name, args.out, base=args.base, quick=args.quick,
+                          progress=show_progress(args), **overrides)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"repmatch study: error: {err}", file=sys.stderr)
+        return 2
+    with open(paths["table"], encoding="utf-8") as f:
+        print(f.read(), end="")
+    print_outputs(*paths.items())
+    return 0
 
 
 def run_named(name: str, args: argparse.Namespace, source: str | None = None) -> int:
@@ -95,5 +138,11 @@ def run_named(name: str, args: argparse.Namespace, source: str | None = None) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name in FMNIST_STUDIES:
+        return run_fmnist(args.name, args)
+    for flag, value in (("--base", args.base), ("--lr", args.lr)):
+        if value is not None:
+            print(f"repmatch study: error: {flag} applies to the fmnist studies only", file=sys.stderr)
+            return 2
     args.seed_alias = None
     return run_named(args.name, args, source=args.source)

@@ -1,0 +1,329 @@
+"""One arm of a Fashion-MNIST study: fine-tune the job's one-step start, then score it.
+
+Every study (:mod:`.studies`) shares the job's earlier stages (encoders, teacher, features,
+floors, Nyström references: the *base*, a ``repmatch fmnist`` output directory) and changes
+one design choice per arm, described by an :class:`ArmSpec`:
+
+- the warm start is the teacher run in one Euler step (``FewStepGenerator(teacher, 1, ...)``,
+  the job's ``start_1step``), the same for every arm;
+- ``distance`` picks the training distance per encoder. ``mmd_nystrom`` uses the base's
+  references (eq. 3, joint features eq. 4); every other name is a
+  :mod:`repmatch.compare.distances` distance fitted on the same reference rows' features, with
+  the references' kernel (median heuristic × the recipe's scales) for the MMD family;
+- ``controller``: ``gated`` (the proportional Lagrangian) or ``uniform`` weights;
+- ``joint=False`` trains on the image features alone (the marginal): Nyström references
+  without the class part are built once under ``OUT/references-marginal``;
+- ``monitor=True`` scores held-out encoders during training (their own Nyström references,
+  built once under ``OUT/references-heldout`` from the base's train features) and so runs the
+  anti-gaming monitor.
+
+Scoring reads the job's evaluation: class-balanced samples, one extraction through the whole
+battery, ``repmatch.evaluation.evaluate`` against the base's train features and stored floors
+(the base recipe's projections: every arm is read on the same projections), class agreement
+and within-class diversity (:mod:`.scoring`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import torch
+
+from ..._io import atomic_write_json
+from ..._validate import check_choice
+from ...compare import distances as distance_registry
+from ...compare import median_bandwidth
+from ...data import open_dataset
+from ...evaluation import EvalConfig, evaluate
+from ...features import FeatureStore, extract_features
+from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
+from ...represent import ConditionPool, ImageEncoder, joint_features, one_hot_embedding
+from ...train import (
+    ControllerConfig,
+    IntervalConfig,
+    JointConfig,
+    OptimConfig,
+    TrainConfig,
+    TrainTask,
+    estimate_floors,
+    latest_checkpoint,
+    load_checkpoint,
+    train,
+)
+from ...train.controller import CONTROLLER_MODES
+from ...train.references import (
+    build_references,
+    check_scales_tuple,
+    load_references,
+    reference_distance,
+    save_references,
+)
+from .parts import (
+    FMNIST_NUM_CLASSES,
+    IMAGE_SHAPE,
+    Layout,
+    class_condition,
+    make_battery,
+    resolve_device,
+)
+from .recipe import FmnistRecipe
+from .scoring import RealDraws, class_agreement, diversity
+from .teacher import load_teacher
+
+#: Training distances an arm may use: the library's six and drifting with an affinity floor.
+ARM_DISTANCES: tuple[str, ...] = (*distance_registry.NAMES, "drifting_floor")
+#: The released port's affinity floor of ``drifting_floor`` (as the spiral study).
+DRIFT_FLOOR = 1e-6
+
+DistanceFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmSpec:
+    """What one arm trains: the design choice it varies and its budget.
+
+    ``total_nimg`` images at batch ``batch_size`` (gradient caching over chunks of
+    ``chunk_size``), Adam at ``lr`` with gradient clipping at 1; no EMA, so every arm is read
+    from the weights its last step left.
+    """
+
+    key: str
+    seed: int
+    train_encoders: tuple[str, ...]
+    batch_size: int
+    total_nimg: int
+    lr: float
+    chunk_size: int | None = None
+    distance: str = "mmd_nystrom"
+    controller: Literal["gated", "uniform"] = "gated"
+    joint: bool = True
+    monitor: bool = False
+    log_every_nimg: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.distance not in ARM_DISTANCES:
+            raise ValueError(f"distance must be one of {list(ARM_DISTANCES)}, got {self.distance!r}")
+        check_choice("controller", self.controller, CONTROLLER_MODES)
+        if not self.train_encoders:
+            raise ValueError("train_encoders must name at least one encoder")
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(self.total_nimg / self.batch_size)
+
+
+def arm_config(spec: ArmSpec, recipe: FmnistRecipe, run_dir: Path, progress: bool) -> TrainConfig:
+    """The :class:`repmatch.train.TrainConfig` of one arm (controller budget as the job's)."""
+    log_every = spec.log_every_nimg or spec.batch_size
+    return TrainConfig(
+        task="fmnist-study",
+        task_options={"arm": dataclasses.asdict(spec)},
+        run_dir=str(run_dir),
+        seed=spec.seed,
+        batch_size=spec.batch_size,
+        chunk_size=spec.chunk_size,
+        device=recipe.device,
+        optim=OptimConfig(lr=spec.lr, grad_clip_norm=1.0),
+        controller=ControllerConfig(mode=spec.controller, budget=recipe.post.budget),
+        intervals=IntervalConfig(
+            total_nimg=spec.total_nimg,
+            log_every_nimg=log_every,
+            checkpoint_every_nimg=spec.total_nimg,
+            sample_every_nimg=None,
+            heldout_every_nimg=max(log_every, spec.total_nimg // 8) if spec.monitor else None,
+        ),
+        joint=JointConfig(beta=recipe.beta, bandwidth_scale=recipe.bandwidth_scale) if spec.joint else None,
+        progress=progress,
+        num_samples=100,
+        heldout_num_samples=min(recipe.eval_samples, 256),
+        monitor_patience=2,
+    )
+
+
+class StudyBase:
+    """The base job's outputs (``layout``) and what the arms build once on top of them in
+    ``out`` (marginal and held-out references; the real draws of the noise level)."""
+
+    def __init__(self, recipe: FmnistRecipe, base: str | Path, out: str | Path) -> None:
+        self.recipe = recipe
+        self.layout = Layout.of(base)
+        self.out = Path(out)
+        self.device = resolve_device(recipe)
+
+    # ------------------------------------------------------------------ training side
+    def _reference_store(self) -> FeatureStore:
+        return FeatureStore(self.layout.reference_features(self.recipe))
+
+    def _built_references(self, kind: str, names: Sequence[str], store: FeatureStore,
+                          joint: bool) -> dict[str, DistanceFn]:
+        """Nyström references of ``names`` over ``store`` (joint or marginal), built once."""
+        out = {}
+        for name in names:
+            directory = self.out / f"references-{kind}" / name
+            fingerprint = store.fingerprints[name]
+            condition = class_condition(self.recipe) if joint else None
+            if not (directory / "scale0").exists():
+                refs = build_references(
+                    store.read(name), fingerprint=fingerprint, labels=store.labels,
+                    condition=condition, num_landmarks=min(self.recipe.num_landmarks, len(store)),
+                    bandwidth_scale=self.recipe.bandwidth_scale, seed=self.recipe.seed,
+                    kmeans_iters=self.recipe.kmeans_iters, device=self.device,
+                )
+                save_references(refs, directory)
+            expected = condition.fingerprint(fingerprint) if condition is not None else fingerprint
+            out[name] = reference_distance(load_references(directory, self.device), expected)
+        return out
+
+    def _joint_pool(self, name: str, store: FeatureStore, joint: bool) -> torch.Tensor:
+        feats = store.read(name)
+        if not joint:
+            return feats
+        return joint_features(feats, one_hot_embedding(store.labels.long(), FMNIST_NUM_CLASSES),
+                              self.recipe.beta)
+
+    def _fitted(self, distance: str, name: str, store: FeatureStore, joint: bool, seed: int) -> DistanceFn:
+        pool = self._joint_pool(name, store, joint).to(self.device)
+        kernel: dict[str, Any] = {}
+        if distance.startswith("mmd_"):
+            # The references' kernel: the median heuristic times the recipe's scales.
+            kernel = {"bandwidth": median_bandwidth(pool, seed=self.recipe.seed),
+                      "scales": check_scales_tuple(self.recipe.bandwidth_scale)}
+        if distance == "mmd_nystrom":
+            dist = distance_registry.create(
+                "mmd_nystrom", num_landmarks=min(self.recipe.num_landmarks, len(pool)), seed=seed,
+                kmeans_iters=self.recipe.kmeans_iters, **kernel)
+        elif distance == "mmd_rff":
+            dist = distance_registry.create("mmd_rff", num_features=self.recipe.num_landmarks, seed=seed, **kernel)
+        elif distance == "mmd_exact":
+            # B fresh reference rows per call (B = the batch's size): the exact within-batch MMD.
+            dist = distance_registry.create("mmd_exact", seed=seed, **kernel)
+        elif distance == "sliced_wasserstein":
+            dist = distance_registry.create("sliced_wasserstein", num_projections=self.recipe.num_projections,
+                                            seed=seed)
+        elif distance in ("drifting", "drifting_floor"):
+            dist = distance_registry.create(
+                "drifting", affinity_floor=DRIFT_FLOOR if distance == "drifting_floor" else 0.0, seed=seed)
+        else:
+            dist = distance_registry.create(distance)
+        return dist.fit(pool)
+
+    def _val(self, names: Sequence[str], joint: bool) -> dict[str, torch.Tensor]:
+        store = FeatureStore(self.layout.test_features)
+        return {n: self._joint_pool(n, store, joint).to(self.device) for n in names}
+
+    def task(self, spec: ArmSpec) -> Callable[[TrainConfig, torch.device], TrainTask]:
+        """The builder of ``spec``'s :class:`TrainTask` (called by ``train`` after seeding)."""
+
+        def build(config: TrainConfig, device: torch.device) -> TrainTask:
+            recipe, layout, names = self.recipe, self.layout, spec.train_encoders
+            battery = make_battery(recipe, names, layout, device=device, training=True)
+            store = self._reference_store()
+            if spec.distance == "mmd_nystrom" and spec.joint:
+                refs = {n: reference_distance(load_references(layout.references / n, device),
+                                              class_condition(recipe).fingerprint(battery.fingerprints[n]))
+                        for n in names}
+            elif spec.distance == "mmd_nystrom":
+                refs = self._built_references("marginal", names, store, joint=False)
+            else:
+                refs = {n: self._fitted(spec.distance, n, store, spec.joint, spec.seed) for n in names}
+            held: Mapping[str, DistanceFn] = {}
+            held_battery = None
+            held_floors: dict[str, float] = {}
+            if spec.monitor:
+                heldout = recipe.heldout_encoders
+                held_battery = make_battery(recipe, heldout, layout, device=device)
+                held = self._built_references("heldout", heldout, FeatureStore(layout.train_features), joint=True)
+                held_floors = estimate_floors(held, self._val(heldout, joint=True), config.heldout_num_samples)
+            pool = ConditionPool.from_labels(store.labels.long(), FMNIST_NUM_CLASSES)
+            return TrainTask(
+                generator=FewStepGenerator(load_teacher(layout.teacher, trainable=True), 1, IMAGE_SHAPE),
+                encode=battery,
+                distances=refs,
+                floors=estimate_floors(refs, self._val(names, spec.joint), config.batch_size),
+                conditions=pool,
+                joint_beta=recipe.beta if spec.joint else None,
+                heldout_encode=held_battery,
+                heldout_distances=held,
+                heldout_floors=held_floors,
+            )
+
+        return build
+
+    def train_arm(self, spec: ArmSpec, progress: bool = False) -> dict[str, Any]:
+        """Train (or resume) ``spec`` under ``OUT/arms/<key>``; its summary and wall time."""
+        run_dir = self.out / "arms" / spec.key
+        t0 = time.perf_counter()
+        summary = train(arm_config(spec, self.recipe, run_dir, progress), self.task(spec))
+        return {"steps": summary["step"], "nimg": summary["nimg"], "skipped": summary["skipped"],
+                "train_seconds": time.perf_counter() - t0}
+
+    # ------------------------------------------------------------------ scoring side
+    def start_model(self) -> torch.nn.Module:
+        """The warm start every arm trains from: the teacher in one Euler step (eval mode)."""
+        model = FewStepGenerator(load_teacher(self.layout.teacher), 1, IMAGE_SHAPE)
+        return model.to(self.device).eval().requires_grad_(False)
+
+    def load_arm(self, spec: ArmSpec) -> torch.nn.Module:
+        """The trained one-step generator of ``spec`` (eval mode)."""
+        model = FewStepGenerator(load_teacher(self.layout.teacher), 1, IMAGE_SHAPE)
+        path = latest_checkpoint(self.out / "arms" / spec.key)
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint in {self.out / 'arms' / spec.key}: train the arm first")
+        state = load_checkpoint(path)
+        model.load_state_dict(state["ema"] if state.get("ema") is not None else state["generator"])
+        return model.to(self.device).eval().requires_grad_(False)
+
+    def score(self, key: str, model: torch.nn.Module, seed: int, draws: RealDraws,
+              mmd: bool = False, grid: bool = False) -> dict[str, Any]:
+        """The job's evaluation of ``model`` under ``OUT/eval/<key>``: per-encoder SW ratios,
+        SW_r,k, held-out mean, class agreement, within-class diversity, and with ``mmd`` the
+        RFF-MMD ratio per encoder (a second neutral distance). ``grid`` also writes a per-class
+        sample grid to ``OUT/samples/<key>.png``."""
+        recipe, layout = self.recipe, self.layout
+        where = self.out / "eval" / key
+        samples = write_samples_npz(model, where / "samples.npz", num_samples=recipe.eval_samples,
+                                    seed=seed + 1, batch_size=recipe.feature_batch_size)
+        if grid:
+            write_sample_grid(model, self.out / "samples" / f"{key}.png", seed=seed)
+        battery = make_battery(recipe, recipe.encoders, layout, device=self.device)
+        store = extract_features(open_dataset(str(samples)), battery, where / "features",
+                                 batch_size=recipe.feature_batch_size, device=self.device,
+                                 progress=False)
+        config = EvalConfig(num_samples=recipe.eval_samples, num_projections=recipe.num_projections,
+                            seed=recipe.seed, cross_checks=("mmd",) if mmd else (),
+                            cross_check_samples=recipe.eval_samples,
+                            device=None if self.device.type == "cpu" else str(self.device),
+                            batch_size=recipe.feature_batch_size)
+        out = evaluate(str(store.root), str(layout.train_features), str(layout.test_features),
+                       encoders=list(recipe.encoders), out_dir=where, config=config,
+                       held_out=list(recipe.heldout_encoders))
+        result: dict[str, Any] = {
+            "per_encoder": out["sw"]["per_encoder"], "mean": out["sw"]["mean"],
+            "held_out_mean": out["sw"]["held_out_mean"],
+        }
+        if mmd:
+            result["mmd_per_encoder"] = out["mmd"]["per_encoder"]
+        if "fmnist_classifier" in battery.encoders:
+            classifier = cast(ImageEncoder, battery.encoders["fmnist_classifier"])
+            result["class_agreement"] = class_agreement(
+                classifier, store.read("fmnist_classifier"), store.labels)
+        if recipe.diversity_encoder is not None:
+            result["diversity"] = diversity(recipe.diversity_encoder, store, draws,
+                                            num_samples=recipe.eval_samples, seed=recipe.seed)
+        atomic_write_json(where / "scores.json", result)
+        return result
+
+
+def read_stats(run_dir: Path) -> list[dict[str, Any]]:
+    """The training log ``stats.jsonl`` of an arm, one dict per line."""
+    path = run_dir / "stats.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

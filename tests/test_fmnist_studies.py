@@ -73,6 +73,10 @@ def test_every_study_writes_its_outputs_and_trains_every_arm_from_the_start(runs
             state = load_checkpoint(latest_checkpoint(run / "arms" / key))
             assert state["nimg"] == config["intervals"]["total_nimg"]
             weights = state["generator"]
+            if name == "fmnist-gaming":  # fresh ConvGenerators, not the teacher
+                assert config["task_options"]["arm"]["generator"] == "scratch"
+                assert not any(k.startswith("velocity_model.") for k in weights)
+                continue
             # Fine-tuned from the teacher: the same parameters, and some of them moved unless
             # every step found the arm's training encoders at their floors (no update).
             assert {f"velocity_model.{k}" for k in teacher} == set(weights), (name, key)
@@ -133,7 +137,9 @@ def test_distance_arms_train_on_their_distance_with_the_references_kernel(runs) 
     from repmatch.features import FeatureStore
 
     run = runs["fmnist-distances"]
-    assert {c["task_options"]["arm"]["distance"] for c in _arm_runs(run).values()} == set(ARM_DISTANCES)
+    configs = _arm_runs(run).values()
+    assert {c["task_options"]["arm"]["distance"] for c in configs} == set(ARM_DISTANCES)
+    assert {c["controller"]["mode"] for c in configs} == {"uniform"}  # no gating on one encoder
     results = _results(run)
     for entry in results["arms"].values():
         scores = next(iter(entry["seeds"].values()))["scores"]
@@ -207,3 +213,13 @@ def test_bad_options_get_one_line(argv, message, tmp_path, capsys) -> None:
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_the_generator_is_checked_and_the_scratch_start_is_a_fresh_conv_generator(runs, tmp_path) -> None:
+    from repmatch.apps.fmnist.studies import resolve_config
+
+    with pytest.raises(ValueError, match="generator must be one of"):
+        resolve_config("fmnist-gaming", out=tmp_path, quick=True, generator="gan")
+    assert resolve_config("fmnist-joint", out=tmp_path, quick=True).generator == "post"
+    table = (runs["fmnist-gaming"] / "fmnist-gaming.md").read_text()
+    assert "untrained ConvGenerator" in table and "untrained start (1 step)" not in table

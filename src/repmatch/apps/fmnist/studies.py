@@ -8,12 +8,14 @@ base (``repmatch fmnist`` stages encoders → references, by default the ``fmnis
   Nyström arm, a matched image budget (on a CPU the cost per image barely depends on N, so
   equal images are equal wall-clock; the measured seconds are reported), lr ∝ √N from one
   reference point ``lr`` at ``lr_batch``;
-- ``fmnist-distances`` (Table 4): the training distances on one encoder, read by two neutral
-  distances on that encoder (its SW ratio and its RFF-MMD ratio, each over the real floor);
+- ``fmnist-distances`` (Table 4): the training distances on one encoder (uniform weight: no
+  floor gating), read by two neutral distances on that encoder (its SW ratio and its RFF-MMD
+  ratio, each over the real floor);
 - ``fmnist-controller`` (Table 3): gated proportional Lagrangian vs uniform weights on the whole
   training battery;
 - ``fmnist-gaming`` (§3.3, Fig. 5): one training encoder against the battery with the
-  controller, held-out encoders monitored during training (the anti-gaming warning);
+  controller, held-out encoders monitored during training (the anti-gaming warning), both
+  from the same fresh ``ConvGenerator`` (``generator="scratch"``; the other studies post-train);
 - ``fmnist-joint`` (Table 2): joint image–class features (eq. 4) vs the image marginal.
 
 Every arm is scored by the job's evaluation (:meth:`.study_arms.StudyBase.score`); every seed
@@ -32,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..._io import atomic_write_json, atomic_write_text
 from ..._progress import bar
@@ -86,10 +88,12 @@ class FmnistStudyConfig:
     lr_batch: int
     chunk_size: int
     encoder: str
+    generator: Literal["post", "scratch"] = "post"
     quick: bool = False
 
     def __post_init__(self) -> None:
         check_choice("study", self.name, STUDIES)
+        check_choice("generator", self.generator, ("post", "scratch"))
         check_positive("budget_nimg", self.budget_nimg, integer=True)
         check_positive("lr", self.lr)
         if not self.seeds:
@@ -148,12 +152,14 @@ def resolve_config(
     batch_sizes: Sequence[int] | None = None,
     iterations: int | None = None,
     lr: float | None = None,
+    generator: Literal["post", "scratch"] | None = None,
 ) -> FmnistStudyConfig:
     """The study's settings: the defaults below, then the overrides given.
 
     Full runs start from the ``fmnist-tiny`` base (its teacher, encoders and references);
     ``iterations`` sets the budget to that many steps at the study's reference batch size;
-    ``lr`` the rate there (default: the main job's post-training rate, 5e-4 at N = 128).
+    ``lr`` the rate there (default: the main job's post-training rate, 5e-4 at N = 128; for
+    ``fmnist-gaming``, which trains fresh ``ConvGenerator``s, its from-scratch rate, 3e-3).
     """
     check_choice("study", name, STUDIES)
     recipe = smoke_recipe() if quick else get_recipe("fmnist-tiny")
@@ -165,7 +171,10 @@ def resolve_config(
         "fmnist-distances": {"batch_sizes": (ref_n if quick else 256,),
                              "budget_nimg": 16 if quick else 256 * 48, "encoder": recipe.train_encoders[0]},
         "fmnist-controller": {"batch_sizes": (ref_n,), "budget_nimg": 16 if quick else 128 * 100},
-        "fmnist-gaming": {"batch_sizes": (ref_n,), "budget_nimg": 32 if quick else 128 * 150},
+        # From a fresh ConvGenerator at the main job's from-scratch rate: from the teacher's
+        # start the trained encoder's ratio plateaued near 2.2 (docs/fmnist_studies.md).
+        "fmnist-gaming": {"batch_sizes": (ref_n,), "budget_nimg": 32 if quick else 128 * 400,
+                          "generator": "scratch", "lr": recipe.scratch.lr},
         "fmnist-joint": {"batch_sizes": (ref_n,), "budget_nimg": 16 if quick else 128 * 100},
     }
     defaults = table[name]
@@ -180,10 +189,11 @@ def resolve_config(
         arms=tuple(arms) if arms else arm_names(name, n_values),
         batch_sizes=n_values,
         budget_nimg=budget,
-        lr=recipe.post.lr if lr is None else lr,
+        lr=defaults.get("lr", recipe.post.lr) if lr is None else lr,
         lr_batch=recipe.post.batch_size if not quick else ref_n,
         chunk_size=8 if quick else 512,
         encoder=defaults.get("encoder", recipe.train_encoders[0]),
+        generator=generator or defaults.get("generator", "post"),
         quick=quick,
     )
 
@@ -197,7 +207,9 @@ def arm_spec(config: FmnistStudyConfig, arm: str, seed: int) -> ArmSpec:
         n = int(arm.removeprefix("N="))
         kw = {"train_encoders": (config.encoder,)}
     elif config.name == "fmnist-distances":
-        kw = {"train_encoders": (config.encoder,), "distance": arm}
+        # Uniform weights: one encoder, and no floor gating, which would stop an arm whose loss
+        # is not zero on real data (drifting's field loss) before it trains.
+        kw = {"train_encoders": (config.encoder,), "distance": arm, "controller": "uniform"}
     elif config.name == "fmnist-controller":
         kw["controller"] = arm
     elif config.name == "fmnist-gaming":
@@ -206,7 +218,7 @@ def arm_spec(config: FmnistStudyConfig, arm: str, seed: int) -> ArmSpec:
     else:
         kw["joint"] = arm == "joint"
     key = f"{arm.replace('=', '')}-seed{seed}"
-    return ArmSpec(key=key, seed=seed, batch_size=n, total_nimg=config.budget_nimg, lr=config.lr_at(n),
+    return ArmSpec(key=key, seed=seed, generator=config.generator, batch_size=n, total_nimg=config.budget_nimg, lr=config.lr_at(n),
                    chunk_size=min(n, config.chunk_size), log_every_nimg=max(n, config.budget_nimg // 32),
                    **kw)
 
@@ -261,13 +273,15 @@ def run_study(
     batch_sizes: Sequence[int] | None = None,
     iterations: int | None = None,
     lr: float | None = None,
+    generator: Literal["post", "scratch"] | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Path]:
     """Run study ``name`` in ``out`` (resumable: a trained arm is not retrained); returns the
     paths of ``results.json``, the Markdown table, the figure and ``config.json``."""
     config = resolve_config(name, out=out, base=base, quick=quick, seeds=seeds, arms=arms,
-                            batch_sizes=batch_sizes, iterations=iterations, lr=lr)
+                            batch_sizes=batch_sizes, iterations=iterations, lr=lr,
+                            generator=generator)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     saved = root / "config.json"
@@ -288,7 +302,7 @@ def run_study(
                         num_samples=recipe.eval_samples, num_projections=recipe.num_projections,
                         seed=recipe.seed, held_out=recipe.heldout_encoders, chunk_size=1024)
     mmd = name == "fmnist-distances"
-    start = study.score("start", study.start_model(), recipe.seed, draws, mmd=mmd, grid=True)
+    start = study.score("start", study.start_model(config.generator, recipe.seed), recipe.seed, draws, mmd=mmd, grid=True)
     results: dict[str, Any] = {"study": name, "claim": CLAIMS[name], "arms": {}, "noise": noise,
                                "start": _summary_metrics(config, start)}
     cells = [(arm, seed) for arm in config.arms for seed in config.seeds]
@@ -347,7 +361,8 @@ def study_table(config: FmnistStudyConfig, results: dict[str, Any]) -> str:
     head += "|---|" + "---:|" * (len(cols) + 1) + "\n"
     rows = []
     start = results["start"]
-    rows.append("| untrained start (1 step) | " + " | ".join(f"{start[k]:.3f}" for _, k in cols) + " | – |\n")
+    start_name = "untrained start (1 step)" if config.generator == "post" else "untrained ConvGenerator"
+    rows.append(f"| {start_name} | " + " | ".join(f"{start[k]:.3f}" for _, k in cols) + " | – |\n")
     for arm, entry in results["arms"].items():
         s = entry["summary"]
         spec = next(iter(entry["seeds"].values()))["spec"]
@@ -387,6 +402,16 @@ def study_table(config: FmnistStudyConfig, results: dict[str, Any]) -> str:
     return text
 
 
+def _label(config: FmnistStudyConfig, key: str) -> str:
+    """A figure legend's name of a metric key."""
+    if key.startswith("sw:"):
+        name = key[3:]
+        return name + (" †" if name in config.recipe.heldout_encoders else " (trained)"
+                       if name == config.encoder or config.name in ("fmnist-controller", "fmnist-joint") else "")
+    return {"sw_mean": f"SW_r,{len(config.recipe.encoders)}", "held_out_mean": "held-out mean",
+            "worst_train": "worst trained encoder"}.get(key, key)
+
+
 def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -> Path:
     """The study's figure: per arm (mean ± sd over seeds) the trained encoder(s)' SW ratio, the
     held-out mean and SW_r,k; ``fmnist-batch`` against N on a log axis; ``fmnist-gaming`` adds
@@ -399,6 +424,8 @@ def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -
     keys = [k for k in (f"sw:{config.encoder}", "sw_mean", "held_out_mean") if k in results["start"]]
     if config.name in ("fmnist-controller", "fmnist-joint"):
         keys = ["worst_train", "sw_mean", "held_out_mean"]
+    if config.name == "fmnist-gaming":  # the trained encoder beside each other encoder
+        keys = [f"sw:{e}" for e in config.recipe.encoders]
     arms = list(results["arms"])
     gaming = config.name == "fmnist-gaming"
     fig, axes = plt.subplots(1, 2 if gaming else 1, figsize=(11 if gaming else 6.5, 3.6), squeeze=False)
@@ -407,7 +434,8 @@ def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -
         xs = [int(a.removeprefix("N=")) for a in arms]
         for key in keys:
             ys = [results["arms"][a]["summary"][key] for a in arms]
-            ax.errorbar(xs, [y["mean"] for y in ys], yerr=[y["sd"] for y in ys], marker="o", capsize=3, label=key)
+            ax.errorbar(xs, [y["mean"] for y in ys], yerr=[y["sd"] for y in ys], marker="o", capsize=3,
+                        label=_label(config, key))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("generation batch N (matched image budget)")
     else:
@@ -415,7 +443,7 @@ def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -
         for i, key in enumerate(keys):
             ys = [results["arms"][a]["summary"][key] for a in arms]
             ax.bar([j + i * width for j in range(len(arms))], [y["mean"] for y in ys], width,
-                   yerr=[y["sd"] for y in ys], capsize=2, label=key)
+                   yerr=[y["sd"] for y in ys], capsize=2, label=_label(config, key))
         ax.set_xticks([j + width * (len(keys) - 1) / 2 for j in range(len(arms))], arms,
                       rotation=20 if len(arms) > 4 else 0)
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")

@@ -65,6 +65,7 @@ from ...train.references import (
     reference_distance,
     save_references,
 )
+from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (
     FMNIST_NUM_CLASSES,
     IMAGE_SHAPE,
@@ -105,12 +106,14 @@ class ArmSpec:
     controller: Literal["gated", "uniform"] = "gated"
     joint: bool = True
     monitor: bool = False
+    generator: Literal["post", "scratch"] = "post"
     log_every_nimg: int | None = None
 
     def __post_init__(self) -> None:
         if self.distance not in ARM_DISTANCES:
             raise ValueError(f"distance must be one of {list(ARM_DISTANCES)}, got {self.distance!r}")
         check_choice("controller", self.controller, CONTROLLER_MODES)
+        check_choice("generator", self.generator, ("post", "scratch"))
         if not self.train_encoders:
             raise ValueError("train_encoders must name at least one encoder")
 
@@ -243,7 +246,7 @@ class StudyBase:
                 held_floors = estimate_floors(held, self._val(heldout, joint=True), config.heldout_num_samples)
             pool = ConditionPool.from_labels(store.labels.long(), FMNIST_NUM_CLASSES)
             return TrainTask(
-                generator=FewStepGenerator(load_teacher(layout.teacher, trainable=True), 1, IMAGE_SHAPE),
+                generator=self._generator(spec.generator, trainable=True),
                 encode=battery,
                 distances=refs,
                 floors=estimate_floors(refs, self._val(names, spec.joint), config.batch_size),
@@ -265,14 +268,22 @@ class StudyBase:
                 "train_seconds": time.perf_counter() - t0}
 
     # ------------------------------------------------------------------ scoring side
-    def start_model(self) -> torch.nn.Module:
-        """The warm start every arm trains from: the teacher in one Euler step (eval mode)."""
-        model = FewStepGenerator(load_teacher(self.layout.teacher), 1, IMAGE_SHAPE)
-        return model.to(self.device).eval().requires_grad_(False)
+    def _generator(self, kind: str, trainable: bool = False) -> torch.nn.Module:
+        """``post``: the teacher in one Euler step (the job's ``start_1step``); ``scratch``: a
+        fresh ``ConvGenerator`` of the recipe's width (initialised from the current seed)."""
+        if kind == "post":
+            return FewStepGenerator(load_teacher(self.layout.teacher, trainable=trainable), 1, IMAGE_SHAPE)
+        return ConvGenerator(ConvGeneratorConfig(width=self.recipe.scratch_width, num_classes=FMNIST_NUM_CLASSES))
+
+    def start_model(self, kind: str = "post", seed: int = 0) -> torch.nn.Module:
+        """The untrained start of ``kind``'s arms (eval mode): for ``post`` the teacher in one
+        Euler step, for ``scratch`` a ``ConvGenerator`` initialised under ``seed``."""
+        torch.manual_seed(seed)
+        return self._generator(kind).to(self.device).eval().requires_grad_(False)
 
     def load_arm(self, spec: ArmSpec) -> torch.nn.Module:
         """The trained one-step generator of ``spec`` (eval mode)."""
-        model = FewStepGenerator(load_teacher(self.layout.teacher), 1, IMAGE_SHAPE)
+        model = self._generator(spec.generator)
         path = latest_checkpoint(self.out / "arms" / spec.key)
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {self.out / 'arms' / spec.key}: train the arm first")

@@ -149,7 +149,7 @@ def test_distance_arms_train_on_their_distance_with_the_references_kernel(runs) 
     base = StudyBase(recipe, run.parent / "base", run)
     store = FeatureStore(base.layout.reference_features(recipe))
     # The MMD family's kernel: the median pairwise distance of the joint pool (scipy) × scales.
-    pool = base._joint_pool("fmnist_classifier", store, joint=True)
+    pool = base._pool("fmnist_classifier", store, joint=True)
     median = float(np.median(pdist(pool.double().numpy())))
     dist = base._fitted("mmd_rff", "fmnist_classifier", store, joint=True, seed=0)
     expected = tuple(median * s for s in recipe.bandwidth_scale)
@@ -207,6 +207,7 @@ def test_other_settings_in_a_finished_study_are_refused(runs, capsys) -> None:
         (["study", "fmnist-joint", "--quick", "--workers", "2"], "--workers applies to the spiral"),
         (["study", "spiral", "--quick", "--base", "x"], "--base applies to the fmnist studies only"),
         (["study", "spiral", "--quick", "--lr", "0.1"], "--lr applies to the fmnist studies only"),
+        (["study", "spiral", "--quick", "--generator", "post"], "--generator applies to the fmnist studies only"),
     ],
 )
 def test_bad_options_get_one_line(argv, message, tmp_path, capsys) -> None:

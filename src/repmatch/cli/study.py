@@ -76,6 +76,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="fmnist studies only: the learning rate at the study's reference batch size "
                    "(fmnist-batch scales it by sqrt(N / reference))")
+    p.add_argument("--generator", choices=("post", "scratch"), default=None,
+                   help="fmnist studies only: post-train the teacher's one-step start (post; the "
+                   "default but for fmnist-gaming) or train fresh ConvGenerators (scratch)")
     p.set_defaults(func=run)
 
 
@@ -84,7 +87,7 @@ def run_fmnist(name: str, args: argparse.Namespace) -> int:
     from ..apps.fmnist.studies import resolve_config, run_study
 
     overrides = {"seeds": args.seeds, "arms": args.arms, "batch_sizes": args.batch_sizes,
-                 "iterations": args.iterations, "lr": args.lr}
+                 "iterations": args.iterations, "lr": args.lr, "generator": args.generator}
     try:
         if args.workers is not None:
             raise ValueError("--workers applies to the spiral studies; the fmnist studies run "
@@ -140,7 +143,7 @@ def run_named(name: str, args: argparse.Namespace, source: str | None = None) ->
 def run(args: argparse.Namespace) -> int:
     if args.name in FMNIST_STUDIES:
         return run_fmnist(args.name, args)
-    for flag, value in (("--base", args.base), ("--lr", args.lr)):
+    for flag, value in (("--base", args.base), ("--lr", args.lr), ("--generator", args.generator)):
         if value is not None:
             print(f"repmatch study: error: {flag} applies to the fmnist studies only", file=sys.stderr)
             return 2

@@ -184,7 +184,8 @@ class StudyBase:
             out[name] = reference_distance(load_references(directory, self.device), expected)
         return out
 
-    def _joint_pool(self, name: str, store: FeatureStore, joint: bool) -> torch.Tensor:
+    def _pool(self, name: str, store: FeatureStore, joint: bool) -> torch.Tensor:
+        """``name``'s features of ``store``, joined with ``β·onehot(c)`` when ``joint`` (eq. 4)."""
         feats = store.read(name)
         if not joint:
             return feats
@@ -192,17 +193,15 @@ class StudyBase:
                               self.recipe.beta)
 
     def _fitted(self, distance: str, name: str, store: FeatureStore, joint: bool, seed: int) -> DistanceFn:
-        pool = self._joint_pool(name, store, joint).to(self.device)
+        """``distance`` (any but ``mmd_nystrom``, whose references are built once) fitted on the
+        features of ``store``'s rows: the rows behind the base's Nyström references."""
+        pool = self._pool(name, store, joint).to(self.device)
         kernel: dict[str, Any] = {}
         if distance.startswith("mmd_"):
             # The references' kernel: the median heuristic times the recipe's scales.
             kernel = {"bandwidth": median_bandwidth(pool, seed=self.recipe.seed),
                       "scales": check_scales_tuple(self.recipe.bandwidth_scale)}
-        if distance == "mmd_nystrom":
-            dist = distance_registry.create(
-                "mmd_nystrom", num_landmarks=min(self.recipe.num_landmarks, len(pool)), seed=seed,
-                kmeans_iters=self.recipe.kmeans_iters, **kernel)
-        elif distance == "mmd_rff":
+        if distance == "mmd_rff":
             dist = distance_registry.create("mmd_rff", num_features=self.recipe.num_landmarks, seed=seed, **kernel)
         elif distance == "mmd_exact":
             # B fresh reference rows per call (B = the batch's size): the exact within-batch MMD.
@@ -219,7 +218,7 @@ class StudyBase:
 
     def _val(self, names: Sequence[str], joint: bool) -> dict[str, torch.Tensor]:
         store = FeatureStore(self.layout.test_features)
-        return {n: self._joint_pool(n, store, joint).to(self.device) for n in names}
+        return {n: self._pool(n, store, joint).to(self.device) for n in names}
 
     def task(self, spec: ArmSpec) -> Callable[[TrainConfig, torch.device], TrainTask]:
         """The builder of ``spec``'s :class:`TrainTask` (called by ``train`` after seeding)."""

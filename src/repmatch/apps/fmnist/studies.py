@@ -116,6 +116,12 @@ class FmnistStudyConfig:
         d["recipe"] = self.recipe.to_dict()
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FmnistStudyConfig:
+        """Inverse of :meth:`to_dict` (a study's ``config.json``)."""
+        tuples = {k: tuple(d[k]) for k in ("seeds", "arms", "batch_sizes")}
+        return cls(**{**d, **tuples, "recipe": FmnistRecipe.from_dict(d["recipe"])})
+
 
 def arm_names(study: str, batch_sizes: Sequence[int]) -> tuple[str, ...]:
     """The arms a study can run."""
@@ -218,9 +224,9 @@ def arm_spec(config: FmnistStudyConfig, arm: str, seed: int) -> ArmSpec:
     else:
         kw["joint"] = arm == "joint"
     key = f"{arm.replace('=', '')}-seed{seed}"
-    return ArmSpec(key=key, seed=seed, generator=config.generator, batch_size=n, total_nimg=config.budget_nimg, lr=config.lr_at(n),
-                   chunk_size=min(n, config.chunk_size), log_every_nimg=max(n, config.budget_nimg // 32),
-                   **kw)
+    return ArmSpec(key=key, seed=seed, generator=config.generator, batch_size=n,
+                   total_nimg=config.budget_nimg, lr=config.lr_at(n), chunk_size=min(n, config.chunk_size),
+                   log_every_nimg=max(n, config.budget_nimg // 32), **kw)
 
 
 # ---------------------------------------------------------------------------- running
@@ -363,7 +369,8 @@ def study_table(config: FmnistStudyConfig, results: dict[str, Any]) -> str:
     start = results["start"]
     start_name = "untrained start (1 step)" if config.generator == "post" else "untrained ConvGenerator"
     rows.append(f"| {start_name} | " + " | ".join(f"{start[k]:.3f}" for _, k in cols) + " | – |\n")
-    for arm, entry in results["arms"].items():
+    for arm in _arm_order(config, results):
+        entry = results["arms"][arm]
         s = entry["summary"]
         spec = next(iter(entry["seeds"].values()))["spec"]
         label = f"{arm} ({spec['total_nimg'] // spec['batch_size']} steps, lr {spec['lr']:.2g})" \
@@ -389,17 +396,23 @@ def study_table(config: FmnistStudyConfig, results: dict[str, Any]) -> str:
     text += (f"\nMean ± sd over seeds {seeds}; SW ratios SW(gen, train) / SW(test, train), "
              f"{config.recipe.eval_samples} samples, lower is better, 1 is a fresh real draw; "
              "† held out (never trained against). Budget: "
-             f"{config.budget_nimg} images per arm from the teacher's one-step start. "
-             f"Wall time {results['wall_seconds']:.0f} s.\n")
+             f"{config.budget_nimg} images per arm from "
+             + ("the teacher's one-step start. " if config.generator == "post" else "a fresh ConvGenerator. ")
+             + f"Wall time {results['wall_seconds']:.0f} s.\n")
     if config.name == "fmnist-gaming":
-        for arm, entry in results["arms"].items():
-            for seed, cell in entry["seeds"].items():
+        for arm in _arm_order(config, results):
+            for seed, cell in results["arms"][arm]["seeds"].items():
                 first = cell["monitor"]["first_warning_nimg"]
                 text += (f"- {arm}, seed {seed}: anti-gaming warning "
                          + ("never fired" if first is None else f"first at {first} images "
                             f"({cell['monitor']['warnings']} of {len(cell['monitor']['nimg'])} checks)")
                          + "\n")
     return text
+
+
+def _arm_order(config: FmnistStudyConfig, results: dict[str, Any]) -> list[str]:
+    """The arms of ``results`` in the configuration's order (a JSON file sorts its keys)."""
+    return [a for a in config.arms if a in results["arms"]]
 
 
 def _label(config: FmnistStudyConfig, key: str) -> str:
@@ -426,9 +439,9 @@ def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -
         keys = ["worst_train", "sw_mean", "held_out_mean"]
     if config.name == "fmnist-gaming":  # the trained encoder beside each other encoder
         keys = [f"sw:{e}" for e in config.recipe.encoders]
-    arms = list(results["arms"])
+    arms = _arm_order(config, results)
     gaming = config.name == "fmnist-gaming"
-    fig, axes = plt.subplots(1, 2 if gaming else 1, figsize=(11 if gaming else 6.5, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if gaming else 1, figsize=(12 if gaming else 8, 3.6), squeeze=False)
     ax = axes[0][0]
     if config.name == "fmnist-batch":
         xs = [int(a.removeprefix("N=")) for a in arms]
@@ -449,7 +462,7 @@ def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")
     ax.set_ylabel("SW ratio (1 = real)")
     ax.set_title(config.name)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if gaming:
         ax2 = axes[0][1]
         for arm in arms:
@@ -464,7 +477,7 @@ def plot_study(config: FmnistStudyConfig, results: dict[str, Any], path: Path) -
         ax2.axhline(0.0, color="gray", lw=0.8, ls="--")
         ax2.set_xlabel("images (red: first anti-gaming warning)")
         ax2.set_ylabel("distance − real floor")
-        ax2.legend(fontsize=7)
+        ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")

@@ -94,15 +94,19 @@ def run_fmnist(name: str, args: argparse.Namespace) -> int:
                              "in-process (set the threads with OMP_NUM_THREADS)")
         if args.source is not None:
             raise ValueError("--from applies to spiral-distances only")
+        config = resolve_config(name, out=args.out, base=args.base, quick=args.quick, **overrides)
         if args.dry_run:
-            config = resolve_config(name, out=args.out, base=args.base, quick=args.quick, **overrides)
             print(json.dumps(config.to_dict(), indent=2))
             return 0
-        paths = run_study(name, args.out, base=args.base, quick=args.quick,
-                          progress=show_progress(args), **overrides)
+        paths = run_study(config, args.out, progress=show_progress(args))
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"repmatch study: error: {err}", file=sys.stderr)
         return 2
+    return _print_results(paths)
+
+
+def _print_results(paths: dict[str, Any]) -> int:
+    """Print a finished study's table and name its outputs; exit status 0."""
     with open(paths["table"], encoding="utf-8") as f:
         print(f.read(), end="")
     print_outputs(*paths.items())
@@ -134,10 +138,7 @@ def run_named(name: str, args: argparse.Namespace, source: str | None = None) ->
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    with open(paths["table"], encoding="utf-8") as f:
-        print(f.read(), end="")
-    print_outputs(*paths.items())
-    return 0
+    return _print_results(paths)
 
 
 def run(args: argparse.Namespace) -> int:

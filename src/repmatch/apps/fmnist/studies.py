@@ -269,25 +269,16 @@ def _monitor_events(stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_study(
-    name: str,
+    config: FmnistStudyConfig,
     out: str | Path,
     *,
-    base: str | Path | None = None,
-    quick: bool = False,
-    seeds: Sequence[int] | None = None,
-    arms: Sequence[str] | None = None,
-    batch_sizes: Sequence[int] | None = None,
-    iterations: int | None = None,
-    lr: float | None = None,
-    generator: Literal["post", "scratch"] | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Path]:
-    """Run study ``name`` in ``out`` (resumable: a trained arm is not retrained); returns the
-    paths of ``results.json``, the Markdown table, the figure and ``config.json``."""
-    config = resolve_config(name, out=out, base=base, quick=quick, seeds=seeds, arms=arms,
-                            batch_sizes=batch_sizes, iterations=iterations, lr=lr,
-                            generator=generator)
+    """Run the study ``config`` (from :func:`resolve_config`) in ``out`` (resumable: a trained
+    arm is not retrained); returns the paths of ``results.json``, the Markdown table, the figure
+    and ``config.json``."""
+    name = config.name
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     saved = root / "config.json"

@@ -44,6 +44,8 @@ def test_import_contracts_hold() -> None:
         ("train/loop.py", "from ..apps import toy", "imports no application"),
         # a cycle between two sibling modules
         ("represent/spec.py", "from . import registry", "No import cycles"),
+        # an application reaching into a private library module
+        ("apps/toy.py", "from ..compare.distances import _mmd_core", "public API only"),
     ],
 )
 def test_a_wrong_import_is_caught(tmp_path: Path, module: str, bad_import: str, contract: str) -> None:
@@ -62,3 +64,18 @@ def test_mypy_is_clean_on_src() -> None:
 
     stdout, stderr, status = api.run([str(PACKAGE), "--cache-dir", os.devnull])
     assert status == 0, stdout + stderr
+
+
+def test_the_public_api_contract_names_every_private_library_module() -> None:
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (contract,) = [c for c in contracts if "public API only" in c["name"]]
+    private = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[1] in ("apps", "cli") or parts[-1].startswith("__"):
+            continue
+        if any(p.startswith("_") for p in parts[1:]):
+            private.add(".".join(parts))
+    assert private == set(contract["forbidden_modules"])

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from repmatch import _io
+from repmatch import io as rm_io
 from repmatch.compare import NystromReference
 from repmatch.compare import nystrom as nystrom_mod
 from repmatch.data import ImageFolder, NpzImages
@@ -75,12 +75,12 @@ def _siblings(path: Path) -> list[str]:
 def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        _io.atomic_write_text(tmp_path / "a.txt", "x")
-        _io.atomic_save_safetensors(tmp_path / "b.safetensors", {"t": torch.zeros(2)})
-        with _io.atomic_directory(tmp_path / "d") as tmp:
-            _io.atomic_write_text(tmp / "c.txt", "y")
+        rm_io.atomic_write_text(tmp_path / "a.txt", "x")
+        rm_io.atomic_save_safetensors(tmp_path / "b.safetensors", {"t": torch.zeros(2)})
+        with rm_io.atomic_directory(tmp_path / "d") as tmp:
+            rm_io.atomic_write_text(tmp / "c.txt", "y")
         os.umask(0o077)
-        _io.atomic_write_text(tmp_path / "e.txt", "z")
+        rm_io.atomic_write_text(tmp_path / "e.txt", "z")
     finally:
         os.umask(old)
     mode = {p: (tmp_path / p).stat().st_mode & 0o777 for p in ("a.txt", "b.safetensors", "d", "d/c.txt", "e.txt")}
@@ -96,8 +96,8 @@ def _raise(exc: BaseException):
 @pytest.mark.parametrize(
     ("patch", "save"),
     [
-        ("save_file", lambda p: _io.atomic_save_safetensors(p, {"t": torch.ones(3)})),
-        ("torch_save", lambda p: _io.atomic_torch_save(p, {"t": torch.ones(3)})),
+        ("save_file", lambda p: rm_io.atomic_save_safetensors(p, {"t": torch.ones(3)})),
+        ("torch_save", lambda p: rm_io.atomic_torch_save(p, {"t": torch.ones(3)})),
     ],
 )
 def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -105,7 +105,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkey
     path = tmp_path / "artifact.bin"
     path.write_bytes(b"the old, complete file")
     if patch == "save_file":
-        monkeypatch.setattr(_io, "save_file", _raise(OSError(errno.ENOSPC, "No space left on device")))
+        monkeypatch.setattr(rm_io, "save_file", _raise(OSError(errno.ENOSPC, "No space left on device")))
     else:  # torch.save reports a full disk as a RuntimeError that names no file
         monkeypatch.setattr(torch, "save", _raise(RuntimeError("basic_ios::clear: iostream error")))
     with pytest.raises(OSError, match=f"could not write {path}") as info:
@@ -123,9 +123,9 @@ def test_a_real_write_failure_names_the_file(tmp_path: Path, writer: str) -> Non
     path.write_bytes(b"old")
     big = torch.zeros(1 << 19)  # 2 MiB
     write = {
-        "safetensors": lambda: _io.atomic_save_safetensors(path, {"t": big}),
-        "torch": lambda: _io.atomic_torch_save(path, {"t": big}),
-        "text": lambda: _io.atomic_write_text(path, "x" * (1 << 21)),
+        "safetensors": lambda: rm_io.atomic_save_safetensors(path, {"t": big}),
+        "torch": lambda: rm_io.atomic_torch_save(path, {"t": big}),
+        "text": lambda: rm_io.atomic_write_text(path, "x" * (1 << 21)),
     }[writer]
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))  # SIGXFSZ is ignored by Python
@@ -142,43 +142,43 @@ def test_a_real_write_failure_names_the_file(tmp_path: Path, writer: str) -> Non
 
 def test_atomic_directory_replaces_the_whole_directory_or_nothing(tmp_path: Path) -> None:
     target = tmp_path / "art"
-    with _io.atomic_directory(target) as tmp:
+    with rm_io.atomic_directory(target) as tmp:
         (tmp / "a").write_text("1")
         (tmp / "sub").mkdir()
         (tmp / "sub" / "b").write_text("2")
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["a", "sub", "sub/b"]
-    with pytest.raises(RuntimeError, match="crash"), _io.atomic_directory(target) as tmp:
+    with pytest.raises(RuntimeError, match="crash"), rm_io.atomic_directory(target) as tmp:
         (tmp / "c").write_text("3")
         raise RuntimeError("crash mid-build")
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["a", "sub", "sub/b"]
-    with _io.atomic_directory(target) as tmp:
+    with rm_io.atomic_directory(target) as tmp:
         (tmp / "c").write_text("3")
     assert [p.name for p in target.iterdir()] == ["c"]  # stale entries do not survive
     assert _siblings(target) == []
 
 
 def test_atomic_directory_without_rename_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_io, "_exchange", lambda src, dst: False)  # e.g. a filesystem without it
+    monkeypatch.setattr(rm_io, "_exchange", lambda src, dst: False)  # e.g. a filesystem without it
     target = tmp_path / "art"
     for text in ("old", "new"):
-        with _io.atomic_directory(target) as tmp:
+        with rm_io.atomic_directory(target) as tmp:
             (tmp / "f").write_text(text)
     assert (target / "f").read_text() == "new" and _siblings(target) == []
 
 
 def test_a_crash_mid_swap_is_recovered(tmp_path: Path) -> None:
     target = tmp_path / "art"
-    with _io.atomic_directory(target) as tmp:
+    with rm_io.atomic_directory(target) as tmp:
         (tmp / "f").write_text("old")
     # Killed between the fallback's two renames: the complete old version waits at .art.old.
     target.rename(tmp_path / ".art.old")
-    _io.recover_directory(target)
+    rm_io.recover_directory(target)
     assert (target / "f").read_text() == "old" and _siblings(target) == []
     # Killed while deleting the replaced version, and a dead writer's temporary directory.
     (tmp_path / ".art.old").mkdir()
     dead = tmp_path / f".art.tmp.{socket.gethostname()}.{2**22 + 7}.abcd"
     dead.mkdir()
-    with _io.atomic_directory(target) as tmp:
+    with rm_io.atomic_directory(target) as tmp:
         (tmp / "f").write_text("new")
     assert (target / "f").read_text() == "new" and _siblings(target) == []
 
@@ -187,7 +187,7 @@ def test_atomic_directory_refuses_to_replace_what_it_did_not_write(tmp_path: Pat
     target = tmp_path / "mine"
     target.mkdir()
     (target / "precious.txt").write_text("keep me")
-    with pytest.raises(ValueError, match=rf"{target}.*manifest.json"), _io.atomic_directory(target, replaces="manifest.json"):
+    with pytest.raises(ValueError, match=rf"{target}.*manifest.json"), rm_io.atomic_directory(target, replaces="manifest.json"):
         pass
     assert (target / "precious.txt").read_text() == "keep me" and _siblings(target) == []
 

@@ -89,7 +89,7 @@ class _Stream(io.StringIO):
 
 
 def test_progress_needs_the_flag_a_terminal_and_rank_0(monkeypatch: pytest.MonkeyPatch) -> None:
-    from repmatch._progress import is_main_process, progress_enabled
+    from repmatch.progress import is_main_process, progress_enabled
 
     assert progress_enabled(True, stream=_Stream(tty=True))
     assert not progress_enabled(False, stream=_Stream(tty=True))  # --no-progress
@@ -102,7 +102,7 @@ def test_progress_needs_the_flag_a_terminal_and_rank_0(monkeypatch: pytest.Monke
 
 
 def test_a_disabled_bar_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    from repmatch._progress import bar
+    from repmatch.progress import bar
 
     for _ in bar(range(3), desc="quiet", enabled=False):
         pass

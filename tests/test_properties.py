@@ -4,7 +4,7 @@ Each example draws shapes (B, N, D from 1 up), a dtype (float16, bfloat16, float
 int64), a feature scale (the bandwidth scales with it), a kind of data (Gaussian, all rows
 identical, one zero-variance column) and at most one fault (NaN, ±Inf, an integer tensor, a
 feature dimension off by one) in one argument. A small model of the documented contract
-(``repmatch._validate``: a non-floating tensor is a ``TypeError``, a non-finite value or a
+(``repmatch.validate``: a non-floating tensor is a ``TypeError``, a non-finite value or a
 wrong shape a ``ValueError``, each naming the parameter) predicts the violations; the example
 must then either raise one of them, with a message naming that parameter, or, when there is
 none, return the independent float64 oracle's value (:mod:`_oracles`) within a tolerance set

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from repmatch._io import atomic_write_json, atomic_write_text
+from repmatch.io import atomic_write_json, atomic_write_text
 from repmatch.apps.fmnist.pipeline import MODELS, run_pipeline
 from repmatch.apps.fmnist.recipe import FmnistRecipe
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from ._io import atomic_write
+from .io import atomic_write
 
 #: PNG text chunk of a :func:`class_grid` file: the class label of each grid row, as a JSON
 #: list (``repmatch report`` names the rows from it).

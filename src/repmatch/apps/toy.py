@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_positive
+from ..validate import check_positive
 from ..compare import NystromReference, joint_bandwidths, mmd_nystrom_loss
 from ..generators import MLPGenerator
 from ..represent import ConditionPool, joint_features

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .._version import __version__
+from .. import __version__
 from .table import VERBS
 
 #: What bad input or a failed run raises (the library's errors name the parameter or file and

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._progress import is_main_process, progress_enabled
+from ..progress import is_main_process, progress_enabled
 
 
 def positive_int(text: str) -> int:
@@ -80,7 +80,7 @@ def add_progress_flag(parser: argparse.ArgumentParser, help: str | None = None) 
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """Whether this verb draws progress bars (see :func:`repmatch._progress.progress_enabled`)."""
+    """Whether this verb draws progress bars (see :func:`repmatch.progress.progress_enabled`)."""
     return progress_enabled(not getattr(args, "no_progress", False))
 
 

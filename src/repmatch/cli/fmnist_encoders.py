@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .._validate import check_choice
+    from ..validate import check_choice
     from ..apps.fmnist.encoders import (
         FMNIST_ENCODERS,
         FmnistTrainConfig,

@@ -45,8 +45,8 @@ def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._io import atomic_write_json
-    from .._progress import bar
+    from ..io import atomic_write_json
+    from ..progress import bar
     from ..generators import GeneratedImages, write_samples_npz
     from ..images import make_grid, save_png
     from ..train.checkpoint import latest_checkpoint

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .._progress import is_main_process
+from ..progress import is_main_process
 from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
 from .table import PRESETS, TASKS, load
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .._validate import check_choice, check_features, check_positive, check_scales
+from ..validate import check_choice, check_features, check_positive, check_scales
 
 __all__ = [
     "PRECISIONS",

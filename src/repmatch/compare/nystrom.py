@@ -33,14 +33,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .._io import (
+from ..io import (
     atomic_directory,
     atomic_save_safetensors,
     atomic_write_json,
     file_sha256,
     recover_directory,
 )
-from .._validate import check_choice, check_features, check_nonnegative_int, check_positive
+from ..validate import check_choice, check_features, check_nonnegative_int, check_positive
 from .kernels import (
     PRECISIONS,
     augmented_operands,
@@ -456,7 +456,7 @@ class NystromReference:
         """Write the directory ``path``: ``reference.safetensors`` and ``manifest.json``.
 
         The directory is built beside ``path`` and swapped into place whole
-        (:func:`repmatch._io.atomic_directory`): a crash or a full disk at any point leaves the
+        (:func:`repmatch.io.atomic_directory`): a crash or a full disk at any point leaves the
         previous reference at ``path`` intact, never a mix of old and new files. ``path``
         belongs to the reference: an existing directory that holds something else is refused
         (``ValueError``), not replaced. The manifest records the tensors file's SHA-256,

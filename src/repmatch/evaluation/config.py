@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .._validate import check_nonnegative_int, check_positive
+from ..validate import check_nonnegative_int, check_positive
 from ..metrics.panel import DEFAULT_MMD_SAMPLES, DEFAULT_SW_SAMPLES
 from ..metrics.sliced import DEFAULT_CHUNK_SIZE, DEFAULT_NUM_PROJECTIONS
 

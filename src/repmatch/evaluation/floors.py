@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json
-from .._progress import bar
+from ..io import atomic_write_json
+from ..progress import bar
 from ..metrics import FingerprintMismatchError, check_fingerprints, sw_floors
 from .config import EvalConfig
 from .sources import FeatureSource

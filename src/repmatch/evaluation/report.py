@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write
+from ..io import atomic_write
 
 _ROWS = (("sw", "SW ratio"), ("mmd", "MMD² ratio"), ("fd", "FD ratio"))
 

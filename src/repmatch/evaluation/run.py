@@ -16,8 +16,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from .._io import atomic_write_json, atomic_write_text
-from .._progress import bar
+from ..io import atomic_write_json, atomic_write_text
+from ..progress import bar
 from ..features import FeatureStore, resolve_encoder_names
 from ..metrics import (
     check_fingerprints,

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
-from .._io import (
+from ..io import (
     atomic_save_safetensors,
     atomic_write_json,
     check_replaceable,
@@ -28,7 +28,7 @@ from .._io import (
     recover_directory,
     replace_directory,
 )
-from .._validate import check_positive
+from ..validate import check_positive
 from ..represent import EncoderBattery, list_panels, panel
 from .store import (
     FORMAT,

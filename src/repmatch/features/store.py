@@ -13,7 +13,7 @@ Shard ``k`` always holds rows ``[k * rows_per_shard, min((k + 1) * rows_per_shar
 
 Guarantees. A store is built in the sibling ``<store>.partial`` (where an interrupted
 extraction waits to be resumed) and swapped into place whole when complete
-(:func:`repmatch._io.replace_directory`), so ``<store>`` is absent or complete, never partial.
+(:func:`repmatch.io.replace_directory`), so ``<store>`` is absent or complete, never partial.
 While it is built, ``.<store>.lock`` beside it admits one writer. Inside ``.partial``, shards and
 the manifest are written atomically and a shard counts as written only once the manifest lists
 it. Opening a store validates every manifest field (type and range; an error names the file
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .._io import recover_directory
+from ..io import recover_directory
 
 FORMAT = "repmatch.features/1"
 MANIFEST = "manifest.json"

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from .._validate import check_positive
+from ..validate import check_positive
 
 
 @runtime_checkable

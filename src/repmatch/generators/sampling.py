@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .._io import atomic_write
-from .._progress import bar
-from .._validate import check_nonnegative_int, check_positive
+from ..io import atomic_write
+from ..progress import bar
+from ..validate import check_nonnegative_int, check_positive
 from ..images import GRID_ROWS_KEY, class_grid, save_png
 from .base import Generator
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import check_features, check_nonnegative_int, check_positive
+from ..validate import check_features, check_nonnegative_int, check_positive
 
 
 def as_float64(name: str, x: torch.Tensor, *, dim: int | None = None) -> torch.Tensor:

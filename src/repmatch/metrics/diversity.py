@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .._validate import check_features, check_positive
+from ..validate import check_features, check_positive
 from ._common import as_float64, seeded_subsample
 
 

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .._validate import check_nonnegative_int, check_positive
+from ..validate import check_nonnegative_int, check_positive
 from ._common import as_float64, seeded_subsample
 
 DEFAULT_NUM_FEATURES = 4096  # 4096 random Fourier features (§4.4, Appendix D)

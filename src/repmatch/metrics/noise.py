@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .._validate import check_positive
+from ..validate import check_positive
 from ._common import subsample_indices
 from .panel import Features, sw_ratio_panel
 from .sliced import DEFAULT_CHUNK_SIZE, DEFAULT_NUM_PROJECTIONS

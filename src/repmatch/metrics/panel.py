@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .._validate import check_nonnegative_int, check_positive
+from ..validate import check_nonnegative_int, check_positive
 from ._common import as_float64, seeded_subsample
 from .fingerprints import check_fingerprints
 from .frechet import frechet_from_stats, gaussian_stats

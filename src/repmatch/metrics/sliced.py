@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._validate import check_nonnegative_int, check_positive
+from ..validate import check_nonnegative_int, check_positive
 from ._common import as_float64
 
 DEFAULT_NUM_PROJECTIONS = 1024  # M = 1024 in the paper (§4.1)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .._io import atomic_write_text
+from ..io import atomic_write_text
 from ..images import GRID_ROWS_KEY, class_grid, make_grid, png_bytes
 from .curves import Panel, curve_panels, curves_png, read_stats
 from .meta import CurveSource, ReferenceRow, ReportMeta, read_report_meta

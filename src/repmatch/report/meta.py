@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text
+from ..io import atomic_write_text
 
 REPORT_META = "report.json"
 

@@ -14,7 +14,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from .._validate import check_positive
+from ..validate import check_positive
 from .base import Encoder, ImageEncoder
 from .preprocessing import check_images
 from .registry import create

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._validate import check_choice
+from ..validate import check_choice
 from .base import Encoder, ImageEncoder
 from .offline import onnxruntime_backbone
 from .registry import create, resolve_spec

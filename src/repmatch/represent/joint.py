@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .._validate import check_features, check_positive
+from ..validate import check_features, check_positive
 
 
 def one_hot_embedding(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .._io import atomic_write, cache_dir
+from ..io import atomic_write, cache_dir
 from .registry import EncoderSpec, MissingWeightsError, register_encoder, register_panel
 
 if TYPE_CHECKING:

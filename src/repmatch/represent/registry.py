@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from .._validate import check_choice
+from ..validate import check_choice
 from .base import Encoder, ImageEncoder, TextEncoder
 from .spec import MODALITIES, EncoderSpec
 

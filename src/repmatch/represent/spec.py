@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-from .._validate import check_choice, check_positive
+from ..validate import check_choice, check_positive
 
 MODALITIES = ("image", "text")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")

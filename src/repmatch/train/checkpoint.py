@@ -2,7 +2,7 @@
 
 - A checkpoint is ``<run_dir>/checkpoints/ckpt-<count:012d>.pt`` (``torch.save`` of a dict of
   tensors and plain data; ``count`` is the loop's progress counter, images for iRDM, steps for
-  the teacher) written through :func:`repmatch._io.atomic_torch_save`, so a crash never leaves
+  the teacher) written through :func:`repmatch.io.atomic_torch_save`, so a crash never leaves
   a truncated file; the newest complete file is the one to resume from. Loading refuses
   anything but tensors and plain containers (``weights_only=True``): a planted pickle cannot
   run code.
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import atomic_torch_save, atomic_write_text, exclusive_lock
+from ..io import atomic_torch_save, atomic_write_text, exclusive_lock
 
 _NAME = re.compile(r"^ckpt-(\d{12})\.pt$")
 

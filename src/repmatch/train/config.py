@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._validate import check_choice, check_nonnegative_int, check_positive, check_scales
+from ..validate import check_choice, check_nonnegative_int, check_positive, check_scales
 from .controller import ControllerConfig
 
 LR_REFERENCE_BATCH = 5120

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._validate import check_choice, check_positive
+from ..validate import check_choice, check_positive
 
 CONTROLLER_MODES = ("gated", "uniform")
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from .._io import atomic_write_json
+from ..io import atomic_write_json
 from ..generators import Generator
 from ..images import make_grid, save_png
 from .checkpoint import (

@@ -13,7 +13,7 @@ disjoint validation batches ``val_k`` of the generator's batch size (the biased 
 depends on it).
 
 Directory layout (built beside ``DIR`` and swapped into place whole, so a reader sees the
-complete old set or the complete new one; see :func:`repmatch._io.atomic_directory`)::
+complete old set or the complete new one; see :func:`repmatch.io.atomic_directory`)::
 
     DIR/references.json           format, encoders (fingerprint, scales, bandwidths, pool),
                                   condition, floors, SHA-256 of the conditions and captions
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from .._io import (
+from ..io import (
     atomic_directory,
     atomic_save_safetensors,
     atomic_write_json,
@@ -44,8 +44,8 @@ from .._io import (
     file_sha256,
     recover_directory,
 )
-from .._progress import bar
-from .._validate import check_nonnegative_int, check_positive, check_scales
+from ..progress import bar
+from ..validate import check_nonnegative_int, check_positive, check_scales
 from ..compare import NystromReference, joint_bandwidths, median_bandwidth, mmd_nystrom_loss
 from ..compare.kernels import multiscale_bandwidths
 from ..data import ImageFolder, captions_in_order, open_dataset, read_captions
@@ -212,7 +212,7 @@ def save_references(refs: Sequence[NystromReference], directory: str | Path) -> 
     """Save one encoder's references, one per kernel scale, as ``directory/scale<k>``.
 
     The directory is built beside ``directory`` and swapped into place whole
-    (:func:`repmatch._io.atomic_directory`): a crash or a full disk leaves the previous
+    (:func:`repmatch.io.atomic_directory`): a crash or a full disk leaves the previous
     references intact, and a rerun with fewer scales leaves no stale one. An existing
     directory without ``scale0`` (not references) is refused, not replaced.
     """

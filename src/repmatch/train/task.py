@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .._validate import check_features, check_positive
+from ..validate import check_features, check_positive
 from ..represent.joint import ConditionPool, joint_features
 from .config import TrainConfig
 

@@ -36,9 +36,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from ..._io import atomic_save_safetensors, cache_dir
-from ..._progress import bar
-from ..._validate import check_choice, check_positive
+from ...io import atomic_save_safetensors, cache_dir
+from ...progress import bar
+from ...validate import check_choice, check_positive
 from ...data import FashionMNIST
 from ...represent.preprocessing import preprocess
 from ...represent.registry import (

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..._validate import check_choice
+from ...validate import check_choice
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..._validate import check_choice
+from ...validate import check_choice
 from ...represent import EncoderBattery, inference_encoder
 from ...train import ControllerConfig, IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from ...train.references import ClassCondition

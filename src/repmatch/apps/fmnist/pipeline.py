@@ -36,9 +36,9 @@ from typing import Any, cast
 
 import torch
 
-from ..._io import atomic_write_json, atomic_write_text
-from ..._progress import bar
-from ..._validate import check_choice
+from ...io import atomic_write_json, atomic_write_text
+from ...progress import bar
+from ...validate import check_choice
 from ...data import open_dataset
 from ...evaluation import (
     FLOORS_FILE,

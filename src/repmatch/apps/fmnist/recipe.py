@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..._validate import check_choice, check_positive, check_scales
+from ...validate import check_choice, check_positive, check_scales
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..._io import atomic_write_json, atomic_write_text
-from ..._progress import bar
-from ..._validate import check_choice, check_positive
+from ...io import atomic_write_json, atomic_write_text
+from ...progress import bar
+from ...validate import check_choice, check_positive
 from ...evaluation import FLOORS_FILE, load_floors
 from ...features import FeatureStore
 from .parts import make_battery

@@ -36,8 +36,8 @@ from typing import Any, Literal, cast
 
 import torch
 
-from ..._io import atomic_write_json
-from ..._validate import check_choice
+from ...io import atomic_write_json
+from ...validate import check_choice
 from ...compare import distances as distance_registry
 from ...compare import median_bandwidth
 from ...data import open_dataset

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from ..._validate import check_choice
+from ...validate import check_choice
 from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding

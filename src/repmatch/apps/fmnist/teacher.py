@@ -36,9 +36,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ..._io import atomic_save_safetensors, atomic_write_json
-from ..._progress import bar
-from ..._validate import check_choice, check_nonnegative_int, check_positive
+from ...io import atomic_save_safetensors, atomic_write_json
+from ...progress import bar
+from ...validate import check_choice, check_nonnegative_int, check_positive
 from ...data import FashionMNIST
 from ...generators import FewStepGenerator, write_sample_grid
 from ...train import (

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._validate import check_nonnegative_int, check_positive
+from ...validate import check_nonnegative_int, check_positive
 from ._conditioning import check_condition
 
 

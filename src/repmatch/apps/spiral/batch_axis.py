@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..._validate import check_choice, check_positive
+from ...validate import check_choice, check_positive
 from .report import mean_sd
 from .runner import Job, run_jobs
 from .study import ARMS, SpiralConfig, SpiralResult, cell_cost, score_samples, train_cells_ambient

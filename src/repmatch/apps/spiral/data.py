@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..._validate import check_features, check_positive
+from ...validate import check_features, check_positive
 
 
 @dataclass(frozen=True, kw_only=True)

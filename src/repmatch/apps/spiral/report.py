@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..._io import atomic_write, atomic_write_json, atomic_write_text
+from ...io import atomic_write, atomic_write_json, atomic_write_text
 from .data import spiral_curve
 from .study import SpiralResult
 
@@ -175,7 +175,7 @@ def render_figure(results: SpiralResult | Sequence[SpiralResult], *, max_points:
 
 
 def png_writer(png: bytes) -> Callable[[str], None]:
-    """A writer for :func:`repmatch._io.atomic_write` that puts ``png`` in the temporary file."""
+    """A writer for :func:`repmatch.io.atomic_write` that puts ``png`` in the temporary file."""
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(png)

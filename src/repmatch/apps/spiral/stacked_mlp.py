@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..._validate import check_positive
+from ...validate import check_positive
 
 
 class StackedMLP(nn.Module):

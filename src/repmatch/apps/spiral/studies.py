@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..._io import atomic_write, atomic_write_json, atomic_write_text
+from ...io import atomic_write, atomic_write_json, atomic_write_text
 from .batch_axis import CURVES, BatchAxisConfig, BatchPoint, best_batch, run_batch_axis
 from .distance_ranking import (
     NEUTRAL,

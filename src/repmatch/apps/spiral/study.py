@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..._validate import check_choice, check_positive
+from ...validate import check_choice, check_positive
 from ...compare import distances
 from ...compare.kernels import median_bandwidth
 from .data import SpiralScorer, SpiralSpec, orthonormal_embedding, sample_spiral

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..._validate import check_features
+from ...validate import check_features
 from ..kernels import median_bandwidth, multiscale_bandwidths
 
 

@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from ..._validate import check_features, check_positive
+from ...validate import check_features, check_positive
 from ..kernels import compute_dtype, sq_distances
 from ._base import Distance, reference_features
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..._validate import check_features, check_positive
+from ...validate import check_features, check_positive
 from ..kernels import compute_dtype
 from ._autograd import first_order_only
 from ._base import Distance, reference_features

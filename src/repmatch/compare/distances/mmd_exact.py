@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..._validate import check_choice, check_features, check_positive
+from ...validate import check_choice, check_features, check_positive
 from ..kernels import PRECISIONS, compute_dtype, exp_floored_, sq_distances
 from ._base import Distance, reference_features, resolve_bandwidths
 from ._mmd_core import AttractionTerm, fused_mmd, prepare_points

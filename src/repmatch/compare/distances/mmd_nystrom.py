@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..._validate import check_choice, check_positive
+from ...validate import check_choice, check_positive
 from ..kernels import PRECISIONS, compute_dtype
 from ..nystrom import NystromReference
 from ._base import Distance, reference_features

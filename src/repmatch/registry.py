@@ -1,0 +1,141 @@
+"""Name → object registries, one shape for every kind of extension.
+
+Each kind (encoder, generator source, distance, dataset reader, task, study) has one
+:class:`Registry`, filled three ways, in this order of precedence:
+
+1. the library's own entries, registered by the module that defines the registry;
+2. installed packages, through the entry-point group ``repmatch.<kind>s`` (e.g.
+   ``repmatch.studies``): each entry's name is the registry name and its value the object
+   (``"pkg.module:attribute"``), loaded on first lookup. An entry whose value is a module
+   instead registers its names itself when imported (how encoder packages add several specs);
+3. ``"module:attribute"`` given wherever a name is: imported from the working directory or
+   ``PYTHONPATH`` on use, never registered.
+
+A plugin that fails to load is reported by name (one :class:`RuntimeWarning`, and its error
+again if that name is asked for); the other entries keep working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+import types
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+
+def import_object(target: str, *, key: str) -> Any:
+    """The object named by ``"package.module:attribute"`` (dotted attributes allowed); ``key``
+    names the parameter in errors. The working directory is importable, as it is for
+    ``python -m``."""
+    module, sep, attr = target.partition(":") if isinstance(target, str) else ("", "", "")
+    if not (module and sep and attr):
+        raise ValueError(f"{key} must be 'module:attribute' (e.g. 'mygen:build'), got {target!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module)
+    except Exception as exc:  # any failure inside the user's module is reported as such
+        raise ValueError(f"{key}: cannot import module {module!r} ({type(exc).__name__}: {exc})") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{key}: module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+class Registry(Generic[T]):
+    """Names of one kind of extension, each bound to an object.
+
+    Args:
+        kind: what the entries are, in messages (``"distance"``); the entry-point group is
+            ``repmatch.<kind>s`` unless ``group`` is given.
+        group: the entry-point group; ``None`` derives it from ``kind``, ``""`` reads none.
+        check: called on every object looked up (by name, plugin or ``module:attribute``) to
+            refuse one of the wrong type; raises ``TypeError``.
+    """
+
+    def __init__(self, kind: str, *, group: str | None = None,
+                 check: Callable[[str, Any], None] | None = None) -> None:
+        self.kind = kind
+        self.group = f"repmatch.{kind.replace(' ', '_')}s" if group is None else group
+        self._check = check
+        self._entries: dict[str, T] = {}
+        self._plugins_loaded = not self.group
+        #: ``{plugin name: error}`` of the entry points that failed to load.
+        self.plugin_errors: dict[str, str] = {}
+
+    @overload
+    def register(self, name: str) -> Callable[[T], T]: ...
+    @overload
+    def register(self, name: str, obj: T, *, overwrite: bool = False) -> T: ...
+
+    def register(self, name: str, obj: Any = None, *, overwrite: bool = False) -> Any:
+        """Bind ``name`` to ``obj`` (or, without ``obj``, a decorator that does). Binding a
+        taken name to another object raises ``ValueError`` unless ``overwrite``."""
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ValueError(f"{self.kind} name must be a non-empty string without ':', got {name!r}")
+
+        def bind(value: T) -> T:
+            old = self._entries.get(name)
+            if old is not None and old is not value and not overwrite:
+                raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
+            self._entries[name] = value
+            return value
+
+        return bind if obj is None else bind(obj)
+
+    def get(self, name: str, *, key: str | None = None) -> T:
+        """The object registered as ``name``, or the one ``"module:attribute"`` names; ``key``
+        names the parameter in errors (default: the kind)."""
+        key = key or self.kind
+        if isinstance(name, str) and ":" in name:
+            obj = import_object(name, key=key)
+        else:
+            self.load_plugins()
+            if not isinstance(name, str) or name not in self._entries:
+                failed = self.plugin_errors.get(name) if isinstance(name, str) else None
+                if failed is not None:
+                    raise ImportError(f"{key} {name!r}: its plugin failed to load ({failed})")
+                raise ValueError(f"{key} must be one of {self.names()} or 'module:attribute', got {name!r}")
+            obj = self._entries[name]
+        if self._check is not None:
+            self._check(key, obj)
+        return obj
+
+    def names(self) -> list[str]:
+        """Every registered name (the library's and the plugins'), sorted."""
+        self.load_plugins()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        self.load_plugins()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def load_plugins(self) -> None:
+        """Load the entry points of :attr:`group` once; a failing one is warned about by name
+        and recorded in :attr:`plugin_errors`."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for entry in importlib.metadata.entry_points(group=self.group):
+            try:
+                obj = entry.load()
+                if not isinstance(obj, types.ModuleType):  # a module registers its own names
+                    self.register(entry.name, obj, overwrite=True)
+            except Exception as exc:  # a broken plugin must not break the others
+                self.plugin_errors[entry.name] = f"{type(exc).__name__}: {exc}"
+                warnings.warn(
+                    f"repmatch: the {self.kind} plugin {entry.name!r} ({entry.value}, group "
+                    f"{self.group}) failed to load and is skipped: {type(exc).__name__}: {exc}",
+                    RuntimeWarning, stacklevel=3,
+                )

@@ -6,8 +6,9 @@ Each kind (encoder, generator source, distance, dataset reader, task, study) has
 1. the library's own entries, registered by the module that defines the registry;
 2. installed packages, through the entry-point group ``repmatch.<kind>s`` (e.g.
    ``repmatch.studies``): each entry's name is the registry name and its value the object
-   (``"pkg.module:attribute"``), loaded on first lookup. An entry whose value is a module
-   instead registers its names itself when imported (how encoder packages add several specs);
+   (``"pkg.module:attribute"``), imported only when that name is looked up, so listing the
+   names stays cheap. An entry whose value is a module instead registers its names itself when
+   imported (how encoder packages add several specs); such modules load on the first lookup;
 3. ``"module:attribute"`` given wherever a name is: imported from the working directory or
    ``PYTHONPATH`` on use, never registered.
 
@@ -68,6 +69,7 @@ class Registry(Generic[T]):
         self._check = check
         self._entries: dict[str, T] = {}
         self._plugins_loaded = not self.group
+        self._pending: dict[str, importlib.metadata.EntryPoint] = {}
         #: ``{plugin name: error}`` of the entry points that failed to load.
         self.plugin_errors: dict[str, str] = {}
 
@@ -99,6 +101,8 @@ class Registry(Generic[T]):
             obj = import_object(name, key=key)
         else:
             self.load_plugins()
+            if isinstance(name, str) and name in self._pending:
+                self._load_entry(self._pending.pop(name))
             if not isinstance(name, str) or name not in self._entries:
                 failed = self.plugin_errors.get(name) if isinstance(name, str) else None
                 if failed is not None:
@@ -110,32 +114,37 @@ class Registry(Generic[T]):
         return obj
 
     def names(self) -> list[str]:
-        """Every registered name (the library's and the plugins'), sorted."""
+        """Every name: the library's, the plugins' (not imported to list them), sorted."""
         self.load_plugins()
-        return sorted(self._entries)
+        return sorted({*self._entries, *self._pending})
 
     def __contains__(self, name: object) -> bool:
-        self.load_plugins()
-        return name in self._entries
+        return name in self.names()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def load_plugins(self) -> None:
-        """Load the entry points of :attr:`group` once; a failing one is warned about by name
-        and recorded in :attr:`plugin_errors`."""
+        """Read the entry points of :attr:`group` once: module entries are imported now (they
+        register their own names), object entries when their name is looked up."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
         for entry in importlib.metadata.entry_points(group=self.group):
-            try:
-                obj = entry.load()
-                if not isinstance(obj, types.ModuleType):  # a module registers its own names
-                    self.register(entry.name, obj, overwrite=True)
-            except Exception as exc:  # a broken plugin must not break the others
-                self.plugin_errors[entry.name] = f"{type(exc).__name__}: {exc}"
-                warnings.warn(
-                    f"repmatch: the {self.kind} plugin {entry.name!r} ({entry.value}, group "
-                    f"{self.group}) failed to load and is skipped: {type(exc).__name__}: {exc}",
-                    RuntimeWarning, stacklevel=3,
-                )
+            if entry.attr:
+                self._pending.setdefault(entry.name, entry)
+            else:
+                self._load_entry(entry)
+
+    def _load_entry(self, entry: importlib.metadata.EntryPoint) -> None:
+        try:
+            obj = entry.load()
+            if not isinstance(obj, types.ModuleType):
+                self.register(entry.name, obj, overwrite=True)
+        except Exception as exc:  # a broken plugin must not break the others
+            self.plugin_errors[entry.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"repmatch: the {self.kind} plugin {entry.name!r} ({entry.value}, group "
+                f"{self.group}) failed to load and is skipped: {type(exc).__name__}: {exc}",
+                RuntimeWarning, stacklevel=4,
+            )

@@ -23,9 +23,10 @@ from .distances import (
     sliced_wasserstein_loss,
 )
 from .kernels import gaussian_kernel, joint_bandwidths, median_bandwidth, multiscale_bandwidths
-from .nystrom import FeatureChunks, NystromReference, kmeans
+from .nystrom import DEFAULT_NUM_LANDMARKS, FeatureChunks, NystromReference, kmeans
 
 __all__ = [
+    "DEFAULT_NUM_LANDMARKS",
     "MMDRFF",
     "NAMES",
     "Distance",

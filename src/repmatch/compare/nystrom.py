@@ -50,7 +50,11 @@ from .kernels import (
     sq_distances,
 )
 
-__all__ = ["FeatureChunks", "NystromReference", "kmeans"]
+__all__ = ["DEFAULT_NUM_LANDMARKS", "FeatureChunks", "NystromReference", "kmeans"]
+
+#: Landmarks per reference unless a caller says otherwise: the paper's m = 4096 (§3.1). Every
+#: signature that takes ``num_landmarks`` defaults to this one value.
+DEFAULT_NUM_LANDMARKS = 4096
 
 #: A reference pool: a tensor ``(N, D)``, a re-iterable of ``(n_i, D)`` chunks (e.g. a list),
 #: or a zero-argument callable returning a fresh iterator of chunks (e.g. reading shards).
@@ -238,7 +242,7 @@ class NystromReference:
     def build(
         cls,
         features: FeatureChunks,
-        num_landmarks: int = 4096,
+        num_landmarks: int = DEFAULT_NUM_LANDMARKS,
         bandwidth: str | float = "median",
         seed: int = 0,
         fingerprint: str | None = None,
@@ -276,7 +280,7 @@ class NystromReference:
     def build_multiscale(
         cls,
         features: FeatureChunks,
-        num_landmarks: int = 4096,
+        num_landmarks: int = DEFAULT_NUM_LANDMARKS,
         bandwidths: Sequence[float] | None = None,
         factors: Sequence[float] = (0.5, 1.0, 2.0),
         seed: int = 0,

@@ -22,7 +22,7 @@ import torch
 
 from ...validate import check_choice, check_positive
 from ..kernels import PRECISIONS, compute_dtype
-from ..nystrom import NystromReference
+from ..nystrom import DEFAULT_NUM_LANDMARKS, NystromReference
 from ._base import Distance, reference_features
 from ._mmd_core import AttractionTerm, PointSet, fused_mmd, prepare_points
 
@@ -112,7 +112,9 @@ class MMDNystrom(Distance):
     """``mmd_nystrom``: eq. 3 against a frozen Nyström reference (multi-scale via ``scales``).
 
     ``fit`` takes reference features ``(N, D)`` (builds ``NystromReference``s with
-    ``num_landmarks`` landmarks at ``bandwidth × scales``) or prebuilt reference(s).
+    ``num_landmarks`` landmarks at ``bandwidth × scales``; by default the library's
+    :data:`~repmatch.compare.nystrom.DEFAULT_NUM_LANDMARKS`, so ``N`` must be at least that) or
+    prebuilt reference(s).
     """
 
     name = "mmd_nystrom"
@@ -120,7 +122,7 @@ class MMDNystrom(Distance):
     def __init__(
         self,
         *,
-        num_landmarks: int = 512,
+        num_landmarks: int = DEFAULT_NUM_LANDMARKS,
         bandwidth: str | float = "median",
         scales: Sequence[float] = (1.0,),
         seed: int = 0,

@@ -29,13 +29,13 @@ from repmatch.features import FeatureStore, extract_features
 from repmatch.features import extract as extract_mod
 from repmatch.metrics.fingerprints import FingerprintMismatchError, check_fingerprints
 from repmatch.represent import EncoderSpec, register_encoder
-from repmatch.train import references as references_mod
-from repmatch.train.references import (
+from repmatch.references import (
     References,
     build_reference_dir,
     load_references,
     save_references,
 )
+from repmatch.references import build_directory as build_directory_mod
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "artifacttest_lin"
@@ -252,7 +252,7 @@ def test_a_references_rebuild_that_crashes_keeps_the_old_directory(tmp_path: Pat
     out = tmp_path / "refs"
     build_reference_dir(store, out, num_landmarks=8)
     before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    monkeypatch.setattr(references_mod, "write_manifest", _raise(OSError(errno.ENOSPC, "No space left on device")))
+    monkeypatch.setattr(build_directory_mod, "write_manifest", _raise(OSError(errno.ENOSPC, "No space left on device")))
     with pytest.raises(OSError, match="No space left"):
         build_reference_dir(store, out, num_landmarks=12)
     after = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -90,7 +90,7 @@ def test_references_are_joint_and_match_the_battery(run):
 
     from repmatch.features import FeatureStore
     from repmatch.represent.joint import joint_features, one_hot_embedding
-    from repmatch.train.references import load_references
+    from repmatch.references import load_references
 
     recipe = smoke_recipe()
     battery = make_battery(recipe, recipe.train_encoders, run)

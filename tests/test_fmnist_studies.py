@@ -157,7 +157,7 @@ def test_distance_arms_train_on_their_distance_with_the_references_kernel(runs) 
 
 
 def test_marginal_references_drop_the_class_and_joint_keeps_it(runs) -> None:
-    from repmatch.train.references import load_references
+    from repmatch.references import load_references
 
     run = runs["fmnist-joint"]
     base = run.parent / "base"

@@ -20,7 +20,7 @@ from repmatch.data import NpzImages
 from repmatch.features import FeatureStore, extract_features
 from repmatch.represent import EncoderSpec, register_encoder
 from repmatch.train import IntervalConfig, OptimConfig, TrainConfig, train
-from repmatch.train.references import ClassCondition, References, load_references
+from repmatch.references import ClassCondition, References, load_references
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "workflowtest_lin"

@@ -13,7 +13,8 @@ from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
 from repmatch.train.config import IntervalConfig, OptimConfig, TrainConfig
 from repmatch.train.controller import ControllerConfig
 from repmatch.train.loop import AntiGamingMonitor, train
-from repmatch.train.task import TrainTask, estimate_floors
+from repmatch.references import training_floors
+from repmatch.train.task import TrainTask
 
 B = 16
 
@@ -35,7 +36,7 @@ def make_task(floors=None, distance_hook=None, heldout=False):
 
     dists = {k: dist(k) for k in refs}
     if floors is None:
-        floors = estimate_floors(dists, {k: r + 0.3 for k, r in refs.items()}, B)
+        floors = training_floors(dists, {k: r + 0.3 for k, r in refs.items()}, B).values
     kw = {}
     if heldout:
         held = {"held": lambda x: brute_mmd_loss(x, refs["lin"][:, :3], 1.0)}

@@ -80,7 +80,7 @@ def test_the_issue_config_keys_are_the_docs(tutorial: Path) -> None:
 def test_the_floor_is_the_loss_of_the_real_validation_set(tutorial: Path) -> None:
     from repmatch import mmd_nystrom_loss
     from repmatch.features import FeatureStore
-    from repmatch.train.references import References, load_references
+    from repmatch.references import References, load_references
 
     refs = References.open(tutorial / "refs")
     val = FeatureStore(tutorial / "feats/val").read("efficientnet_lite0")

@@ -19,6 +19,7 @@ from torch import nn
 from ..validate import check_positive
 from ..compare import NystromReference, joint_bandwidths, mmd_nystrom_loss
 from ..generators import MLPGenerator
+from ..references import training_floors
 from ..represent import ConditionPool, joint_features
 from ..train import (
     ControllerConfig,
@@ -27,7 +28,6 @@ from ..train import (
     OptimConfig,
     TrainConfig,
     TrainTask,
-    estimate_floors,
 )
 
 TOY_DEFAULTS: dict[str, Any] = {
@@ -117,12 +117,12 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
                                num_classes=opt["num_classes"] if conditional else 0),
         encode=train_enc,
         distances=dists,
-        floors=estimate_floors(dists, val_feats, config.batch_size),
+        floors=training_floors(dists, val_feats, config.batch_size).values,
         conditions=pool,
         joint_beta=beta,
         heldout_encode=held_enc,
         heldout_distances=held_dists,
-        heldout_floors=estimate_floors(held_dists, held_val, config.heldout_num_samples),
+        heldout_floors=training_floors(held_dists, held_val, config.heldout_num_samples).values,
     )
 
 

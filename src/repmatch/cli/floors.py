@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..evaluation.config import EvalConfig
-    from ..evaluation.floors import FLOORS_FILE, compute_floors, save_floors
+    from ..evaluation.floors import FLOORS_FILE, metric_floors, save_floors
     from ..evaluation.run import resolve_names
     from ..evaluation.sources import open_source
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     }
     train = open_source(args.train, names, role="train", **kw)
     val = open_source(args.val, names, role="val", **kw)
-    floors = compute_floors(train, val, names, config, progress=progress)
+    floors = metric_floors(train, val, names, config, progress=progress)
     save_floors(out, floors)
     width = max(len(n) for n in names)
     print(

@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val", metavar="STORE", type=path_arg, default=None, help="validation feature store, for the real floors")
     p.add_argument("--out", required=True, type=path_arg, help="output directory")
     p.add_argument("--encoders", default=None, help="comma-separated subset of the store's encoders (default: all)")
-    p.add_argument("--num-landmarks", type=int, default=4096, help="landmarks per encoder (default 4096; capped at the pool size)")
+    # The default is the library's (repmatch.compare.DEFAULT_NUM_LANDMARKS), read when the verb
+    # runs: building the parser must not import torch.
+    p.add_argument("--num-landmarks", type=int, default=None,
+                   help="landmarks per encoder (default 4096, the library's; capped at the pool size)")
     p.add_argument("--bandwidth-scale", type=float, nargs="+", default=[1.0], metavar="S",
                    help="kernel bandwidths as multiples of the median heuristic; several give a "
                    "multi-scale kernel (default 1.0)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..features import FeatureStore
-    from ..train.references import (
+    from ..compare import DEFAULT_NUM_LANDMARKS
+    from ..references import (
         ClassCondition,
         TextCondition,
         build_reference_dir,
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dry_run:
         check_device(args.device)
+    num_landmarks = DEFAULT_NUM_LANDMARKS if args.num_landmarks is None else args.num_landmarks
     store = FeatureStore(args.features)
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
     condition: ClassCondition | TextCondition | None = None
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             val_conditions, _ = embed_captions(val_captions, args.text_encoder, device=args.device)
     settings = {
         "features": args.features, "val": args.val, "out": args.out,
-        "encoders": encoders or list(store.names), "num_landmarks": args.num_landmarks,
+        "encoders": encoders or list(store.names), "num_landmarks": num_landmarks,
         "bandwidth_scale": args.bandwidth_scale, "condition": args.condition, "beta": args.beta,
         "captions": args.captions, "val_captions": args.val_captions, "text_encoder": args.text_encoder,
         "floor_batch_size": args.floor_batch_size, "seed": args.seed,
@@ -94,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         refs = build_reference_dir(
             args.features, args.out, val=args.val, encoders=encoders, condition=condition,
             conditions=conditions, val_conditions=val_conditions, captions=captions,
-            num_landmarks=args.num_landmarks, bandwidth_scale=tuple(args.bandwidth_scale),
+            num_landmarks=num_landmarks, bandwidth_scale=tuple(args.bandwidth_scale),
             floor_batch_size=args.floor_batch_size, seed=args.seed,
             kmeans_iters=args.kmeans_iters, device=args.device, progress=show_progress(args),
         )

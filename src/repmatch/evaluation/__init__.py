@@ -8,7 +8,7 @@ loss path.
 """
 
 from .config import EvalConfig
-from .floors import FLOORS_FILE, Floors, compute_floors, load_floors, save_floors
+from .floors import FLOORS_FILE, Floors, load_floors, metric_floors, save_floors
 from .report import format_table, plot_ratios
 from .run import evaluate, resolve_names
 from .sources import FeatureSource, open_source
@@ -18,10 +18,10 @@ __all__ = [
     "EvalConfig",
     "FeatureSource",
     "Floors",
-    "compute_floors",
     "evaluate",
     "format_table",
     "load_floors",
+    "metric_floors",
     "open_source",
     "plot_ratios",
     "resolve_names",

@@ -1,4 +1,11 @@
-"""Stored real floors SW(val, train) per encoder, the denominators of eq. 5.
+"""Stored metric floors SW(val, train) per encoder, the denominators of eq. 5.
+
+These are the *metric's* floors: the Sliced-Wasserstein distance between real validation and
+real training features, on seeded subsamples of a common size, so that ``SW_r,k`` reads 1 at
+the real data. The controller's floors during training are another quantity,
+:func:`repmatch.references.training_floors`: the training distance (eq. 3 against the Nyström
+reference) averaged over validation batches of the generator's batch size. The two never mix:
+evaluation imports nothing of the training loss path.
 
 The floors file records everything a floor depends on: the train and val data, each
 encoder's feature fingerprint, the common sample count, the seed and the number of
@@ -86,7 +93,7 @@ def common_size(config: EvalConfig, *sources: FeatureSource) -> int:
     return min([config.num_samples, *(s.num_rows for s in sources)])
 
 
-def compute_floors(
+def metric_floors(
     train: FeatureSource,
     val: FeatureSource,
     names: list[str],
@@ -95,8 +102,12 @@ def compute_floors(
     num_samples: int | None = None,
     progress: bool = False,
 ) -> Floors:
-    """SW(val, train) per encoder on seeded subsamples of ``num_samples`` rows (default: common
-    size); ``progress`` draws a bar over the encoders."""
+    """The SW metric's floors ``SW(val, train)`` per encoder (:func:`repmatch.metrics.sw_floors`)
+    on seeded subsamples of ``num_samples`` rows (default: the common size); ``progress`` draws
+    a bar over the encoders.
+
+    Not the training floors (:func:`repmatch.references.training_floors`, the training
+    distance on validation batches): see the module doc."""
     n = common_size(config, train, val) if num_samples is None else num_samples
     check_fingerprints({"train": train.fingerprints, "val": val.fingerprints}, names)
     values = {}
@@ -136,7 +147,7 @@ __all__ = [
     "FingerprintMismatchError",
     "Floors",
     "common_size",
-    "compute_floors",
     "load_floors",
+    "metric_floors",
     "save_floors",
 ]

@@ -28,7 +28,7 @@ from ..metrics import (
 )
 from ..represent import get_spec
 from .config import EvalConfig
-from .floors import FLOORS_FILE, Floors, common_size, compute_floors, load_floors, save_floors
+from .floors import FLOORS_FILE, Floors, common_size, load_floors, metric_floors, save_floors
 from .report import format_table, plot_ratios
 from .sources import FeatureSource, open_source
 
@@ -130,7 +130,7 @@ def evaluate(
     if floors is None:
         if val_src is None:
             raise ValueError(f"val is required: {floors_note}")
-        floors = compute_floors(train_src, val_src, names, config, num_samples=n, progress=progress)
+        floors = metric_floors(train_src, val_src, names, config, num_samples=n, progress=progress)
         save_floors(out / FLOORS_FILE, floors)
         floors_note += f"; computed from val and saved to {out / FLOORS_FILE}"
 

@@ -5,7 +5,8 @@
 ``cached_backward`` (gradient caching), ``LagrangianController``/``ControllerConfig``
 (per-encoder weights), ``distributed_cached_backward``/``gather_features``
 (``torch.distributed``), the run-state toolkit of :mod:`repmatch.train.checkpoint`, and the
-configuration dataclasses.
+configuration dataclasses. The references and real floors a task trains against are built by
+:mod:`repmatch.references`.
 """
 
 from .checkpoint import (
@@ -23,29 +24,23 @@ from .distributed import close_distributed, distributed_cached_backward, gather_
 from .general import general_task
 from .gradcache import cached_backward
 from .loop import NonFiniteTrainingError, train
-from .references import ClassCondition, References, build_reference_dir, build_references
 from .runs import load_run_generator
-from .task import TaskBuilder, TrainTask, estimate_floors
+from .task import TaskBuilder, TrainTask
 
 __all__ = [
-    "ClassCondition",
     "ControllerConfig",
     "IntervalConfig",
     "JointConfig",
     "LagrangianController",
     "OptimConfig",
-    "References",
     "TaskBuilder",
     "TrainConfig",
     "TrainTask",
     "append_stats",
-    "build_reference_dir",
-    "build_references",
     "cached_backward",
     "close_distributed",
     "distributed_cached_backward",
     "ema_update_",
-    "estimate_floors",
     "gather_features",
     "general_task",
     "latest_checkpoint",

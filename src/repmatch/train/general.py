@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..generators import build_generator
+from ..references.conditions import ClassCondition, TextCondition
+from ..references.directory import References
 from ..represent import ConditionPool, EncoderBattery
 from .config import TrainConfig
-from .references import ClassCondition, References, TextCondition
 from .task import TrainTask
 
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from ..generators import build_generator
+from ..references.conditions import ClassCondition, TextCondition
+from ..references.directory import References
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig
-from .references import ClassCondition, References, TextCondition
 from .task import TaskBuilder
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..validate import check_features, check_positive
 from ..represent.joint import ConditionPool, joint_features
 from .config import TrainConfig
 
@@ -36,7 +35,8 @@ class TrainTask:
         encode: training battery, ``images -> {name: (N, D)}`` (frozen, differentiable).
         distances: per training encoder, ``features (N, D') -> scalar`` against its frozen
             reference (``D' = D + E`` with joint features); e.g. ``mmd_nystrom_loss``.
-        floors: per training encoder, the same distance on real validation features.
+        floors: per training encoder, its real floor: the same distance on real validation
+            features (:func:`repmatch.references.training_floors`).
         conditions: the condition pool (``None`` for unconditional generation).
         joint_beta: β of eq. 4; when set, features are ``φ(x) ⊕ β·τ(c)``.
         heldout_encode, heldout_distances, heldout_floors: encoders scored, never trained on.
@@ -83,33 +83,3 @@ class TrainTask:
             raise ValueError("this task has no held-out encoders (heldout_encode is None)")
         return self._joint(self.heldout_encode(images), index)
 
-
-@torch.no_grad()
-def estimate_floors(
-    distances: Mapping[str, DistanceFn], val_features: Mapping[str, torch.Tensor], batch_size: int
-) -> dict[str, float]:
-    """Real floors ``b_φ``: the training distance on real validation features.
-
-    The eq.-3 estimate depends on the batch size (its biased repulsion includes the diagonal),
-    so the floor is the mean over disjoint validation batches of ``batch_size`` rows — the
-    generator's batch size — or the whole set when it is smaller (:func:`floor_batches`).
-    """
-    return {name: sum(v) / len(v) for name, v in floor_batches(distances, val_features, batch_size).items()}
-
-
-@torch.no_grad()
-def floor_batches(
-    distances: Mapping[str, DistanceFn], val_features: Mapping[str, torch.Tensor], batch_size: int
-) -> dict[str, list[float]]:
-    """The training distance of each disjoint validation batch of ``batch_size`` rows (one batch
-    of all rows when there are fewer), per encoder."""
-    check_positive("batch_size", batch_size, integer=True)
-    out = {}
-    for name, dist in distances.items():
-        if name not in val_features:
-            raise ValueError(f"val_features is missing encoder {name!r}; it has {sorted(val_features)}")
-        feats = check_features(f"val_features[{name!r}]", val_features[name])
-        n = feats.shape[0]
-        size = min(batch_size, n)
-        out[name] = [float(dist(feats[i : i + size])) for i in range(0, n - size + 1, size)]
-    return out

@@ -13,7 +13,7 @@ import torch
 from ...validate import check_choice
 from ...represent import EncoderBattery, inference_encoder
 from ...train import ControllerConfig, IntervalConfig, JointConfig, OptimConfig, TrainConfig
-from ...train.references import ClassCondition
+from ...references import ClassCondition
 from .encoders import FMNIST_ENCODERS, FmnistTrainConfig
 from .recipe import FmnistRecipe
 

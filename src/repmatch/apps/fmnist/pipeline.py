@@ -21,7 +21,7 @@ and is skipped on a rerun):
                   each arm's training log
 
 Everything reuses the project's pieces: ``train_fmnist_encoder``, ``train_teacher``,
-``extract_features``, ``compute_floors``/``evaluate``, ``NystromReference``,
+``extract_features``, ``metric_floors``/``evaluate``, ``NystromReference``,
 ``repmatch.train.train``, ``write_samples_npz``/``write_sample_grid``, ``write_report``.
 """
 
@@ -38,13 +38,14 @@ import torch
 
 from ...io import atomic_write_json, atomic_write_text
 from ...progress import bar
+from ...references import build_references, save_references
 from ...validate import check_choice
 from ...data import open_dataset
 from ...evaluation import (
     FLOORS_FILE,
     EvalConfig,
-    compute_floors,
     evaluate,
+    metric_floors,
     open_source,
     save_floors,
 )
@@ -53,7 +54,6 @@ from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
 from ...report.html import write_report
 from ...represent import ImageEncoder
 from ...train import latest_checkpoint, load_checkpoint, train
-from ...train.references import build_references, save_references
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .encoders import FMNIST_ENCODERS, FmnistTrainConfig, train_fmnist_encoder
 from .parts import (
@@ -157,7 +157,7 @@ def stage_floors(
     kw: dict[str, Any] = {"cache_dir": cache, "progress": progress}
     train = open_source(str(layout.train_features), names, role="train", **kw)
     val = open_source(str(layout.test_features), names, role="val", **kw)
-    floors = compute_floors(train, val, names, config, progress=progress)
+    floors = metric_floors(train, val, names, config, progress=progress)
     save_floors(layout.train_features / FLOORS_FILE, floors)
     return {"floors": floors.values, "num_samples": floors.num_samples}
 

@@ -44,6 +44,14 @@ from ...data import open_dataset
 from ...evaluation import EvalConfig, evaluate
 from ...features import FeatureStore, extract_features
 from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
+from ...references import (
+    build_references,
+    check_scales_tuple,
+    load_references,
+    reference_distance,
+    save_references,
+    training_floors,
+)
 from ...represent import ConditionPool, ImageEncoder, joint_features, one_hot_embedding
 from ...train import (
     ControllerConfig,
@@ -52,19 +60,11 @@ from ...train import (
     OptimConfig,
     TrainConfig,
     TrainTask,
-    estimate_floors,
     latest_checkpoint,
     load_checkpoint,
     train,
 )
 from ...train.controller import CONTROLLER_MODES
-from ...train.references import (
-    build_references,
-    check_scales_tuple,
-    load_references,
-    reference_distance,
-    save_references,
-)
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (
     FMNIST_NUM_CLASSES,
@@ -242,13 +242,13 @@ class StudyBase:
                 heldout = recipe.heldout_encoders
                 held_battery = make_battery(recipe, heldout, layout, device=device)
                 held = self._built_references("heldout", heldout, FeatureStore(layout.train_features), joint=True)
-                held_floors = estimate_floors(held, self._val(heldout, joint=True), config.heldout_num_samples)
+                held_floors = training_floors(held, self._val(heldout, joint=True), config.heldout_num_samples).values
             pool = ConditionPool.from_labels(store.labels.long(), FMNIST_NUM_CLASSES)
             return TrainTask(
                 generator=self._generator(spec.generator, trainable=True),
                 encode=battery,
                 distances=refs,
-                floors=estimate_floors(refs, self._val(names, spec.joint), config.batch_size),
+                floors=training_floors(refs, self._val(names, spec.joint), config.batch_size).values,
                 conditions=pool,
                 joint_beta=recipe.beta if spec.joint else None,
                 heldout_encode=held_battery,

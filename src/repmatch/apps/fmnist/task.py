@@ -22,8 +22,8 @@ from ...validate import check_choice
 from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
-from ...train import TaskBuilder, TrainConfig, TrainTask, estimate_floors
-from ...train.references import load_references, reference_distance
+from ...references import load_references, reference_distance, training_floors
+from ...train import TaskBuilder, TrainConfig, TrainTask
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (
     FMNIST_NUM_CLASSES,
@@ -110,12 +110,12 @@ def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, 
         held_battery = make_battery(recipe, recipe.heldout_encoders, layout, device=device)
         held = _references(recipe, layout, held_battery, recipe.heldout_encoders, device)
         held_val = _val_features(layout, recipe.heldout_encoders, beta, device)
-        held_floors = estimate_floors(held, held_val, config.heldout_num_samples)
+        held_floors = training_floors(held, held_val, config.heldout_num_samples).values
     return TrainTask(
         generator=generator,
         encode=battery,
         distances=dists,
-        floors=estimate_floors(dists, val, config.batch_size),
+        floors=training_floors(dists, val, config.batch_size).values,
         conditions=pool,
         joint_beta=beta,
         heldout_encode=held_battery,

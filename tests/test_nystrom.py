@@ -172,3 +172,21 @@ def test_non_finite_or_integer_tensors_are_refused():
     with pytest.raises(ValueError, match="landmarks must be a floating tensor"):
         NystromReference(landmarks=ref.landmarks.long(), alpha=ref.alpha, bandwidth=1.0,
                          data_term=ref.data_term, pool_size=30)
+
+
+def test_every_num_landmarks_default_is_the_one_constant():
+    """``num_landmarks`` has one default, ``DEFAULT_NUM_LANDMARKS``, in every signature that takes
+    it and on the command line (whose parser cannot import it, so its help says the number;
+    tests/test_references.py checks the value the verb resolves)."""
+    import inspect
+
+    from repmatch.cli import build_parser
+    from repmatch.compare import DEFAULT_NUM_LANDMARKS, MMDNystrom
+    from repmatch.references import build_reference_dir, build_references
+
+    for fn in (NystromReference.build, NystromReference.build_multiscale, MMDNystrom.__init__,
+               build_references, build_reference_dir):
+        assert inspect.signature(fn).parameters["num_landmarks"].default == DEFAULT_NUM_LANDMARKS, fn
+    refs_parser = build_parser()._subparsers._group_actions[0].choices["references"]
+    (action,) = [a for a in refs_parser._actions if a.dest == "num_landmarks"]
+    assert f"default {DEFAULT_NUM_LANDMARKS}," in action.help

@@ -50,15 +50,25 @@ from ..progress import is_main_process, progress_enabled
 AUTO = "auto"
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1 (a thread count)."""
+def _int_at_least(text: str, low: int, accepted: str) -> int:
+    """``text`` as an integer ≥ ``low``, else an ``ArgumentTypeError`` saying ``accepted``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {accepted}, got {value}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0 (``--seed``)."""
+    return _int_at_least(text, 0, "an integer ≥ 0")
+
+
+def threads_arg(text: str) -> int | str:
+    """An argparse type: ``auto`` or an integer ≥ 1 (``--threads``)."""
+    return AUTO if text == AUTO else _int_at_least(text, 1, "'auto' or an integer ≥ 1")
 
 
 def path_arg(text: str) -> str:
@@ -110,30 +120,6 @@ def check_device(value: str | None, *, flag: str = "--device", label: str | None
         raise ValueError(f"{label}: this machine has {cuda} CUDA device(s) {where}")
     if device.type == "mps" and "mps" not in accepted:
         raise ValueError(f"{label}: MPS is not available on this machine {where}")
-
-
-def nonnegative_int(text: str) -> int:
-    """An argparse type: an integer ≥ 0 (a seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
-    return value
-
-
-def threads_arg(text: str) -> int | str:
-    """An argparse type: ``auto`` or an integer ≥ 1 (``--threads``)."""
-    if text == AUTO:
-        return AUTO
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer ≥ 1, got {value}")
-    return value
 
 
 def add_seed(parser: Any, *, default: int | str, seeds: str, dest: str = "seed") -> None:

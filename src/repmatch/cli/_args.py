@@ -46,7 +46,8 @@ from typing import Any
 
 from ..progress import is_main_process, progress_enabled
 
-#: ``--device``'s default where the verb reads no config.
+#: ``--device auto`` (CUDA when available, the default where the verb reads no config) and
+#: ``--threads auto`` (as many as the CPUs idle at start).
 AUTO = "auto"
 
 

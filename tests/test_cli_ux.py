@@ -120,12 +120,36 @@ def _verb_args(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def test_every_verb_accepts_no_progress(tmp_path: Path) -> None:
+def _subparsers() -> dict[str, Any]:
+    return build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+
+
+def _flag(parser: Any, flag: str) -> Any:
+    """The action of ``flag`` in ``parser``, or None."""
+    return next((a for a in parser._actions if flag in a.option_strings), None)
+
+
+def test_every_verb_accepts_dry_run_no_progress_and_debug(tmp_path: Path) -> None:
     args = _verb_args(tmp_path)
-    verbs = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    assert verbs == set(args)
+    assert set(_subparsers()) == set(args)
     for verb, rest in args.items():
-        assert build_parser().parse_args([verb, *rest, "--no-progress"]).no_progress, verb
+        parsed = build_parser().parse_args([verb, *rest, "--no-progress", "--dry-run", "--debug"])
+        assert parsed.no_progress and parsed.dry_run and parsed.debug, verb
+        assert not build_parser().parse_args([verb, *rest]).debug, verb
+        assert build_parser().parse_args(["--debug", verb, *rest]).debug, verb  # not reset by the verb
+
+
+def test_the_shared_options_are_one_declaration() -> None:
+    """--device, --threads, --seed, --dry-run, --no-progress and --debug: the same type, action and
+    help on every verb that takes them (the help may differ in its default only)."""
+    from repmatch.cli._args import nonnegative_int, threads_arg
+
+    for flag, kind in (("--device", None), ("--threads", threads_arg), ("--seed", nonnegative_int),
+                       ("--dry-run", None), ("--no-progress", None), ("--debug", None)):
+        actions = {v: _flag(p, flag) for v, p in _subparsers().items() if _flag(p, flag) is not None}
+        assert len({type(a) for a in actions.values()}) == 1 and {a.type for a in actions.values()} == {kind}, flag
+        if flag not in ("--seed", "--dry-run"):  # what a seed seeds, what a plan holds: the verb's
+            assert len({a.help.split("(default")[0] for a in actions.values()}) == 1, flag
 
 
 # --------------------------------------------------------------------- bars where work runs
@@ -378,14 +402,26 @@ def _device_cases(tmp: Path) -> dict[str, list[str]]:
         "teacher": ["--out", str(tmp / "t"), "--steps", "1"],
         "references": ["--features", "f", "--out", str(tmp / "o")],
         "fmnist": ["--out", str(tmp / "job")],
+        "train": ["--preset", "toy", "--run-dir", str(tmp / "t")],
     }
 
 
 def test_every_device_flag_is_checked(tmp_path: Path) -> None:
-    parser = build_parser()
-    subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    with_device = {v for v, p in subparsers.items() if any("--device" in a.option_strings for a in p._actions)}
+    with_device = {v for v, p in _subparsers().items() if _flag(p, "--device") is not None}
     assert with_device == set(_device_cases(tmp_path))
+
+
+@pytest.mark.parametrize("verb", ["fmnist", "sample", "teacher", "train"])
+def test_a_dry_run_prints_the_device_given_and_checks_none(verb: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan may be meant for another machine: --dry-run shows --device cuda without CUDA."""
+    _no_cuda(monkeypatch)
+    run = SimpleNamespace(generator=_Gen(), num_classes=0, conditions=None, captions=None)
+    monkeypatch.setattr("repmatch.cli.sample.load_generator", lambda *a: run)
+    assert main([verb, *_device_cases(tmp_path)[verb], "--device", "cuda", "--dry-run"]) == 0
+    assert '"cuda"' in capsys.readouterr().out
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("verb", sorted(_device_cases(Path("."))))
@@ -420,20 +456,35 @@ def test_a_cuda_recipe_or_config_without_cuda_says_what_to_pass(
     assert err.startswith("repmatch train: error: device cuda (in ") and "CUDA is not available" in err, err
 
 
-@pytest.mark.parametrize("verb", ["fmnist", "teacher", "fmnist-encoders"])
-@pytest.mark.parametrize("value", ["0", "-2"])
-def test_threads_below_one_names_the_flag(verb: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("verb", sorted(set(_verb_args(Path("."))) - {"report"}))
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("-2", "-2"), ("two", "'two'")])
+def test_threads_below_one_names_the_flag(verb: str, value: str, shown: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([verb, "--threads", value, "--dry-run"])
     assert exc.value.code == 2
     last = _lines(capsys.readouterr().err)[-1]
-    assert last == f"repmatch {verb}: error: argument --threads: must be an integer ≥ 1, got {value}"
+    assert last == f"repmatch {verb}: error: argument --threads: must be 'auto' or an integer ≥ 1, got {shown}"
 
 
-def test_every_threads_flag_is_checked() -> None:
-    subparsers = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    with_threads = {v for v, p in subparsers.items() if any("--threads" in a.option_strings for a in p._actions)}
-    assert with_threads == {"fmnist", "teacher", "fmnist-encoders"}
+def test_every_verb_but_report_takes_threads() -> None:
+    """A report computes nothing in torch; every other verb does."""
+    with_threads = {v for v, p in _subparsers().items() if _flag(p, "--threads") is not None}
+    assert with_threads == set(_subparsers()) - {"report"}
+
+
+@pytest.mark.parametrize("verb", ["sample", "teacher", "references", "train", "fmnist"])
+def test_a_negative_seed_names_the_flag(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([verb, "--seed", "-1", "--dry-run"])
+    assert _lines(capsys.readouterr().err)[-1] == (
+        f"repmatch {verb}: error: argument --seed: must be an integer ≥ 0, got -1")
+
+
+def test_seed_only_where_a_verb_draws_randomness() -> None:
+    with_seed = {v for v, p in _subparsers().items() if _flag(p, "--seed") is not None}
+    # features and report draw nothing; study takes --seeds
+    assert with_seed == set(_subparsers()) - {"features", "report", "study"}
 
 
 @pytest.mark.parametrize("argv", [
@@ -514,6 +565,72 @@ def test_a_full_disk_or_a_diverged_run_is_one_line(error: Exception, tmp_path: P
     assert err.strip() == f"repmatch report: error: {error}" and "Traceback" not in err
     with pytest.raises(type(error)):
         main(["--debug", "report", str(tmp_path)])
+    with pytest.raises(type(error)):  # --debug among the verb's options
+        main(["report", str(tmp_path), "--debug"])
+
+
+def test_report_dry_run_prints_its_plan_and_writes_nothing(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    assert main(["report", str(run), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"run_dir": str(run), "output": str(run / "report.html"),
+                                                   "title": "run"}
+    assert not any(run.iterdir())
+
+
+def test_device_and_seed_override_the_config_and_the_dry_run_shows_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for verb, key in (("train", None), ("fmnist", "recipe")):
+        rest = ["--preset", "toy"] if verb == "train" else ["--out", str(tmp_path / "job")]
+        assert main([verb, *rest, "--dry-run"]) == 0
+        before = json.loads(capsys.readouterr().out)
+        before = before[key] if key else before
+        assert main([verb, *rest, "--device", "cpu", "--seed", "7", "--dry-run"]) == 0
+        after = json.loads(capsys.readouterr().out)
+        after = after[key] if key else after
+        assert before["seed"] != 7 and after == {**before, "device": "cpu", "seed": 7}, verb
+        assert not (tmp_path / "job").exists()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`repmatch train ... --dry-run | head -1`: the reader has gone; no 'error: [Errno 32]
+    Broken pipe', no traceback, exit status 1."""
+    import os
+    import subprocess
+
+    read, write = os.pipe()
+    os.close(read)  # the reader closed before the first write: every write fails with EPIPE
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    try:
+        argv = ["train", "--preset", "toy", "--dry-run"]
+        done = subprocess.run([sys.executable, "-m", "repmatch", *argv], stdout=write, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_help_is_fast_and_imports_no_torch() -> None:
+    """`repmatch --help` builds every verb's parser without torch: under 0.3 s of CPU time,
+    interpreter start included (the best of three runs, a shared machine's noise aside)."""
+    import resource
+    import subprocess
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    code = "import sys; from repmatch.cli import build_parser; print(build_parser().format_help()); " \
+           "print('torch' in sys.modules)"
+    times = []
+    for _ in range(3):
+        t0 = cpu_seconds()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        times.append(cpu_seconds() - t0)
+        assert out.stdout.splitlines()[-1] == "False" and "fmnist-encoders" in out.stdout
+    assert min(times) < 0.3, times
 
 
 def test_nonfinite_training_error_is_a_floating_point_error() -> None:
@@ -533,7 +650,7 @@ def test_a_cpu_preset_moved_to_cuda_scores_in_torch(tmp_path: Path, capsys: pyte
 
 
 def test_idle_cpus_counts_idle_and_iowait_and_treats_steal_as_busy() -> None:
-    from repmatch.cli._args import idle_cpus
+    from repmatch.threads import idle_cpus
 
     # fields: user nice system idle iowait irq softirq steal
     before = [100, 0, 50, 400, 10, 0, 0, 0]
@@ -546,23 +663,27 @@ def test_idle_cpus_counts_idle_and_iowait_and_treats_steal_as_busy() -> None:
 
 
 @pytest.mark.parametrize(("idle_ticks", "mine", "threads"), [(990, 2, 2), (500, 2, 1), (20, 2, 1), (1000, 1, 1)])
-def test_fmnist_default_threads_are_the_idle_cpus(idle_ticks: int, mine: int, threads: int,
-                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """`repmatch fmnist` on the CPU without --threads uses the CPUs idle at start (2 CPUs, 1000
-    ticks in the window), at least one and at most the process's own; --threads wins."""
-    from repmatch.cli import _args
+def test_threads_auto_are_the_idle_cpus(idle_ticks: int, mine: int, threads: int,
+                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """--threads auto: the CPUs idle at start (2 CPUs, 1000 ticks in the window), at least one
+    and at most the process's own; --threads N sets N; without it torch's count stays."""
+    from repmatch import threads as module
 
     snaps = iter([([0] * 8, 2), ([1000 - idle_ticks, 0, 0, idle_ticks, 0, 0, 0, 0], 2)])
-    monkeypatch.setattr(_args, "_proc_stat", lambda: next(snaps))
-    monkeypatch.setattr(_args.time, "sleep", lambda s: None)
-    monkeypatch.setattr(_args.os, "sched_getaffinity", lambda pid: set(range(mine)), raising=False)
-    # The real thread count (one_thread restores it after the test): 3 first, so that a job
+    monkeypatch.setattr(module, "_proc_stat", lambda: next(snaps))
+    monkeypatch.setattr(module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda pid: set(range(mine)), raising=False)
+    # The real thread count (one_thread restores it after the test): 3 first, so that a verb
     # that left it alone fails the check.
     monkeypatch.setattr("repmatch.apps.fmnist.pipeline.run_pipeline", lambda *a, **kw: {})
     torch.set_num_threads(3)
-    assert main(["fmnist", "--out", str(tmp_path / "job"), "--no-progress"]) == 0
+    cmd = ["fmnist", "--out", str(tmp_path / "job"), "--no-progress"]
+    assert main([*cmd, "--threads", "auto"]) == 0
     assert torch.get_num_threads() == threads
     assert f"[threads] {threads} torch CPU threads" in capsys.readouterr().out
-    assert main(["fmnist", "--out", str(tmp_path / "job"), "--no-progress", "--threads", "3"]) == 0
+    assert main([*cmd, "--threads", "3"]) == 0
     assert torch.get_num_threads() == 3
+    torch.set_num_threads(2)
+    assert main(cmd) == 0 and main(["report", str(tmp_path), "--dry-run"]) == 0
+    assert torch.get_num_threads() == 2 and "[threads]" not in capsys.readouterr().out

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ._args import prepare
 from .table import VERBS
 
 #: What bad input or a failed run raises (the library's errors name the parameter or file and
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"repmatch {__version__}")
     parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an error (default: one line naming the cause)")
+                        help="show the traceback of an error (default: one line naming the cause); "
+                        "also accepted after the verb")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for module in VERBS:
         importlib.import_module(module).register(sub)
@@ -38,15 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``repmatch`` with ``argv`` (default: the command line); the exit status.
+
+    A reader that stops reading (``repmatch ... --dry-run | head -1``) ends the run quietly,
+    with status 1: stdout goes to the null device, so the interpreter's final flush cannot
+    fail a second time (the recipe of the Python documentation's ``signal`` page)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
     try:
+        prepare(args)
         code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the verb's run, not at exit
+    except BrokenPipeError:
+        raise
     except USER_ERRORS as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"repmatch {args.verb}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,38 @@
-"""Flag types, checks and closing lines shared by the verbs.
+"""The options every verb shares, declared once here, and the flag types and checks of the verbs.
 
-Torch-free at import (``repmatch --help`` builds every parser); :func:`check_device` imports
-torch when it runs. Flag types raise ``argparse.ArgumentTypeError``, so argparse reports
+The shared options (:func:`add_common` adds them; each verb's ``--help`` lists them under
+"common options") mean the same on every verb that takes them:
+
+``--device auto|cpu|cuda|cuda:N|mps``
+    Where the verb computes; ``auto`` is CUDA when available, else the CPU. Default ``auto``,
+    or the config's device where the verb reads one (``train``: the config's; ``fmnist``: the
+    recipe's; ``eval``, ``floors``: ``EvalConfig``'s, metrics on the CPU and extraction on CUDA
+    when available), which the flag overrides. A run refuses a device this machine lacks
+    before any work (:func:`check_device`). Taken by the verbs that run torch on a device
+    of their choice: not by ``fmnist-encoders``, ``spiral`` and ``study`` (the CPU, or the
+    study's base recipe) nor ``report`` (no torch).
+``--threads N|auto``
+    torch's CPU threads for this process (``torch.set_num_threads``). Default: torch's own
+    count (``OMP_NUM_THREADS`` when set, else one per core); ``auto``: as many as the CPUs idle
+    at start (:func:`repmatch.threads.cpu_threads_for_now`), printed as a ``[threads]`` line.
+    Every verb but ``report`` takes it.
+``--seed N``
+    An integer ≥ 0 seeding every random draw of the verb; default 0, or the config's seed where
+    the verb reads one. Only on the verbs that draw randomness (not ``features``, ``report``;
+    ``study`` takes ``--seeds``).
+``--dry-run``
+    Print the resolved configuration as JSON on stdout and exit 0: nothing is written or run,
+    and the device is not checked (a plan may be meant for another machine).
+``--no-progress``
+    No progress bars (they are drawn only when stderr is a terminal, and on rank 0).
+``--debug``
+    The traceback of an error instead of one line naming its cause; accepted before the verb
+    (``repmatch --debug VERB``) or among its options.
+
+:func:`prepare` applies ``--device`` (the check) and ``--threads`` for every verb, from
+:func:`repmatch.cli.main`; the verbs apply the rest. Torch-free at import (``repmatch --help``
+builds every parser); :func:`check_device` and :func:`prepare` import torch when they run.
+Flag types raise ``argparse.ArgumentTypeError``, so argparse reports
 ``repmatch VERB: error: argument --flag: ...`` (exit 2); the checks raise ``ValueError``,
 which :func:`repmatch.cli.main` prints as one line.
 """
@@ -9,60 +40,36 @@ which :func:`repmatch.cli.main` prints as one line.
 from __future__ import annotations
 
 import argparse
-import os
-import time
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from ..progress import is_main_process, progress_enabled
 
+#: ``--device auto`` (CUDA when available, the default where the verb reads no config) and
+#: ``--threads auto`` (as many as the CPUs idle at start).
+AUTO = "auto"
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1 (a thread count)."""
+
+def _int_at_least(text: str, low: int, accepted: str) -> int:
+    """``text`` as an integer ≥ ``low``, else an ``ArgumentTypeError`` saying ``accepted``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {accepted}, got {value}")
     return value
 
 
-def idle_cpus(before: Sequence[int], after: Sequence[int], cpus: int) -> float:
-    """CPUs left idle between two ``/proc/stat`` ``cpu`` lines (user nice system idle iowait irq
-    softirq steal, in ticks): ``cpus · Δ(idle + iowait) / Δ(all)``; steal (time the hypervisor
-    gave to other guests) counts as busy."""
-    total = sum(after[:8]) - sum(before[:8])
-    if total <= 0:
-        return float(cpus)
-    return cpus * (after[3] + after[4] - before[3] - before[4]) / total
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0 (``--seed``)."""
+    return _int_at_least(text, 0, "an integer ≥ 0")
 
 
-def _proc_stat() -> tuple[list[int], int]:
-    with open("/proc/stat") as f:
-        lines = f.read().splitlines()
-    return [int(v) for v in lines[0].split()[1:9]], sum(
-        1 for line in lines[1:] if line.startswith("cpu"))
-
-
-def cpu_threads_for_now(window_s: float = 0.5) -> tuple[int, float | None]:
-    """``(threads, idle)``: as many torch threads as CPUs idle over ``window_s`` (rounded, at least
-    1, at most this process's CPUs) and that idle count; all of them where ``/proc/stat`` is
-    missing (``idle`` None).
-
-    Why not always all: two jobs with two threads each on 2 cores ran an iRDM step 4–5× slower
-    than with one thread each (OpenMP threads spin-wait for a core that is busy), while alone,
-    two threads ran it 2× faster than one.
-    """
-    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        before, cpus = _proc_stat()
-        time.sleep(window_s)
-        after, _ = _proc_stat()
-    except (OSError, ValueError, IndexError):
-        return mine, None
-    idle = idle_cpus(before, after, cpus)
-    return max(1, min(mine, round(idle))), idle
+def threads_arg(text: str) -> int | str:
+    """An argparse type: ``auto`` or an integer ≥ 1 (``--threads``)."""
+    return AUTO if text == AUTO else _int_at_least(text, 1, "'auto' or an integer ≥ 1")
 
 
 def path_arg(text: str) -> str:
@@ -71,12 +78,6 @@ def path_arg(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty (give a path)")
     return text
-
-
-def add_progress_flag(parser: argparse.ArgumentParser, help: str | None = None) -> None:
-    """``--no-progress``, which every verb accepts (so a script can pass it to any)."""
-    parser.add_argument("--no-progress", action="store_true",
-                        help=help or "no progress bars (they are drawn only when stderr is a terminal)")
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -120,3 +121,95 @@ def check_device(value: str | None, *, flag: str = "--device", label: str | None
         raise ValueError(f"{label}: this machine has {cuda} CUDA device(s) {where}")
     if device.type == "mps" and "mps" not in accepted:
         raise ValueError(f"{label}: MPS is not available on this machine {where}")
+
+
+def add_seed(parser: Any, *, default: int | str, seeds: str, dest: str = "seed") -> None:
+    """``--seed N`` (see the module docstring); ``seeds`` says what it seeds; ``default`` an
+    integer, or the words naming the config value it overrides (then None)."""
+    parser.add_argument("--seed", type=nonnegative_int, dest=dest, metavar="N",
+                        default=default if isinstance(default, int) else None,
+                        help=f"seeds {seeds} (default: {default})")
+
+
+def add_common(parser: argparse.ArgumentParser, *, device: str | None = None,
+               threads: bool = True, seed: str | None = None, seed_default: int | str = 0,
+               dry_run: str = "the resolved configuration") -> None:
+    """Add the shared options a verb takes, in one "common options" group (their meaning: the
+    module docstring).
+
+    ``device``: None for no ``--device``; :data:`AUTO` for default ``auto``; otherwise the words
+    naming the config value it overrides (default None: that value), e.g. ``"the recipe's"``.
+    ``seed``: None for no ``--seed``, else what it seeds; ``seed_default``: an integer, or the
+    words naming the config value it overrides. ``dry_run``: what ``--dry-run`` prints.
+    """
+    g = parser.add_argument_group("common options")
+    if device is not None:
+        default = AUTO if device == AUTO else None
+        shown = "auto" if device == AUTO else device
+        g.add_argument("--device", default=default, metavar="DEVICE",
+                       help=f"auto, cpu, cuda, cuda:N or mps; auto: CUDA when available, else the "
+                       f"CPU (default: {shown})")
+    if threads:
+        g.add_argument("--threads", type=threads_arg, default=None, metavar="N|auto",
+                       help="torch CPU threads; auto: as many as CPUs idle at start (default: "
+                       "torch's, i.e. OMP_NUM_THREADS or one per core)")
+    if seed is not None:
+        add_seed(g, default=seed_default, seeds=seed)
+    g.add_argument("--dry-run", action="store_true",
+                   help=f"print {dry_run} as JSON and exit; writes and runs nothing")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are drawn only when stderr is a terminal)")
+    # SUPPRESS: unset here, the top-level parser's value (repmatch --debug VERB) stands.
+    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the traceback of an error (default: one line naming the cause)")
+
+
+def resolve_device(value: str) -> str:
+    """``value``, with ``auto`` replaced by ``cuda`` when CUDA is available, else ``cpu``."""
+    if value != AUTO:
+        return value
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(value: int | str | None) -> None:
+    """Apply ``--threads``: torch's count stays for None; ``auto`` counts the idle CPUs."""
+    if value is None:
+        return
+    import torch
+
+    if value == AUTO:
+        from ..threads import cpu_threads_for_now
+
+        count, idle = cpu_threads_for_now()
+        if is_main_process():
+            seen = "" if idle is None else f"; {idle:.1f} CPUs idle at start"
+            print(f"[threads] {count} torch CPU threads{seen} (--threads N fixes the count)")
+    else:
+        count = int(value)
+    torch.set_num_threads(count)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """What the shared options do before any verb runs (but for ``--dry-run``): refuse a
+    ``--device`` this machine lacks and set ``--threads``."""
+    if getattr(args, "dry_run", False):
+        return
+    device = getattr(args, "device", None)
+    if device is not None:
+        check_device(device, also=(AUTO,))
+    set_threads(getattr(args, "threads", None))
+
+
+def config_overrides(config: Any, args: argparse.Namespace) -> Any:
+    """``config.replace(...)`` with the ``--device`` and ``--seed`` given (a frozen config with
+    ``device`` and ``seed`` fields); ``config`` itself when neither is."""
+    given = {f: getattr(args, f) for f in ("device", "seed") if getattr(args, f, None) is not None}
+    return config.replace(**given) if given else config
+
+
+def print_json(resolved: Any) -> int:
+    """``--dry-run``'s output: ``resolved`` as indented JSON (paths as strings); exit status 0."""
+    print(json.dumps(resolved, indent=2, default=str))
+    return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._args import check_device, path_arg, print_outputs, show_progress
+from ._args import path_arg, print_outputs, show_progress
 from ._metric_args import add_metric_args, config_kwargs, print_dry_run
 
 
@@ -68,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import format_table
     from ..evaluation.run import evaluate
 
-    if not args.dry_run:
-        check_device(args.device)
     checks = (
         ()
         if args.cross_checks.strip() == "none"

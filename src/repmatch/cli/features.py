@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
+from ._args import AUTO, add_common, path_arg, print_json, print_outputs, resolve_device, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=10000, help="rows per shard file, the unit of resumption (default 10000)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes (default 2; 0 = load in-process)")
     p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT images")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    add_progress_flag(p)
-    p.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
+    add_common(p, device=AUTO, dry_run="the resolved settings")
     p.set_defaults(func=run)
 
 
@@ -36,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from ..data import open_dataset
     from ..features.extract import extract_features, resolve_encoder_names
 
-    if not args.dry_run:
-        check_device(args.device)
     if args.labels is not None and not Path(args.data).expanduser().is_dir():
         raise ValueError(
             f"--labels {args.labels}: only for an image folder, and --data {args.data!r} is not one "
@@ -52,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
             "encoders": names,
             **{k: getattr(args, k) for k in ("out", "batch_size", "shard_size", "num_workers", "limit", "device")},
         }
-        print(json.dumps(resolved, indent=2))
-        return 0
+        return print_json(resolved)
     store = extract_features(
         dataset,
         names,
@@ -62,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         num_workers=args.num_workers,
         limit=args.limit,
-        device=args.device,
+        device=resolve_device(args.device),
         progress=show_progress(args),
     )
     print(store)

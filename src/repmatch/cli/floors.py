@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._args import check_device, path_arg, print_outputs, show_progress
+from ._args import path_arg, print_outputs, show_progress
 from ._metric_args import add_metric_args, config_kwargs, print_dry_run
 
 
@@ -43,14 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.run import resolve_names
     from ..evaluation.sources import open_source
 
-    if not args.dry_run:
-        check_device(args.device)
     config = EvalConfig(cross_checks=(), **config_kwargs(args))
     names = resolve_names(args.encoders, args.train)
     out = Path(args.out) if args.out else Path(args.train) / FLOORS_FILE
     if args.dry_run:
-        print_dry_run(config, encoders=names, train=args.train, val=args.val, out=out)
-        return 0
+        return print_dry_run(config, encoders=names, train=args.train, val=args.val, out=out)
     progress = show_progress(args)
     kw: dict[str, Any] = {
         "cache_dir": Path(args.cache_dir) if args.cache_dir else out.parent / "features",

@@ -6,11 +6,11 @@ import argparse
 import json
 
 from ._args import (
-    add_progress_flag,
+    add_common,
     check_device,
-    cpu_threads_for_now,
+    config_overrides,
     path_arg,
-    positive_int,
+    print_json,
     print_outputs,
     show_progress,
 )
@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"resumes. Stages, in order: {', '.join(STAGES)}.",
     )
     p.add_argument(
-        "--preset", default="fmnist-tiny", help="fmnist-tiny (the main job: CPU, under 10 min on 2 idle cores), fmnist-cpu (CPU, under an hour) or fmnist (one GPU)"
+        "--preset", default="fmnist-tiny", help="fmnist-tiny (the main job, on the CPU), fmnist-cpu "
+        "(the larger CPU recipe) or fmnist (one GPU); their times: docs/fmnist_results.md"
     )
     p.add_argument(
         "--config",
@@ -52,29 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=STAGES,
         help="rerun this stage even if it finished (repeatable)",
     )
-    p.add_argument(
-        "--device",
-        default=None,
-        choices=("auto", "cpu", "cuda"),
-        help="override the recipe's device",
-    )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="torch CPU threads (default on the CPU: as many as CPUs idle at start, at least 1 — "
-        "alone on 2 cores two threads ran the main job's iRDM step 2x faster than one, but two "
-        "jobs with two threads each ran 4-5x slower than with one each; else torch's choice)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
-    add_progress_flag(p)
+    add_common(p, device="the recipe's", seed="every stage", seed_default="the recipe's",
+               dry_run="the resolved recipe")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    import torch
 
     from ..apps.fmnist.pipeline import run_pipeline
     from ..apps.fmnist.recipe import FmnistRecipe, get_recipe
@@ -86,24 +71,15 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         # onnxruntime runs on the CPU: a recipe moved to a GPU scores in torch there.
         backend = "torch" if args.device.startswith("cuda") else recipe.inference_backend
-        recipe = recipe.replace(device=args.device, inference_backend=backend)
+        recipe = recipe.replace(inference_backend=backend)
+    recipe = config_overrides(recipe, args)
     out = Path(args.out if args.out is not None else f"runs/{recipe.name}")
     if args.dry_run:
-        print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
-        return 0
-    if args.device:
-        check_device(args.device, also=("auto",))
-    else:
+        return print_json({"out": str(out), "recipe": recipe.to_dict()})
+    if not args.device:  # the flag is checked before the verb runs
         source = args.config or f"--preset {args.preset}"
         check_device(recipe.device, label=f"{source} runs on {recipe.device}", also=("auto",),
                      hint="; pass --device cpu or --device auto")
-    threads = args.threads
-    if threads is None and recipe.device == "cpu":
-        threads, idle = cpu_threads_for_now()
-        seen = "" if idle is None else f"; {idle:.1f} CPUs idle at start"
-        print(f"[threads] {threads} torch CPU threads{seen} (--threads N fixes the count)")
-    if threads is not None:
-        torch.set_num_threads(threads)
     run_pipeline(recipe, out, stages=args.stage, force=args.force, progress=show_progress(args))
     results = out / "results.md"
     if results.exists():

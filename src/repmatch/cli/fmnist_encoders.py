@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._args import add_progress_flag, path_arg, positive_int, print_outputs, show_progress
+from ._args import add_common, path_arg, print_json, print_outputs, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,20 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="passes over the train split (default: the registered recipe)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the registered recipe")
     p.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: the registered recipe)")
-    p.add_argument("--seed", type=int, default=None, help="default: the registered recipe")
     p.add_argument("--train-rows", type=int, default=None, help="train on the first N rows only (default: all 60000)")
     p.add_argument("--out", default=None, type=path_arg, help="output directory (default: the weight cache create() reads)")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch CPU threads (on a shared or small machine, 1 is often fastest)")
-    add_progress_flag(p)
-    p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
+    # The encoders train on the CPU: no --device.
+    add_common(p, seed="the weight init and the batch order", seed_default="the registered recipe's",
+               dry_run="the resolved recipe")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
-
-    import torch
 
     from ..validate import check_choice
     from ..apps.fmnist.encoders import (
@@ -55,10 +51,7 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(FmnistTrainConfig(), **overrides)
     out = args.out if args.out is not None else str(fmnist_cache_dir())
     if args.dry_run:
-        print(json.dumps({"encoders": names, "recipe": config.recipe(), "out": out}, indent=2))
-        return 0
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+        return print_json({"encoders": names, "recipe": config.recipe(), "out": out})
     weights = []
     for name in names:
         report = train_fmnist_encoder(name, config, out_dir=out, progress=show_progress(args))

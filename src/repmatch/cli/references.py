@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 
-from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
+from ._args import AUTO, add_common, path_arg, print_json, print_outputs, resolve_device, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,11 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-captions", default=None, type=path_arg, metavar="FILE", help="--condition text: captions of the --val images")
     p.add_argument("--text-encoder", default="minilm_l6", help="--condition text: the text encoder (default minilm_l6)")
     p.add_argument("--floor-batch-size", type=int, default=256, help="validation batch size of the floors (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="landmark and median-heuristic subsampling seed (default 0)")
     p.add_argument("--kmeans-iters", type=int, default=10, help="Lloyd iterations (default 10)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
-    add_progress_flag(p)
+    add_common(p, device=AUTO, seed="the landmarks' k-means and the median-heuristic subsamples",
+               dry_run="the resolved settings")
     p.set_defaults(func=run)
 
 
@@ -63,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
         store_captions,
     )
 
-    if not args.dry_run:
-        check_device(args.device)
+    device = args.device if args.dry_run else resolve_device(args.device)
     num_landmarks = DEFAULT_NUM_LANDMARKS if args.num_landmarks is None else args.num_landmarks
     store = FeatureStore(args.features)
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
@@ -78,22 +74,21 @@ def run(args: argparse.Namespace) -> int:
         if args.captions is None or (args.val is not None and args.val_captions is None):
             raise ValueError("--condition text needs --captions (and --val-captions with --val)")
         captions = store_captions(store, args.captions)
-        conditions, text = embed_captions(captions, args.text_encoder, device=args.device)
+        conditions, text = embed_captions(captions, args.text_encoder, device=device)
         condition = dataclasses.replace(text, beta=args.beta)
         if args.val is not None:
             val_captions = store_captions(FeatureStore(args.val), args.val_captions)
-            val_conditions, _ = embed_captions(val_captions, args.text_encoder, device=args.device)
+            val_conditions, _ = embed_captions(val_captions, args.text_encoder, device=device)
     settings = {
         "features": args.features, "val": args.val, "out": args.out,
         "encoders": encoders or list(store.names), "num_landmarks": num_landmarks,
         "bandwidth_scale": args.bandwidth_scale, "condition": args.condition, "beta": args.beta,
         "captions": args.captions, "val_captions": args.val_captions, "text_encoder": args.text_encoder,
         "floor_batch_size": args.floor_batch_size, "seed": args.seed,
-        "kmeans_iters": args.kmeans_iters, "device": args.device,
+        "kmeans_iters": args.kmeans_iters, "device": device,
     }
     if args.dry_run:
-        print(json.dumps(settings, indent=2))
-        return 0
+        return print_json(settings)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         refs = build_reference_dir(
@@ -101,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             conditions=conditions, val_conditions=val_conditions, captions=captions,
             num_landmarks=num_landmarks, bandwidth_scale=tuple(args.bandwidth_scale),
             floor_batch_size=args.floor_batch_size, seed=args.seed,
-            kmeans_iters=args.kmeans_iters, device=args.device, progress=show_progress(args),
+            kmeans_iters=args.kmeans_iters, device=device, progress=show_progress(args),
         )
     for w in caught:
         print(f"warning: {w.message}")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
+from ._args import AUTO, add_common, path_arg, print_json, print_outputs, resolve_device, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,12 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, type=path_arg, help="a checkpoint file (default: the run's newest)")
     p.add_argument("--num", type=int, required=True, help="number of samples")
     p.add_argument("--out", required=True, type=path_arg, help="FILE.npz, or a directory for PNG files")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-ema", action="store_true", help="the raw weights even when the run kept an EMA")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="load the generator, print what would be written and exit")
-    add_progress_flag(p)
+    add_common(p, device=AUTO, seed="the noise",
+               dry_run="what would be written (the generator is loaded, on the CPU)")
     p.set_defaults(func=run)
 
 
@@ -51,20 +48,21 @@ def run(args: argparse.Namespace) -> int:
     from ..images import make_grid, save_png
     from ..train.checkpoint import latest_checkpoint
 
-    check_device(args.device)
     progress = show_progress(args)
-    run = load_generator(args.run_dir, args.checkpoint, not args.no_ema, args.device)
+    # A plan may be meant for another machine: a dry run loads the generator on the CPU.
+    device = "cpu" if args.dry_run else resolve_device(args.device)
+    run = load_generator(args.run_dir, args.checkpoint, not args.no_ema, device)
     out = Path(args.out)
     if args.dry_run:
-        print(json.dumps({
+        return print_json({
             "run_dir": args.run_dir,
             "checkpoint": str(args.checkpoint or latest_checkpoint(args.run_dir)),
             "weights": "raw" if args.no_ema else "EMA when the run kept one",
             "num": args.num, "seed": args.seed, "num_classes": run.num_classes,
             "text_conditioned": run.captions is not None,
             "out": str(out), "format": "npz" if out.suffix == ".npz" else "png folder",
-        }, indent=2))
-        return 0
+            "device": args.device,
+        })
     kw = {"num_samples": args.num, "num_classes": run.num_classes, "conditions": run.conditions, "seed": args.seed}
     if out.suffix == ".npz":
         write_samples_npz(run.generator, out, progress=progress, **kw)

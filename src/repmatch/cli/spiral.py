@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._args import add_seed
 from .study import add_study_options, run_named
 
 
@@ -22,7 +23,8 @@ def register(subparsers: Any) -> None:
         "Writes spiral.png, spiral.md, results.json and config.json under --out.",
     )
     add_study_options(p)
-    p.add_argument("--seed", dest="seed_alias", type=int, default=None, help="one seed (same as --seeds N)")
+    add_seed(p, default="--seeds' default", seeds="every cell: one seed, the same as --seeds N",
+             dest="seed_alias")
     p.set_defaults(func=run)
 
 

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from ._args import add_progress_flag, path_arg, print_outputs, show_progress
+from ._args import add_common, path_arg, print_outputs, show_progress
 
 
 def csv_values(kind: type) -> Any:
@@ -51,8 +51,7 @@ def add_study_options(p: Any) -> None:
                    help="training steps per cell (spiral-batch: at the reference batch size)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes, one thread each (default: one per usable CPU; 1 runs in-process)")
-    add_progress_flag(p)
-    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    add_common(p, dry_run="the resolved configuration")
 
 
 def register(subparsers: Any) -> None:
@@ -91,7 +90,7 @@ def run_fmnist(name: str, args: argparse.Namespace) -> int:
     try:
         if args.workers is not None:
             raise ValueError("--workers applies to the spiral studies; the fmnist studies run "
-                             "in-process (set the threads with OMP_NUM_THREADS)")
+                             "in-process (set their threads with --threads)")
         if args.source is not None:
             raise ValueError("--from applies to spiral-distances only")
         config = resolve_config(name, out=args.out, base=args.base, quick=args.quick, **overrides)

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 
-from ._args import (
-    add_progress_flag,
-    check_device,
-    path_arg,
-    positive_int,
-    print_outputs,
-    show_progress,
-)
+from ._args import AUTO, add_common, path_arg, print_json, print_outputs, resolve_device, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,14 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Euler steps of the teacher sampler (default: 4)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the model init, batches, times and noise"
-    )
-    p.add_argument(
         "--checkpoint-every", type=int, default=250, help="steps between checkpoints (default: 250)"
-    )
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
-    p.add_argument(
-        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
     )
     p.add_argument(
         "--max-minutes",
@@ -79,15 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="stop after this much wall time (checkpointed; rerun to resume)",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    add_progress_flag(p)
+    add_common(p, device=AUTO, seed="the model init, the batches, the times and the noise",
+               dry_run="the resolved config")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    import torch
 
     from ..apps.fmnist.teacher import TeacherConfig, default_teacher_dir, train_teacher
 
@@ -105,23 +88,10 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else default_teacher_dir(args.preset)
     if args.dry_run:
-        print(
-            json.dumps(
-                {
-                    "out": str(out),
-                    "device": args.device,
-                    "teacher": asdict(config),
-                    "model": config.model_config().to_dict(),
-                },
-                indent=2,
-            )
-        )
-        return 0
-    check_device(args.device)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+        return print_json({"out": str(out), "device": args.device, "teacher": asdict(config),
+                           "model": config.model_config().to_dict()})
     max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
-    result = train_teacher(config, out, device=args.device, max_seconds=max_seconds,
+    result = train_teacher(config, out, device=resolve_device(args.device), max_seconds=max_seconds,
                            progress=show_progress(args))
     state = "finished" if result.finished else "stopped early (rerun the same command to resume)"
     print(f"teacher {state} at step {result.step}/{config.steps}, last loss {result.last_loss:.4f}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..progress import is_main_process
-from ._args import add_progress_flag, check_device, path_arg, print_outputs, show_progress
+from ._args import add_common, check_device, config_overrides, path_arg, print_outputs, show_progress
 from .table import PRESETS, TASKS, load
 
 DESCRIPTION = """\
@@ -52,7 +52,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
         config = config.replace(run_dir=args.run_dir)
     if getattr(args, "no_progress", False):
         config = config.replace(progress=False)
-    return config
+    return config_overrides(config, args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,6 +83,6 @@ def register(subparsers: Any) -> None:
     src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),
                      help=f"a named preset: {', '.join(PRESETS)}")
     p.add_argument("--run-dir", metavar="DIR", type=path_arg, help="override run_dir")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    add_progress_flag(p)
+    add_common(p, device="the config's", seed="the weight init, the noise and condition stream and dropout",
+               seed_default="the config's", dry_run="the resolved config (a config file)")
     p.set_defaults(func=run)

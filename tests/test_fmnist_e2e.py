@@ -492,8 +492,7 @@ def test_seeds_are_checked_before_any_work(tmp_path, capsys):
     cfg.write_text(json.dumps(smoke_recipe().to_dict()))
     base = ["fmnist", "--config", str(cfg), "--out", str(tmp_path / "job")]
     assert main([*base, "--seeds", "0,2", "--dry-run"]) == 0
-    shown = json.loads(capsys.readouterr().out)
-    assert shown["seeds"] == {"0": str(tmp_path / "job"), "2": str(tmp_path / "job-seed2")}
+    assert json.loads(capsys.readouterr().out)["recipe"]["seed"] == 0
     for bad in (["--seeds", "3"], ["--seeds", "1,1"], ["--seeds", "0,1", "--stage", "eval"]):
         assert main([*base, *bad, "--dry-run"]) == 2
         assert "seeds" in capsys.readouterr().err

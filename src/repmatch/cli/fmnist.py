@@ -46,6 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run only this stage (repeatable; default: all)",
     )
     p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        metavar="S,S,...",
+        help="run the job with the recipe's seed, rerun its one-step arms with each other seed "
+        "in OUT-seed<k> (sharing encoders, teacher, features, floors and references) and write "
+        "OUT/seeds.md and OUT/seeds.json: each model's columns as mean ± sd over these seeds",
+    )
+    p.add_argument(
         "--force",
         action="append",
         default=[],
@@ -65,15 +74,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default on the CPU: as many as CPUs idle at start, at least 1 — "
         "alone on 2 cores two threads ran the main job's iRDM step 2x faster than one, but two "
         "jobs with two threads each ran 4-5x slower than with one each; else torch's choice)",
-    )
-    p.add_argument(
-        "--seeds",
-        type=seed_list,
-        default=None,
-        metavar="S,S,...",
-        help="run the job with the recipe's seed, rerun its one-step arms with each other seed "
-        "in OUT-seed<k> (sharing encoders, teacher, features, floors and references) and write "
-        "OUT/seeds.md and OUT/seeds.json: each model's columns as mean ± sd over these seeds",
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
     add_progress_flag(p)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..apps.fmnist.pipeline import run_pipeline
     from ..apps.fmnist.recipe import FmnistRecipe, get_recipe
-    from ..apps.fmnist.seeds import check_seeds, run_seeds, seed_dir
+    from ..apps.fmnist.seeds import check_seeds, run_seeds
 
     if args.config:
         recipe = FmnistRecipe.from_dict(json.loads(Path(args.config).read_text()))
@@ -114,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if args.stage or args.force:
             raise ValueError("--seeds runs the whole job and its seeds: drop --stage and --force")
     if args.dry_run:
-        shown = {"out": str(out), "recipe": recipe.to_dict()}
-        if args.seeds is not None:
-            shown["seeds"] = {str(s): str(seed_dir(out, s, recipe)) for s in args.seeds}
-        print(json.dumps(shown, indent=2))
+        print(json.dumps({"out": str(out), "recipe": recipe.to_dict()}, indent=2))
         return 0
     if args.device:
         check_device(args.device, also=("auto",))

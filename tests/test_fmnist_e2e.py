@@ -446,3 +446,56 @@ def test_eval_without_the_classifier_skips_class_agreement(run, tmp_path):
         assert "class_agreement" not in json.loads((out / "eval" / m / "eval.json").read_text())
     # The extra real test rows were re-encoded by this battery (their old store had another).
     assert results["throughput"]["rows_extracted"] == 4 * recipe.eval_samples + recipe.eval_samples
+
+
+def test_seeds_rerun_the_arms_on_the_shared_stages_and_summarise(run, tmp_path, capsys):
+    # `repmatch fmnist --seeds 0,1` on a finished job: seed 0 is the job itself (every stage
+    # skipped), seed 1 reruns only the arms, on copies of the job's shared stages.
+    out = tmp_path / "job"
+    shutil.copytree(run.root, out)
+    cfg = tmp_path / "recipe.json"
+    cfg.write_text(json.dumps(smoke_recipe().to_dict()))
+    argv = ["fmnist", "--config", str(cfg), "--out", str(out), "--seeds", "0,1", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    seeded = tmp_path / "job-seed1"
+    saved = FmnistRecipe.from_dict(json.loads((seeded / "config.json").read_text()))
+    assert saved == smoke_recipe().replace(seed=1)
+    log = capsys.readouterr().out
+    assert "[teacher] running" not in log and log.count("[post] running") == 1
+    for stage in ("encoders", "teacher", "features", "floors", "references"):
+        assert (seeded / "stages" / f"{stage}.json").read_bytes() == (out / "stages" / f"{stage}.json").read_bytes()
+    teacher = "teacher/teacher.safetensors"
+    assert (seeded / teacher).read_bytes() == (out / teacher).read_bytes()
+    results = [json.loads((d / "results.json").read_text()) for d in (out, seeded)]
+    # Another seed: other arm weights, sample noise and projections, so other ratios.
+    assert results[0]["irdm_post_1step"]["per_encoder"] != results[1]["irdm_post_1step"]["per_encoder"]
+
+    summary = json.loads((out / "seeds.json").read_text())
+    assert summary["seeds"] == [0, 1] and set(summary["models"]) == set(MODELS)
+    table = (out / "seeds.md").read_text()
+    for model in MODELS:
+        for key in ("mean", "held_out_mean", "class_agreement", "diversity"):
+            values = [r[model][key] for r in results]
+            got = summary["models"][model][key]
+            assert got["values"] == values
+            assert got["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+            assert got["sd"] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+        mean = summary["models"][model]["mean"]
+        assert f"| {model} | {mean['mean']:.3f} ± {mean['sd']:.3f} |" in table
+
+    assert main(argv) == 0  # a rerun resumes: nothing left to run in either directory
+    assert "running" not in capsys.readouterr().out.replace("[threads]", "")
+
+
+def test_seeds_are_checked_before_any_work(tmp_path, capsys):
+    cfg = tmp_path / "recipe.json"
+    cfg.write_text(json.dumps(smoke_recipe().to_dict()))
+    base = ["fmnist", "--config", str(cfg), "--out", str(tmp_path / "job")]
+    assert main([*base, "--seeds", "0,2", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe"]["seed"] == 0
+    for bad in (["--seeds", "3"], ["--seeds", "1,1"], ["--seeds", "0,1", "--stage", "eval"]):
+        assert main([*base, *bad, "--dry-run"]) == 2
+        assert "seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--seeds", "0,x"])
+    assert not (tmp_path / "job").exists()

@@ -54,3 +54,46 @@ def test_package_exports_resolve() -> None:
     assert rep.list is list_encoders
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = repmatch.no_such_name
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted ``repmatch.…`` name denotes: the longest importable module prefix,
+    then attributes (``AttributeError`` / ``ModuleNotFoundError`` when it names nothing)."""
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as exc:
+            if i > 1 and exc.name == ".".join(parts[:i]):
+                continue  # not a module: the rest are attributes of a shorter prefix
+            raise
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise AssertionError("unreachable: 'repmatch' itself imports")
+
+
+def test_docstring_cross_references_resolve() -> None:
+    """Every Sphinx role in ``src`` that names ``repmatch.…`` (``:func:``, ``:class:``,
+    ``:mod:``, ``:meth:``, …) names something that exists: a moved name leaves no stale link."""
+    import re
+    from pathlib import Path
+
+    role = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):`~?(repmatch(?:\.\w+)*)`")
+    src = Path(repmatch.__file__).parent
+    refs = [
+        (match.group(1), f"{path.relative_to(src)}:{text.count(chr(10), 0, match.start()) + 1}")
+        for path in sorted(src.rglob("*.py"))
+        for text in [path.read_text(encoding="utf-8")]
+        for match in role.finditer(text)
+    ]
+    assert len(refs) > 20  # the scan sees the references it checks
+    stale = []
+    for name, where in refs:
+        try:
+            _resolve(name)
+        except (AttributeError, ModuleNotFoundError) as exc:
+            stale.append(f"{where}: {name} ({exc})")
+    assert not stale, "\n".join(stale)

@@ -47,6 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run only this stage (repeatable; default: all)",
     )
     p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        metavar="S,S,...",
+        help="run the job with the recipe's seed, rerun its one-step arms with each other seed "
+        "in OUT-seed<k> (sharing encoders, teacher, features, floors and references) and write "
+        "OUT/seeds.md and OUT/seeds.json: each model's columns as mean ± sd over these seeds",
+    )
+    p.add_argument(
         "--force",
         action="append",
         default=[],
@@ -58,11 +67,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def seed_list(text: str) -> list[int]:
+    """An argparse type: comma-separated non-negative integers (``0,1,2``)."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers ≥ 0, got {text!r}")
+    return seeds
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..apps.fmnist.pipeline import run_pipeline
     from ..apps.fmnist.recipe import FmnistRecipe, get_recipe
+    from ..apps.fmnist.seeds import check_seeds, run_seeds
 
     if args.config:
         recipe = FmnistRecipe.from_dict(json.loads(Path(args.config).read_text()))
@@ -74,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.replace(inference_backend=backend)
     recipe = config_overrides(recipe, args)
     out = Path(args.out if args.out is not None else f"runs/{recipe.name}")
+    if args.seeds is not None:
+        check_seeds(args.seeds)
+        if args.stage or args.force:
+            raise ValueError("--seeds runs the whole job and its seeds: drop --stage and --force")
     if args.dry_run:
         return print_json({"out": str(out), "recipe": recipe.to_dict()})
     if not args.device:  # the flag is checked before the verb runs
@@ -84,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     results = out / "results.md"
     if results.exists():
         print(results.read_text())
-    done = [(label, path) for label, path in (("results", results), ("report", out / "report.html")) if path.exists()]
+    outputs = [("results", results), ("report", out / "report.html")]
+    if args.seeds is not None:
+        print(run_seeds(recipe, out, args.seeds, progress=show_progress(args)))
+        outputs.append(("seeds", out / "seeds.md"))
+    done = [(label, path) for label, path in outputs if path.exists()]
     print_outputs(("run directory", out), *done)
     return 0

@@ -104,9 +104,10 @@ def exp_floored_(exponent: torch.Tensor) -> torch.Tensor:
 
     Exponents below ``ceil(log(tiny))`` (-87 in float32, -708 in float64) are raised to it first,
     so such entries become ``exp(-87)`` ≈ 1.7e-38 (float32; 3.3e-308 in float64) instead of a
-    subnormal or 0: a change below the resolution of any kernel sum, which avoids the vectorised ``exp``'s slow underflow path
-    (≈ 10× slower per element on CPU; narrow bandwidths put most entries there). On other devices,
-    where the extra pass costs memory traffic and buys nothing, it is a plain ``exp_``.
+    subnormal or 0: a change below the resolution of any kernel sum, which avoids the vectorised
+    ``exp``'s slow underflow path on CPU (narrow bandwidths put most entries there; the cost is
+    measured in ``docs/core.md``). On other devices, where the extra pass costs memory traffic
+    and buys nothing, it is a plain ``exp_``.
     """
     if exponent.device.type == "cpu":
         exponent.clamp_min_(math.ceil(math.log(torch.finfo(exponent.dtype).tiny)))

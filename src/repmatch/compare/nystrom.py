@@ -194,6 +194,163 @@ def _gaussian_from_sq(d2: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(d2 / (-2.0 * sigma * sigma))
 
 
+class _Stopwatch:
+    """Per-stage wall-clock seconds; each lap waits for the device's queued work first."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def lap(self, stage: str, device: torch.device) -> None:
+        _sync(device)
+        now = time.perf_counter()
+        self.timings[stage] = now - self._start
+        self._start = now
+
+
+def _check_build_args(
+    num_landmarks: int,
+    bandwidths: Sequence[float] | None,
+    chunk_size: int,
+    rcond: float,
+    precision: str,
+    kmeans_iters: int,
+    kmeans_sample: int | None,
+) -> int:
+    """Validate :meth:`NystromReference.build_multiscale`'s arguments; return the k-means
+    sample size (``kmeans_sample``, default ``32 * num_landmarks``)."""
+    if isinstance(bandwidths, str):
+        raise TypeError(f"bandwidths must be a sequence of positive numbers or None, got {bandwidths!r}")
+    check_positive("num_landmarks", num_landmarks, integer=True)
+    check_positive("chunk_size", chunk_size, integer=True)
+    check_positive("rcond", rcond)
+    check_choice("precision", precision, PRECISIONS)
+    check_nonnegative_int("kmeans_iters", kmeans_iters)
+    if bandwidths is not None:
+        for b in bandwidths:
+            check_positive("bandwidth", b)
+    sample_size = kmeans_sample if kmeans_sample is not None else 32 * num_landmarks
+    check_positive("kmeans_sample", sample_size, integer=True)
+    return sample_size
+
+
+def _target_device(device: torch.device | str | None, features: torch.Tensor) -> torch.device:
+    return torch.device(device) if device is not None else features.device
+
+
+def _checked_chunks(features: FeatureChunks, chunk_size: int, dim: int | None = None) -> Iterator[torch.Tensor]:
+    """The pool's chunks, each validated when the pool is not one tensor (a tensor pool is
+    validated whole); every chunk must have ``dim`` columns, or the first chunk's if ``None``."""
+    for i, chunk in enumerate(_iter_chunks(features, chunk_size)):
+        if not isinstance(features, torch.Tensor):
+            check_features(f"features (chunk {i})", chunk, dim=dim)
+            dim = chunk.shape[1]
+        yield chunk
+
+
+def _sample_pool(
+    features: FeatureChunks, sample_size: int, *, seed: int, chunk_size: int, device: torch.device | str | None
+) -> tuple[torch.Tensor, int, torch.device]:
+    """One pass over the pool: a seeded uniform subsample of at most ``sample_size`` rows
+    (computed in float32 for half-precision pools), the pool size ``n`` and the device."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if isinstance(features, torch.Tensor):
+        check_features("features", features)
+        n = features.shape[0]
+        dev = _target_device(device, features)
+        idx = torch.randperm(n, generator=gen)[: min(n, sample_size)].to(features.device)
+        return features.index_select(0, idx).to(dev, compute_dtype(features.dtype)), n, dev
+    return _sample_chunks(features, sample_size, gen, chunk_size, device)
+
+
+def _sample_chunks(
+    features: FeatureChunks, sample_size: int, gen: torch.Generator, chunk_size: int, device: torch.device | str | None
+) -> tuple[torch.Tensor, int, torch.device]:
+    """:func:`_sample_pool` over chunks: a random key per row, keeping the rows with the
+    ``sample_size`` smallest keys (a one-pass sample without replacement)."""
+    keys_kept = torch.empty(0)
+    sample = None
+    dev = None
+    n = 0
+    for chunk in _checked_chunks(features, chunk_size):
+        if dev is None:
+            dev = _target_device(device, chunk)
+        keys = torch.rand(chunk.shape[0], generator=gen, dtype=torch.float64)
+        n += chunk.shape[0]
+        cat_keys = torch.cat([keys_kept, keys])
+        rows = chunk.to(dev, compute_dtype(chunk.dtype)) if sample is None else torch.cat([sample, chunk.to(dev, sample.dtype)])
+        if cat_keys.shape[0] > sample_size:
+            keep = torch.topk(cat_keys, sample_size, largest=False).indices
+            cat_keys = cat_keys[keep]
+            rows = rows.index_select(0, keep.to(dev))
+        keys_kept, sample = cat_keys, rows
+    if sample is None or dev is None:
+        raise ValueError("features is empty: the pool yielded no chunks")
+    return sample, n, dev
+
+
+def _bandwidths_of(
+    sample: torch.Tensor, bandwidths: Sequence[float] | None, factors: Sequence[float], *, seed: int
+) -> tuple[float, ...]:
+    """``bandwidths`` as floats, or ``median_bandwidth(sample) × factors`` when ``None``."""
+    if bandwidths is None:
+        base = median_bandwidth(sample, seed=seed)
+        return tuple(base * float(f) for f in factors)
+    return tuple(float(b) for b in bandwidths)
+
+
+def _place_landmarks(
+    sample: torch.Tensor, num_landmarks: int, kmeans_iters: int, seed: int, chunk_size: int, precision: str
+) -> torch.Tensor:
+    """The landmarks ``L`` ``(m, D)``: k-means centres of the sample."""
+    with matmul_precision(precision):
+        try:
+            landmarks, _ = kmeans(sample, num_landmarks, iters=kmeans_iters, seed=seed, chunk_size=chunk_size)
+        except ValueError as exc:  # kmeans names its own x and num_clusters
+            raise ValueError(
+                f"num_landmarks={num_landmarks} needs at least as many distinct rows in features "
+                f"(k-means sample of {sample.shape[0]}): {exc}"
+            ) from exc
+    return landmarks
+
+
+def _factorize(landmarks: torch.Tensor, sigmas: Sequence[float], rcond: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per bandwidth, the float64 eigenpairs of ``K_mm`` with eigenvalues above ``rcond · λ_max``."""
+    l64 = landmarks.to(torch.float64)
+    d2_mm = sq_distances(l64, l64, center=l64.mean(0))
+    eig = []
+    for sigma in sigmas:
+        evals, evecs = torch.linalg.eigh(_gaussian_from_sq(d2_mm, sigma))
+        keep = evals > rcond * evals[-1]
+        eig.append((evals[keep], evecs[:, keep]))
+    return eig
+
+
+def _kernel_mean(
+    features: FeatureChunks, landmarks: torch.Tensor, sigmas: Sequence[float], chunk_size: int, precision: str
+) -> torch.Tensor:
+    """``Σ_t k(r_t, L)`` over the whole pool per bandwidth, ``(len(sigmas), m)`` accumulated in
+    float64 (the caller divides by ``n`` for ``kbar``)."""
+    dev = landmarks.device
+    center = landmarks.mean(0)
+    right = augmented_operands(landmarks - center, left=False)
+    sums = torch.zeros(len(sigmas), landmarks.shape[0], dtype=torch.float64, device=dev)
+    with matmul_precision(precision):
+        for chunk in _checked_chunks(features, chunk_size, dim=landmarks.shape[1]):
+            left = augmented_operands(chunk.to(dev, landmarks.dtype) - center, left=True)
+            for s, sigma in enumerate(sigmas):
+                # One matmul gives -||r - l||²/(2σ²); one in-place exp makes it k(r, l).
+                block = torch.mm(left * (1.0 / (sigma * sigma)), right.T).exp_()
+                sums[s] += block.sum(0, dtype=torch.float64)
+    return sums
+
+
+def _solve(evals: torch.Tensor, evecs: torch.Tensor, kbar: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    """``alpha = K_mm^+ kbar``, the data term ``kbar · alpha`` and the rank kept in ``K_mm^+``."""
+    alpha = evecs @ ((evecs.T @ kbar) / evals)
+    return alpha, float(kbar @ alpha), int(evals.shape[0])
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class NystromReference:
     """A frozen Nyström summary of a reference pool at one Gaussian bandwidth.
@@ -295,129 +452,26 @@ class NystromReference:
         """One reference per bandwidth, sharing landmarks and one pass over the pool.
 
         ``bandwidths`` explicit, or ``None`` for ``median_bandwidth × factors``.
+        The stages (sample, k-means, factorize, embed, solve) are timed into ``info``.
         """
-        if isinstance(bandwidths, str):
-            raise TypeError(f"bandwidths must be a sequence of positive numbers or None, got {bandwidths!r}")
-        check_positive("num_landmarks", num_landmarks, integer=True)
-        check_positive("chunk_size", chunk_size, integer=True)
-        check_positive("rcond", rcond)
-        check_choice("precision", precision, PRECISIONS)
-        check_nonnegative_int("kmeans_iters", kmeans_iters)
-        if bandwidths is not None:
-            for b in bandwidths:
-                check_positive("bandwidth", b)
-        sample_size = kmeans_sample if kmeans_sample is not None else 32 * num_landmarks
-        check_positive("kmeans_sample", sample_size, integer=True)
-        timings: dict[str, float] = {}
-
-        # Stage 1: one pass to validate, count, and draw a seeded uniform subsample
-        # (random keys, keep the smallest `sample_size`: a one-pass sample without replacement).
-        t0 = time.perf_counter()
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        dim = None
-        n = 0
-        dev = None
-        if isinstance(features, torch.Tensor):
-            check_features("features", features)
-            n, dim = features.shape
-            dev = torch.device(device) if device is not None else features.device
-            take = min(n, sample_size)
-            idx = torch.randperm(n, generator=gen)[:take].to(features.device)
-            # Half-precision pools are computed (and landmarks stored) in float32.
-            sample = features.index_select(0, idx).to(dev, compute_dtype(features.dtype))
-        else:
-            keys_kept = torch.empty(0)
-            sample = None
-            for i, chunk in enumerate(_iter_chunks(features, chunk_size)):
-                check_features(f"features (chunk {i})", chunk, dim=dim)
-                dim = chunk.shape[1]
-                if dev is None:
-                    dev = torch.device(device) if device is not None else chunk.device
-                keys = torch.rand(chunk.shape[0], generator=gen, dtype=torch.float64)
-                n += chunk.shape[0]
-                cat_keys = torch.cat([keys_kept, keys])
-                rows = chunk.to(dev, compute_dtype(chunk.dtype)) if sample is None else torch.cat([sample, chunk.to(dev, sample.dtype)])
-                if cat_keys.shape[0] > sample_size:
-                    keep = torch.topk(cat_keys, sample_size, largest=False).indices
-                    cat_keys = cat_keys[keep]
-                    rows = rows.index_select(0, keep.to(dev))
-                keys_kept, sample = cat_keys, rows
-            if sample is None:
-                raise ValueError("features is empty: the pool yielded no chunks")
-        assert dev is not None and dim is not None and sample is not None
+        sample_size = _check_build_args(
+            num_landmarks, bandwidths, chunk_size, rcond, precision, kmeans_iters, kmeans_sample
+        )
+        clock = _Stopwatch()
+        sample, n, dev = _sample_pool(features, sample_size, seed=seed, chunk_size=chunk_size, device=device)
         if num_landmarks > n:
             raise ValueError(f"num_landmarks={num_landmarks} exceeds the number of pool points ({n})")
-        if bandwidths is None:
-            base = median_bandwidth(sample, seed=seed)
-            sigmas = tuple(base * float(f) for f in factors)
-        else:
-            sigmas = tuple(float(b) for b in bandwidths)
-        _sync(dev)
-        timings["sample"] = time.perf_counter() - t0
-
-        # Stage 2: landmarks.
-        t0 = time.perf_counter()
-        with matmul_precision(precision):
-            try:
-                landmarks, _ = kmeans(sample, num_landmarks, iters=kmeans_iters, seed=seed, chunk_size=chunk_size)
-            except ValueError as exc:  # kmeans names its own x and num_clusters
-                raise ValueError(
-                    f"num_landmarks={num_landmarks} needs at least as many distinct rows in features "
-                    f"(k-means sample of {sample.shape[0]}): {exc}"
-                ) from exc
+        sigmas = _bandwidths_of(sample, bandwidths, factors, seed=seed)
+        clock.lap("sample", dev)
+        landmarks = _place_landmarks(sample, num_landmarks, kmeans_iters, seed, chunk_size, precision)
         del sample
-        _sync(dev)
-        timings["kmeans"] = time.perf_counter() - t0
-
-        # Stage 3: K_mm eigendecomposition per bandwidth, float64.
-        t0 = time.perf_counter()
-        l64 = landmarks.to(torch.float64)
-        d2_mm = sq_distances(l64, l64, center=l64.mean(0))
-        eig = []
-        for sigma in sigmas:
-            evals, evecs = torch.linalg.eigh(_gaussian_from_sq(d2_mm, sigma))
-            keep = evals > rcond * evals[-1]
-            eig.append((evals[keep], evecs[:, keep]))
-        del d2_mm
-        _sync(dev)
-        timings["factorize"] = time.perf_counter() - t0
-
-        # Stage 4: kbar = mean_t k(r_t, L) over the whole pool, float64 accumulation.
-        t0 = time.perf_counter()
-        center = landmarks.mean(0)
-        right = augmented_operands(landmarks - center, left=False)
-        sums = torch.zeros(len(sigmas), num_landmarks, dtype=torch.float64, device=dev)
-        with matmul_precision(precision):
-            for i, chunk in enumerate(_iter_chunks(features, chunk_size)):
-                if not isinstance(features, torch.Tensor):
-                    check_features(f"features (chunk {i})", chunk, dim=dim)
-                left = augmented_operands(chunk.to(dev, landmarks.dtype) - center, left=True)
-                for s, sigma in enumerate(sigmas):
-                    # One matmul gives -||r - l||²/(2σ²); one in-place exp makes it k(r, l).
-                    block = torch.mm(left * (1.0 / (sigma * sigma)), right.T).exp_()
-                    sums[s] += block.sum(0, dtype=torch.float64)
-        kbar = sums / n
-        _sync(dev)
-        timings["embed"] = time.perf_counter() - t0
-
-        # Stage 5: alpha = K_mm^+ kbar, data term = kbar · alpha.
-        t0 = time.perf_counter()
-        out = []
-        for s, sigma in enumerate(sigmas):
-            evals, evecs = eig[s]
-            alpha = evecs @ ((evecs.T @ kbar[s]) / evals)
-            data_term = float(kbar[s] @ alpha)
-            info = {
-                "seed": seed,
-                "kmeans_iters": kmeans_iters,
-                "kmeans_sample": min(n, sample_size),
-                "rcond": rcond,
-                "rank": int(evals.shape[0]),
-                "precision": precision,
-            }
-            out.append((sigma, alpha, data_term, info))
-        _sync(dev)
-        timings["solve"] = time.perf_counter() - t0
+        clock.lap("kmeans", dev)
+        eig = _factorize(landmarks, sigmas, rcond)
+        clock.lap("factorize", dev)
+        kbar = _kernel_mean(features, landmarks, sigmas, chunk_size, precision) / n
+        clock.lap("embed", dev)
+        solved = [_solve(evals, evecs, kbar[s]) for s, (evals, evecs) in enumerate(eig)]
+        clock.lap("solve", dev)
         landmarks = landmarks.detach()
         return tuple(
             cls(
@@ -427,9 +481,17 @@ class NystromReference:
                 data_term=data_term,
                 pool_size=n,
                 fingerprint=fingerprint,
-                info={**info, "timings_s": dict(timings)},
+                info={
+                    "seed": seed,
+                    "kmeans_iters": kmeans_iters,
+                    "kmeans_sample": min(n, sample_size),
+                    "rcond": rcond,
+                    "rank": rank,
+                    "precision": precision,
+                    "timings_s": dict(clock.timings),
+                },
             )
-            for sigma, alpha, data_term, info in out
+            for sigma, (alpha, data_term, rank) in zip(sigmas, solved)
         )
 
     # ------------------------------------------------------------------ use

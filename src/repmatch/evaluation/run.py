@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,124 @@ def _select_floors(
     )
 
 
+def _open_sources(
+    gen: str | Dataset,
+    train: str,
+    val: str | None,
+    names: list[str],
+    *,
+    cache: Path,
+    config: EvalConfig,
+    progress: bool,
+) -> tuple[FeatureSource, FeatureSource, FeatureSource | None]:
+    """The gen/train/val feature sources (extracted into ``cache`` when they are datasets),
+    checked to share one feature fingerprint per encoder."""
+    kw: dict[str, Any] = {
+        "cache_dir": cache, "batch_size": config.batch_size, "device": config.device,
+        "progress": progress,
+    }
+    train_src = open_source(train, names, role="train", **kw)
+    gen_src = open_source(gen, names, role="gen", **kw)
+    val_src = open_source(val, names, role="val", **kw) if val is not None else None
+    roles = {"gen": gen_src.fingerprints, "train": train_src.fingerprints}
+    if val_src is not None:
+        roles["val"] = val_src.fingerprints
+    check_fingerprints(roles, names)
+    return gen_src, train_src, val_src
+
+
+def _floors_or_compute(
+    path: Path,
+    out: Path,
+    *,
+    names: list[str],
+    n: int,
+    config: EvalConfig,
+    train: FeatureSource,
+    val: FeatureSource | None,
+    progress: bool,
+) -> tuple[Floors, str]:
+    """The stored floors at ``path`` when their settings match, else floors computed from
+    ``val`` (saved to ``out/floors.json``); with a note saying which."""
+    floors, note = _select_floors(path, names=names, n=n, config=config, train=train, val=val)
+    if floors is not None:
+        return floors, note
+    if val is None:
+        raise ValueError(f"val is required: {note}")
+    floors = metric_floors(train, val, names, config, num_samples=n, progress=progress)
+    save_floors(out / FLOORS_FILE, floors)
+    return floors, note + f"; computed from val and saved to {out / FLOORS_FILE}"
+
+
+def _score_encoder(
+    name: str,
+    gen: FeatureSource,
+    train: FeatureSource,
+    val: FeatureSource | None,
+    floors: Floors,
+    n: int,
+    config: EvalConfig,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """One encoder's SW ratio (on ``n`` rows) and, with ``val``, its MMD/FD cross-checks (on
+    ``cross_check_samples`` rows, against floors measured on val): ``{panel: result}``."""
+    device = config.metric_device
+    cn = config.cross_check_samples
+    g = gen.read(name, max(n, cn), config.seed).to(device)
+    t = train.read(name, max(n, cn), config.seed).to(device)
+    parts = {
+        "sw": sw_ratio_panel(
+            {name: g[:n]},
+            {name: t[:n]},
+            floors={name: floors.values[name]},
+            num_projections=config.num_projections,
+            seed=config.seed,
+            num_samples=n,
+            chunk_size=config.chunk_size,
+        )
+    }
+    if val is not None and config.cross_checks:
+        v = val.read(name, cn, config.seed).to(device)
+        sets = ({name: g[:cn]}, {name: t[:cn]}, {name: v})
+        if "mmd" in config.cross_checks:
+            parts["mmd"] = mmd_ratio_panel(
+                *sets, num_features=config.num_rff, seed=config.seed, num_samples=cn
+            )
+        if "fd" in config.cross_checks:
+            parts["fd"] = fd_ratio_panel(*sets, num_samples=cn, seed=config.seed)
+    return parts
+
+
+def _panels_of(
+    names: list[str],
+    score: Callable[[str], dict[str, dict[str, dict[str, float]]]],
+    held: list[str],
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Score one encoder at a time (bounded memory) and gather each panel's per-encoder
+    ratios, distances and floors with its summary (mean, held-out mean)."""
+    panels: dict[str, dict[str, dict[str, float]]] = {}
+    for name in bar(names, desc="eval", unit="encoder", enabled=progress):
+        for key, part in score(name).items():
+            acc = panels.setdefault(key, {"per_encoder": {}, "distance": {}, "floor": {}})
+            for field in acc:
+                acc[field][name] = part[field][name]
+    return {
+        key: {
+            "per_encoder": acc["per_encoder"],
+            **summarize_ratios(acc["per_encoder"], held),
+            "distance": acc["distance"],
+            "floor": acc["floor"],
+        }
+        for key, acc in panels.items()
+    }
+
+
+def _write_outputs(out: Path, result: dict[str, Any]) -> None:
+    atomic_write_json(out / "eval.json", result)
+    atomic_write_text(out / "eval.md", format_table(result))
+    plot_ratios(result, out / "sw_ratios.png")
+
+
 def evaluate(
     gen: str | Dataset,
     train: str,
@@ -100,7 +218,8 @@ def evaluate(
 
     ``gen``/``train``/``val`` are feature-store directories or dataset specs (image folder,
     ``.npz``, ``fmnist:test``); ``gen`` may also be a dataset object with a ``spec``, e.g. a
-    generator's images (:class:`repmatch.generators.GeneratedImages`), extracted as read. ``floors_path`` defaults to ``<train>/floors.json``; ``config`` to ``EvalConfig()``. Returns the
+    generator's images (:class:`repmatch.generators.GeneratedImages`), extracted as read.
+    ``floors_path`` defaults to ``<train>/floors.json``; ``config`` to ``EvalConfig()``. Returns the
     result dict that is also written to ``out_dir/eval.json``. ``progress`` draws bars over
     extraction, floors and the per-encoder scores.
     """
@@ -109,62 +228,20 @@ def evaluate(
     names = resolve_names(encoders, train)
     held = default_held_out(names) if held_out is None else list(held_out)
     summarize_ratios(dict.fromkeys(names, 1.0), held)  # validates held_out before any work
-    cache = out / "features"
-    kw: dict[str, Any] = {
-        "cache_dir": cache, "batch_size": config.batch_size, "device": config.device,
-        "progress": progress,
-    }
-    train_src = open_source(train, names, role="train", **kw)
-    gen_src = open_source(gen, names, role="gen", **kw)
-    val_src = open_source(val, names, role="val", **kw) if val is not None else None
-    roles = {"gen": gen_src.fingerprints, "train": train_src.fingerprints}
-    if val_src is not None:
-        roles["val"] = val_src.fingerprints
-    check_fingerprints(roles, names)
-
+    gen_src, train_src, val_src = _open_sources(
+        gen, train, val, names, cache=out / "features", config=config, progress=progress
+    )
     n = common_size(config, gen_src, train_src, *([val_src] if val_src else []))
     path = Path(floors_path) if floors_path is not None else Path(train) / FLOORS_FILE
-    floors, floors_note = _select_floors(
-        path, names=names, n=n, config=config, train=train_src, val=val_src
+    floors, floors_note = _floors_or_compute(
+        path, out, names=names, n=n, config=config, train=train_src, val=val_src, progress=progress
     )
-    if floors is None:
-        if val_src is None:
-            raise ValueError(f"val is required: {floors_note}")
-        floors = metric_floors(train_src, val_src, names, config, num_samples=n, progress=progress)
-        save_floors(out / FLOORS_FILE, floors)
-        floors_note += f"; computed from val and saved to {out / FLOORS_FILE}"
-
-    device = config.metric_device
-    panels: dict[str, dict[str, dict[str, float]]] = {}
-    for name in bar(names, desc="eval", unit="encoder", enabled=progress):
-        cn = config.cross_check_samples
-        g = gen_src.read(name, max(n, cn), config.seed).to(device)
-        t = train_src.read(name, max(n, cn), config.seed).to(device)
-        parts = {
-            "sw": sw_ratio_panel(
-                {name: g[:n]},
-                {name: t[:n]},
-                floors={name: floors.values[name]},
-                num_projections=config.num_projections,
-                seed=config.seed,
-                num_samples=n,
-                chunk_size=config.chunk_size,
-            )
-        }
-        if val_src is not None and config.cross_checks:
-            v = val_src.read(name, cn, config.seed).to(device)
-            sets = ({name: g[:cn]}, {name: t[:cn]}, {name: v})
-            if "mmd" in config.cross_checks:
-                parts["mmd"] = mmd_ratio_panel(
-                    *sets, num_features=config.num_rff, seed=config.seed, num_samples=cn
-                )
-            if "fd" in config.cross_checks:
-                parts["fd"] = fd_ratio_panel(*sets, num_samples=cn, seed=config.seed)
-        for key, part in parts.items():
-            acc = panels.setdefault(key, {"per_encoder": {}, "distance": {}, "floor": {}})
-            for field in acc:
-                acc[field][name] = part[field][name]
-
+    panels = _panels_of(
+        names,
+        lambda name: _score_encoder(name, gen_src, train_src, val_src, floors, n, config),
+        held,
+        progress,
+    )
     result: dict[str, Any] = {
         "gen": gen_src.data,
         "train": train_src.data,
@@ -175,15 +252,7 @@ def evaluate(
         "fingerprints": gen_src.fingerprints,
         "floors": floors_note,
         "config": dataclasses.asdict(config),
+        **panels,
     }
-    for key, acc in panels.items():
-        result[key] = {
-            "per_encoder": acc["per_encoder"],
-            **summarize_ratios(acc["per_encoder"], held),
-            "distance": acc["distance"],
-            "floor": acc["floor"],
-        }
-    atomic_write_json(out / "eval.json", result)
-    atomic_write_text(out / "eval.md", format_table(result))
-    plot_ratios(result, out / "sw_ratios.png")
+    _write_outputs(out, result)
     return result

@@ -199,83 +199,109 @@ def _reference_rows(meta: ReportMeta) -> list[ReferenceRow]:
     return rows if any(r.floor for r in rows) else [*rows, FLOOR_ROW]
 
 
-def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
+def _eval_files(run_dir: Path) -> list[tuple[Path, str]]:
+    """The evaluation files of ``RUN_DIR/eval`` (both layouts) with the model each names."""
     folder = run_dir / "eval"
-    files = (
-        (
-            [(f, f.stem) for f in sorted(folder.glob("*.json"))]
-            + [(f, f.parent.name) for f in sorted(folder.glob("*/eval.json"))]
-        )
-        if folder.is_dir()
-        else []
-    )
-    if not files:
-        return _missing(
-            "No evaluation found (expected RUN_DIR/eval/<model>.json with per_encoder, "
-            "mean, held_out_mean)."
-        )
+    if not folder.is_dir():
+        return []
+    return [(f, f.stem) for f in sorted(folder.glob("*.json"))] + [
+        (f, f.parent.name) for f in sorted(folder.glob("*/eval.json"))
+    ]
+
+
+def _read_entries(run_dir: Path, files: Sequence[tuple[Path, str]]) -> tuple[list[EvalEntry], list[str]]:
+    """The entries that parse, sorted by mean (missing last), and a note for each that does not."""
     entries: list[EvalEntry] = []
     notes: list[str] = []
     for f, model in files:
         try:
             entries.append(read_eval(f, model=model))
-        except (
-            TypeError,
-            ValueError,
-            UnicodeDecodeError,
-        ) as err:  # JSONDecodeError is a ValueError
+        except (TypeError, ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
             notes.append(_missing(f"Skipped {f.relative_to(run_dir)}: {err}"))
-    if not entries:
-        return "".join(notes)
     entries.sort(key=lambda e: (e.mean is None, e.mean if e.mean is not None else 0.0, e.model))
+    return entries, notes
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The SW table's columns after the model name: encoders (training ones first, then the
+    held-out ones), the two panel means, cross-check means, then the conditional checks."""
+
+    encoders: list[str]
+    held: set[str]
+    cross: list[str]
+    extras: list[str]
+
+
+def _columns_of(entries: Sequence[EvalEntry], references: Sequence[ReferenceRow]) -> _Columns:
     encoders: list[str] = []
     for e in entries:
         encoders.extend(k for k in e.per_encoder if k not in encoders)
     held = {h for e in entries for h in e.held_out}
     encoders.sort(key=lambda enc: enc in held)  # training encoders first, then the held-out ones
-    columns = [(enc, enc + (" †" if enc in held else ""), enc in held) for enc in encoders]
     cross = [key for key in _CROSS_CHECKS if any(key in e.cross_checks for e in entries)]
-    rows = [
-        [e.per_encoder.get(enc) for enc in encoders]
-        + [e.mean, e.held_out_mean]
-        + [e.cross_checks.get(key) for key in cross]
-        for e in entries
-    ]
-    best = []
-    for j in range(len(rows[0])):
-        col = [x for x in (r[j] for r in rows) if x is not None]
-        best.append(min(col) if col else None)
-    references = _reference_rows(meta)
     # Conditional checks: a column each where a model or a reference row has a value.
     extras = [
         key
         for key in _EXTRA_COLUMNS
         if any(getattr(x, key) is not None for x in [*entries, *references])
     ]
-    rows = [r + [getattr(e, key) for key in extras] for e, r in zip(entries, rows)]
-    best += [None] * len(extras)
-    k = len(encoders)
+    return _Columns(encoders=encoders, held=held, cross=cross, extras=extras)
+
+
+def _table_head(cols: _Columns) -> str:
     head = "".join(
-        f'<th class="{"held" if h else ""}">{html.escape(label)}</th>' for _, label, h in columns
+        f'<th class="{"held" if enc in cols.held else ""}">'
+        f'{html.escape(enc + (" †" if enc in cols.held else ""))}</th>'
+        for enc in cols.encoders
     )
-    head += f"<th>SW<sub>r,{k}</sub></th><th>SW<sub>r,{len(held)}</sub><sup>†</sup> (held out)</th>"
-    head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cross)
-    head += "".join(f"<th>{_EXTRA_COLUMNS[key][0]}</th>" for key in extras)
+    head += f"<th>SW<sub>r,{len(cols.encoders)}</sub></th>"
+    head += f"<th>SW<sub>r,{len(cols.held)}</sub><sup>†</sup> (held out)</th>"
+    head += "".join(f"<th>{_CROSS_CHECKS[key]}</th>" for key in cols.cross)
+    head += "".join(f"<th>{_EXTRA_COLUMNS[key][0]}</th>" for key in cols.extras)
+    return f"<thead><tr><th>model</th>{head}</tr></thead>"
+
+
+def _table_body(entries: Sequence[EvalEntry], cols: _Columns, meta: ReportMeta) -> str:
+    """One row per model; the lowest value of each ranked column in bold (not the extras)."""
+    ranked = [
+        [e.per_encoder.get(enc) for enc in cols.encoders]
+        + [e.mean, e.held_out_mean]
+        + [e.cross_checks.get(key) for key in cols.cross]
+        for e in entries
+    ]
+    best = []
+    for j in range(len(ranked[0])):
+        col = [x for x in (r[j] for r in ranked) if x is not None]
+        best.append(min(col) if col else None)
+    best += [None] * len(cols.extras)
     body = []
-    for e, r in zip(entries, rows):
+    for e, r in zip(entries, ranked):
+        values = r + [getattr(e, key) for key in cols.extras]
         cells = "".join(
-            f'<td class="{_best_class(v, best[j], len(rows))}">{_fmt(v)}</td>'
-            for j, v in enumerate(r)
+            f'<td class="{_best_class(v, best[j], len(ranked))}">{_fmt(v)}</td>'
+            for j, v in enumerate(values)
         )
         body.append(f"<tr><td>{_model(meta, e.model)}</td>{cells}</tr>")
+    return f"<tbody>{''.join(body)}</tbody>"
+
+
+def _table_foot(references: Sequence[ReferenceRow], cols: _Columns) -> str:
+    """The shaded reference rows of real images (never ranked)."""
     foot = []
     for ref in references:
         # Every column is a ratio to the floor: SW(val, train) / SW(val, train) = 1.
         ratio = 1.0 if ref.floor else None
-        values = [ratio] * k + [ratio, ratio if held else None] + [ratio] * len(cross)
-        values += [getattr(ref, key) for key in extras]
+        values = [ratio] * len(cols.encoders) + [ratio, ratio if cols.held else None]
+        values += [ratio] * len(cols.cross) + [getattr(ref, key) for key in cols.extras]
         cells = "".join(f"<td>{_fmt(v)}</td>" for v in values)
         foot.append(f'<tr class="reference"><td>{html.escape(ref.name)}</td>{cells}</tr>')
+    return f"<tfoot>{''.join(foot)}</tfoot>"
+
+
+def _legend(cols: _Columns, references: Sequence[ReferenceRow]) -> str:
+    """What a cell is, then a note per kind of row and column."""
+    k = len(cols.encoders)
     floor_name = next(r.name for r in references if r.floor)
     items = [
         f"Rows: models, sorted by SW<sub>r,{k}</sub> (the mean over all {k} encoders); bold marks "
@@ -287,21 +313,36 @@ def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
         "noise) is as close to the training images as a fresh real sample."
         + "".join(f" {html.escape(r.note)}" for r in references if r.note),
     ]
-    if cross:
+    if cols.cross:
         items.append("MMD/FD columns: the cross-check panels' means (Appendix D), same ratio form.")
-    items += [_EXTRA_COLUMNS[key][1] for key in extras]
-    legend = (
+    items += [_EXTRA_COLUMNS[key][1] for key in cols.extras]
+    return (
         '<p class="lead">Each cell is a floor-normalised ratio r<sub>e</sub> = SW(gen, train) / '
         "SW(val, train) (paper eq. 5): the sliced Wasserstein distance of a model’s samples to "
         "real training images in encoder e’s feature space, divided by that of fresh real "
         "validation images. 1 matches a fresh real draw; lower is closer.</p>"
         f'<ul class="note">{"".join(f"<li>{i}</li>" for i in items)}</ul>'
     )
+
+
+def _eval_section(run_dir: Path, meta: ReportMeta) -> str:
+    """The SW_r,k table of every evaluation file, its legend, and a note per skipped file."""
+    files = _eval_files(run_dir)
+    if not files:
+        return _missing(
+            "No evaluation found (expected RUN_DIR/eval/<model>.json with per_encoder, "
+            "mean, held_out_mean)."
+        )
+    entries, notes = _read_entries(run_dir, files)
+    if not entries:
+        return "".join(notes)
+    references = _reference_rows(meta)
+    cols = _columns_of(entries, references)
     table = (
-        f'<table id="sw-table"><thead><tr><th>model</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody><tfoot>{''.join(foot)}</tfoot></table>"
+        f'<table id="sw-table">{_table_head(cols)}{_table_body(entries, cols, meta)}'
+        f"{_table_foot(references, cols)}</table>"
     )
-    return legend + table + "".join(notes)
+    return _legend(cols, references) + table + "".join(notes)
 
 
 MAX_SAMPLE_FILES = 12

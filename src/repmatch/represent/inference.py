@@ -8,8 +8,8 @@ images), as features of one encoder at two batch sizes do.
 
 * ``"torch"``: :func:`repmatch.represent.create` itself (differentiable).
 * ``"onnxruntime"``: encoders with an ONNX graph (``source="onnx"``: ``open_nsfw``) run the cut
-  graph that ``create`` converts with onnx2torch in onnxruntime on the CPU instead (about 5×
-  the images/s on one CPU thread, ``benchmarks/bench_eval.py``), and skip the conversion;
+  graph that ``create`` converts with onnx2torch in onnxruntime on the CPU instead (faster on
+  a CPU: ``benchmarks/bench_eval.py``, figures in ``docs/encoders.md``), and skip the conversion;
   every other encoder is built by ``create`` as with ``"torch"``.
 """
 

@@ -110,10 +110,9 @@ class EfficientNetFeatures(nn.Module):
     fingerprint is unchanged): its BatchNorms are folded into the convolutions
     (:func:`fold_batchnorms`), so are its symmetric pads (:func:`fold_symmetric_padding`), and
     it runs in channels-last memory format, where its depthwise and 1×1 convolutions take
-    oneDNN's NHWC kernels. Forward + backward on a CPU, one thread, batch 128: the layout alone
-    1.9× faster than the package's network at 64 px, with the folds 4.6× (6.7× at 32 px;
-    ``benchmarks/bench_encoders.py --layout``); the features equal the package's eval-mode
-    forward within float32 rounding (4e-6 relative).
+    oneDNN's NHWC kernels (speed-ups measured by ``benchmarks/bench_encoders.py --layout``, in
+    ``docs/fmnist_results.md``); the features equal the package's eval-mode forward within
+    float32 rounding (4e-6 relative).
     """
 
     def __init__(self, net: nn.Module) -> None:

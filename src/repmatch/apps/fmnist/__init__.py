@@ -6,5 +6,6 @@
   and its rectified-flow teacher training;
 - :mod:`.conv_generator`: the from-scratch one-step generator;
 - :mod:`.recipe`, :mod:`.parts`, :mod:`.task`, :mod:`.pipeline`, :mod:`.stages`: the job
-  (``repmatch fmnist``): recipe, run layout, the iRDM task object and the stages.
+  (``repmatch fmnist``): recipe, run layout, the iRDM task object and the stages;
+- :mod:`.seeds`: the job's one-step arms over several seeds (``repmatch fmnist --seeds``).
 """

@@ -1,6 +1,6 @@
 """Class-conditional rectified flow: interpolant, loss and training-time sampling.
 
-Convention (shared with ``repmatch.train.FewStepGenerator``): data ``x`` in [-1, 1], noise
+Convention (shared with :class:`repmatch.generators.FewStepGenerator`): data ``x`` in [-1, 1], noise
 ``ε ~ N(0, I)``, and
 
     x_t = (1 − t)·x + t·ε,         t ∈ [0, 1]  (t = 0 data, t = 1 noise),
@@ -11,7 +11,7 @@ so the flow-matching loss (Lipman et al., 2023; Liu et al., 2023) is
     L(θ) = E_{x, ε, t} ‖v_θ(x_t, t, c) − (ε − x)‖² / D,
 
 the squared error averaged over the ``D = C·H·W`` pixels and the batch. Sampling (``K`` uniform
-Euler steps from ``t = 1`` to ``t = 0``) is ``repmatch.train.FewStepGenerator``; with K = 4 it is
+Euler steps from ``t = 1`` to ``t = 0``) is :class:`repmatch.generators.FewStepGenerator`; with K = 4 it is
 the paper's "few-step teacher" that iRDM post-trains into one step (paper §3, §4.2).
 """
 

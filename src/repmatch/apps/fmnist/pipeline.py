@@ -31,6 +31,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -52,7 +53,7 @@ from ...evaluation import (
 from ...features import MANIFEST, FeatureStore, extract_features
 from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
 from ...report.html import write_report
-from ...represent import ImageEncoder
+from ...represent import EncoderBattery, ImageEncoder
 from ...train import latest_checkpoint, load_checkpoint, train
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .encoders import FMNIST_ENCODERS, FmnistTrainConfig, train_fmnist_encoder
@@ -67,7 +68,14 @@ from .parts import (
 )
 from .recipe import FmnistRecipe
 from .reporting import write_fmnist_report_meta
-from .scoring import class_agreement, diversity, noise_level, real_diversity, real_draws
+from .scoring import (
+    RealDraws,
+    class_agreement,
+    diversity,
+    noise_level,
+    real_diversity,
+    real_draws,
+)
 from .stages import REQUIRES, STAGES
 from .task import fmnist_task
 from .teacher import TeacherConfig, load_teacher, train_teacher
@@ -248,6 +256,127 @@ def stage_samples(
     return {"models": list(MODELS), "per_model": recipe.eval_samples}
 
 
+@dataclass(eq=False)
+class _Panels:
+    """The SW panels of :data:`MODELS` so far and the generated-feature stores they read."""
+
+    stores: dict[str, FeatureStore] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    sizes: set[int] = field(default_factory=set)
+    floors: dict[str, float] = field(default_factory=dict)
+    rows_extracted: int = 0
+    extract_seconds: float = 0.0
+
+
+def _panel_of(
+    name: str,
+    panels: _Panels,
+    recipe: FmnistRecipe,
+    layout: Layout,
+    battery: EncoderBattery,
+    config: EvalConfig,
+    device: torch.device,
+    progress: bool,
+) -> None:
+    """Encode model ``name``'s samples (once) and add its SW panel to ``panels``."""
+    samples = open_dataset(str(layout.generated / f"{name}.npz"))
+    target = layout.features / f"gen-{name}"
+    if (target / MANIFEST).is_file() and FeatureStore(target).data != samples.spec:
+        shutil.rmtree(target)  # features of an earlier sample file (its content hash differs)
+    fresh = not (target / MANIFEST).is_file()
+    t_extract = time.perf_counter()
+    # Gen features through the recipe's battery (its overrides and encoder weights), once:
+    # ``evaluate`` reads this store and the stored train/test features and floors.
+    store = panels.stores[name] = extract_features(
+        samples,
+        battery,
+        target,
+        batch_size=recipe.feature_batch_size,
+        device=device,
+        progress=progress,
+    )
+    panels.extract_seconds += time.perf_counter() - t_extract
+    panels.rows_extracted += len(store) if fresh else 0
+    out = evaluate(
+        str(store.root),
+        str(layout.train_features),
+        str(layout.test_features),
+        encoders=list(recipe.encoders),
+        out_dir=layout.eval / name,
+        config=config,
+        held_out=list(recipe.heldout_encoders),
+        progress=progress,
+    )
+    panels.sizes.add(out["num_samples"])
+    panels.floors = out["sw"]["floor"]
+    panels.results[name] = {
+        "per_encoder": out["sw"]["per_encoder"],
+        "mean": out["sw"]["mean"],
+        "held_out_mean": out["sw"]["held_out_mean"],
+    }
+
+
+def _classifier_of(battery: EncoderBattery) -> ImageEncoder | None:
+    """The battery's ``fmnist_classifier`` (class agreement needs its head), or ``None``."""
+    # cast: nn.ModuleDict types its values as nn.Module; a battery holds ImageEncoders.
+    if "fmnist_classifier" in battery.encoders:
+        return cast(ImageEncoder, battery.encoders["fmnist_classifier"])
+    return None
+
+
+def _sample_scores(
+    store: FeatureStore,
+    classifier: ImageEncoder | None,
+    recipe: FmnistRecipe,
+    draws: RealDraws,
+    num_samples: int,
+) -> dict[str, float]:
+    """Class agreement and within-class diversity of one model's samples (each when the
+    recipe has its encoder)."""
+    scores: dict[str, float] = {}
+    if classifier is not None:
+        scores["class_agreement"] = class_agreement(
+            classifier, store.read("fmnist_classifier"), store.labels
+        )
+    if recipe.diversity_encoder is not None:
+        scores["diversity"] = diversity(
+            recipe.diversity_encoder, store, draws, num_samples=num_samples, seed=recipe.seed
+        )
+    return scores
+
+
+def _real_scores(
+    classifier: ImageEncoder | None, recipe: FmnistRecipe, layout: Layout, draws: RealDraws
+) -> dict[str, Any]:
+    """The real test images' reference row of :func:`_sample_scores`."""
+    real: dict[str, Any] = {}
+    if classifier is not None:
+        # The real reference value: the classifier on the floors' test rows (stored features).
+        test = FeatureStore(layout.test_features)
+        real["class_agreement"] = class_agreement(
+            classifier, test.read("fmnist_classifier"), test.labels
+        )
+    if recipe.diversity_encoder is not None:
+        real["diversity"] = real_diversity(recipe.diversity_encoder, draws, seed=recipe.seed)
+    return real
+
+
+def _throughput(recipe: FmnistRecipe, panels: _Panels, draws: RealDraws, seconds: float) -> dict[str, Any]:
+    """Images scored per second over the stage, and the rate of the rows encoded now."""
+    scored = sum(len(g) for g in panels.stores.values())
+    extracted = panels.rows_extracted + draws.extracted
+    extract_seconds = panels.extract_seconds + draws.extract_seconds
+    return {
+        "images_scored": scored,
+        "seconds": seconds,
+        "images_per_s": scored / seconds,
+        "rows_extracted": extracted,
+        "extract_seconds": extract_seconds,
+        "extract_images_per_s": extracted / extract_seconds if extracted else None,
+        "inference_backend": recipe.inference_backend,
+    }
+
+
 def stage_eval(
     recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
 ) -> dict[str, Any]:
@@ -258,89 +387,29 @@ def stage_eval(
     t0 = time.perf_counter()
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
     config = _eval_config(recipe, device)
-    # Class agreement needs the classifier's head; a recipe without it skips the metric.
-    # cast: nn.ModuleDict types its values as nn.Module; a battery holds ImageEncoders.
-    classifier = (
-        cast(ImageEncoder, battery.encoders["fmnist_classifier"])
-        if "fmnist_classifier" in battery.encoders
-        else None
-    )
-    results: dict[str, Any] = {}
-    gens: dict[str, FeatureStore] = {}
-    sizes, floors = set(), {}
-    extracted, extract_seconds = 0, 0.0
+    classifier = _classifier_of(battery)  # a recipe without it skips class agreement
+    panels = _Panels()
     for name in MODELS:
-        samples = open_dataset(str(layout.generated / f"{name}.npz"))
-        target = layout.features / f"gen-{name}"
-        if (target / MANIFEST).is_file() and FeatureStore(target).data != samples.spec:
-            shutil.rmtree(target)  # features of an earlier sample file (its content hash differs)
-        fresh = not (target / MANIFEST).is_file()
-        t_extract = time.perf_counter()
-        # Gen features through the recipe's battery (its overrides and encoder weights), once:
-        # ``evaluate`` reads this store and the stored train/test features and floors.
-        gens[name] = extract_features(
-            samples,
-            battery,
-            target,
-            batch_size=recipe.feature_batch_size,
-            device=device,
-            progress=progress,
-        )
-        extract_seconds += time.perf_counter() - t_extract
-        extracted += len(gens[name]) if fresh else 0
-        out = evaluate(
-            str(gens[name].root),
-            str(layout.train_features),
-            str(layout.test_features),
-            encoders=list(recipe.encoders),
-            out_dir=layout.eval / name,
-            config=config,
-            held_out=list(recipe.heldout_encoders),
-            progress=progress,
-        )
-        sizes.add(out["num_samples"])
-        floors = out["sw"]["floor"]
-        results[name] = {
-            "per_encoder": out["sw"]["per_encoder"],
-            "mean": out["sw"]["mean"],
-            "held_out_mean": out["sw"]["held_out_mean"],
-        }
-    (n,) = sizes  # every sample set holds eval_samples rows: one common size
+        _panel_of(name, panels, recipe, layout, battery, config, device, progress)
+    (n,) = panels.sizes  # every sample set holds eval_samples rows: one common size
     draws = real_draws(
         layout, battery, n, seed=recipe.seed, batch_size=recipe.feature_batch_size,
         device=device, progress=progress,
     )
-    extracted += draws.extracted
-    extract_seconds += draws.extract_seconds
-    test = FeatureStore(layout.test_features)
-    real: dict[str, Any] = {}
+    results = panels.results
     for name in MODELS:
-        extras: dict[str, float] = {}
-        if classifier is not None:
-            extras["class_agreement"] = class_agreement(
-                classifier, gens[name].read("fmnist_classifier"), gens[name].labels
-            )
-        if recipe.diversity_encoder is not None:
-            extras["diversity"] = diversity(
-                recipe.diversity_encoder, gens[name], draws, num_samples=n, seed=recipe.seed
-            )
+        scores = _sample_scores(panels.stores[name], classifier, recipe, draws, n)
         # Beside the SW panel in the model's eval.json, where `repmatch report` shows them.
         eval_json = layout.eval / name / "eval.json"
-        atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), **extras})
-        results[name].update(extras)
-    if classifier is not None:
-        # The real reference value: the classifier on the floors' test rows (stored features).
-        real["class_agreement"] = class_agreement(
-            classifier, test.read("fmnist_classifier"), test.labels
-        )
-    if recipe.diversity_encoder is not None:
-        real["diversity"] = real_diversity(recipe.diversity_encoder, draws, seed=recipe.seed)
+        atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), **scores})
+        results[name].update(scores)
+    real = _real_scores(classifier, recipe, layout, draws)
     if real:
         results["real_test"] = real
     results["noise"] = noise_level(
         draws,
         FeatureStore(layout.train_features),
-        floors,
+        panels.floors,
         num_samples=n,
         num_projections=recipe.num_projections,
         seed=recipe.seed,
@@ -348,17 +417,7 @@ def stage_eval(
         chunk_size=config.chunk_size,
     )
     atomic_write_json(layout.root / "results.json", results)
-    seconds = time.perf_counter() - t0
-    scored = sum(len(g) for g in gens.values())
-    throughput = {
-        "images_scored": scored,
-        "seconds": seconds,
-        "images_per_s": scored / seconds,
-        "rows_extracted": extracted,
-        "extract_seconds": extract_seconds,
-        "extract_images_per_s": extracted / extract_seconds if extracted else None,
-        "inference_backend": recipe.inference_backend,
-    }
+    throughput = _throughput(recipe, panels, draws, time.perf_counter() - t0)
     return {**results, "throughput": throughput}
 
 

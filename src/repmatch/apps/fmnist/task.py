@@ -6,7 +6,7 @@ encoder, the real test split as the floor, and one of two generators:
 
 - ``arm="post"``: the flow-matching teacher run in one Euler step
   (``FewStepGenerator(load_teacher(..., trainable=True), 1, (1, 28, 28))``), post-trained;
-- ``arm="scratch"``: a freshly initialised :class:`repmatch.apps.fmnist.ConvGenerator`.
+- ``arm="scratch"``: a freshly initialised :class:`repmatch.apps.fmnist.conv_generator.ConvGenerator`.
 
 ``task_options``: ``{"arm": "post" | "scratch", "pipeline_dir": OUT, "recipe": FmnistRecipe dict}``.
 """

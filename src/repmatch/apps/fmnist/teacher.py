@@ -4,7 +4,7 @@ One readable loop (EDM2-style): each step draws a batch of training images with 
 times ``t`` and noise ``ε`` from one seeded generator, minimises the flow-matching loss
 (:func:`repmatch.apps.fmnist.flow_matching.flow_matching_loss`) with Adam (linear warm-up, then
 constant learning rate, gradient clipping) and updates an EMA of the weights. The EMA network,
-sampled with ``sample_steps`` Euler steps (``repmatch.train.FewStepGenerator``), is the
+sampled with ``sample_steps`` Euler steps (:class:`repmatch.generators.FewStepGenerator`), is the
 "few-step teacher" that iRDM post-trains into a one-step generator (paper §3, §4.2).
 
 Run directory written by :func:`train_teacher`::
@@ -28,7 +28,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,174 @@ def _comparable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in _RESUMABLE_CHANGES}
 
 
+@dataclass(eq=False, kw_only=True)
+class _TeacherRun:
+    """The state one teacher run carries from step to step (and through its checkpoints)."""
+
+    model: VelocityUNet
+    ema: VelocityUNet
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    step: int = 0
+    elapsed: float = 0.0
+    # Losses since the last stats line; checkpointed so that a resumed run logs identically.
+    window: list[float] = field(default_factory=list)
+
+
+def _new_run(config: TeacherConfig, model_cfg: VelocityUNetConfig, device: torch.device) -> _TeacherRun:
+    """A fresh network, its EMA copy, Adam and the batch generator, all seeded by ``config.seed``."""
+    torch.manual_seed(config.seed)
+    model = VelocityUNet(model_cfg).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    return _TeacherRun(model=model, ema=ema, opt=opt, gen=gen)
+
+
+def _resume(run: _TeacherRun, config: TeacherConfig, out: Path, device: torch.device) -> None:
+    """Restore ``run`` from the newest checkpoint in ``out`` that loads (a damaged one is
+    skipped, named) and cut ``stats.jsonl`` back to it; a fresh start empties it."""
+    found = load_latest_checkpoint(out)
+    stats_path = out / "stats.jsonl"
+    if found is None:
+        # A fresh start: drop lines an interrupted run logged before its first checkpoint.
+        truncate_stats(stats_path, "step", 0)
+        return
+    ckpt_path, state = found
+    if _comparable(state["config"]) != _comparable(asdict(config)):
+        raise ValueError(
+            f"{ckpt_path} was trained with config {state['config']}, which differs from "
+            f"{asdict(config)} beyond {_RESUMABLE_CHANGES}; use another --out or the same settings"
+        )
+    run.model.load_state_dict(state["model"])
+    run.ema.load_state_dict(state["ema"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.gen.set_state(state["generator"])
+    torch.random.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    run.step, run.elapsed, run.window = state["step"], state["elapsed_s"], state["loss_window"]
+    truncate_stats(stats_path, "step", run.step)
+
+
+def _checkpoint(run: _TeacherRun, config: TeacherConfig, out: Path, device: torch.device) -> None:
+    """Save the full state (weights, EMA, optimizer, RNGs, step); only the newest is kept."""
+    save_checkpoint(
+        out,
+        run.step,
+        {
+            "config": asdict(config),
+            "step": run.step,
+            "elapsed_s": run.elapsed,
+            "loss_window": run.window,
+            "model": run.model.state_dict(),
+            "ema": run.ema.state_dict(),
+            "optimizer": run.opt.state_dict(),
+            "generator": run.gen.get_state(),
+            "torch_rng": torch.random.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        },
+        keep=1,
+    )
+
+
+def _train_step(
+    run: _TeacherRun, config: TeacherConfig, images: torch.Tensor, labels: torch.Tensor, device: torch.device
+) -> tuple[float, float]:
+    """One optimizer step on a batch drawn with replacement; returns ``(loss, lr)``."""
+    idx = torch.randint(images.shape[0], (config.batch_size,), generator=run.gen)
+    noise = torch.randn((config.batch_size, *images.shape[1:]), generator=run.gen)
+    t = sample_time(config.batch_size, schedule=config.time_sampling, generator=run.gen)
+    idx, noise, t = idx.to(device), noise.to(device), t.to(device)
+    x = images[idx].float() / 127.5 - 1.0
+
+    lr = config.lr_at(run.step)
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    loss = flow_matching_loss(run.model, x, labels[idx], t=t, noise=noise)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite flow-matching loss {loss.item()} at step {run.step}")
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.opt.step()
+    ema_update_(run.ema, run.model, _ema_decay(config, run.step))
+    run.step += 1
+    return loss.item(), lr
+
+
+def _log_window(run: _TeacherRun, config: TeacherConfig, stats_path: Path, lr: float, time_s: float) -> None:
+    """Append the mean loss since the last line to ``stats.jsonl`` and start a new window."""
+    append_stats(stats_path, {
+        "step": run.step,
+        "nimg": run.step * config.batch_size,
+        "loss": sum(run.window) / len(run.window),
+        "lr": lr,
+        "time_s": round(time_s, 3),
+    })
+    run.window.clear()
+
+
+def _train_until_done(
+    run: _TeacherRun,
+    config: TeacherConfig,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    out: Path,
+    device: torch.device,
+    max_seconds: float | None,
+    progress: bool,
+) -> float:
+    """Step until ``config.steps`` (or ``max_seconds`` of this call), logging and checkpointing
+    every whole interval, then checkpoint; returns the last loss (NaN if no step ran)."""
+    stats_path = out / "stats.jsonl"
+    call_start = start = time.perf_counter()
+    last_loss = math.nan
+    shown = bar(total=config.steps, initial=run.step, desc="teacher", unit="step", enabled=progress)
+    run.model.train()
+    while run.step < config.steps:
+        if max_seconds is not None and time.perf_counter() - call_start >= max_seconds:
+            break
+        last_loss, lr = _train_step(run, config, images, labels, device)
+        run.window.append(last_loss)
+        shown.update(1)
+        shown.set_postfix(loss=f"{last_loss:.4f}")
+        # Only whole intervals are logged: a resumed run logs what a straight one would.
+        if run.step % config.log_every == 0:
+            _log_window(run, config, stats_path, lr, run.elapsed + time.perf_counter() - start)
+        if run.step % config.checkpoint_every == 0:
+            run.elapsed, start = run.elapsed + time.perf_counter() - start, time.perf_counter()
+            _checkpoint(run, config, out, device)
+    shown.close()
+    run.elapsed += time.perf_counter() - start
+    _checkpoint(run, config, out, device)
+    return last_loss
+
+
+def _export_teacher(
+    ema: VelocityUNet, config: TeacherConfig, model_cfg: VelocityUNetConfig, step: int, image_shape: torch.Size, out: Path
+) -> None:
+    """Write ``teacher.safetensors`` (EMA weights, configs in the metadata) and the sample grid."""
+    ema.eval()
+    atomic_save_safetensors(
+        out / "teacher.safetensors",
+        ema.state_dict(),
+        metadata={
+            "model_config": json.dumps(model_cfg.to_dict()),
+            "teacher_config": json.dumps(asdict(config)),
+            "step": str(step),
+        },
+    )
+    sampler = FewStepGenerator(ema, config.sample_steps, image_shape)
+    write_sample_grid(
+        sampler,
+        out / "samples" / f"teacher_{config.sample_steps}step.png",
+        num_classes=model_cfg.num_classes,
+        seed=config.seed,
+    )
+
+
 def train_teacher(
     config: TeacherConfig,
     out_dir: str | os.PathLike[str],
@@ -169,128 +337,17 @@ def train_teacher(
     _check_data(images, labels, model_cfg.num_classes)
     images, labels = images.to(device), labels.to(device)
 
-    torch.manual_seed(config.seed)
-    model = VelocityUNet(model_cfg).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
-    step, elapsed = 0, 0.0
-    # Losses since the last stats line; checkpointed so that a resumed run logs identically.
-    window: list[float] = []
-
-    found = load_latest_checkpoint(out)  # the newest that loads: a damaged one is skipped, named
-    stats_path = out / "stats.jsonl"
-    if found is not None:
-        ckpt_path, state = found
-        if _comparable(state["config"]) != _comparable(asdict(config)):
-            raise ValueError(
-                f"{ckpt_path} was trained with config {state['config']}, which differs from "
-                f"{asdict(config)} beyond {_RESUMABLE_CHANGES}; use another --out or the same settings"
-            )
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.random.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        step, elapsed, window = state["step"], state["elapsed_s"], state["loss_window"]
-        truncate_stats(stats_path, "step", step)
-    else:
-        # A fresh start: drop lines an interrupted run logged before its first checkpoint.
-        truncate_stats(stats_path, "step", 0)
+    run = _new_run(config, model_cfg, device)
+    _resume(run, config, out, device)
     atomic_write_json(
         out / "config.json", {"teacher": asdict(config), "model": model_cfg.to_dict()}
     )
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            out,
-            step,
-            {
-                "config": asdict(config),
-                "step": step,
-                "elapsed_s": elapsed,
-                "loss_window": window,
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": opt.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.random.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            },
-            keep=1,
-        )
-
-    call_start = start = time.perf_counter()
-    last_loss = math.nan
-    shown = bar(total=config.steps, initial=step, desc="teacher", unit="step", enabled=progress)
-    model.train()
-    while step < config.steps:
-        if max_seconds is not None and time.perf_counter() - call_start >= max_seconds:
-            break
-        idx = torch.randint(images.shape[0], (config.batch_size,), generator=gen)
-        noise = torch.randn((config.batch_size, *images.shape[1:]), generator=gen)
-        t = sample_time(config.batch_size, schedule=config.time_sampling, generator=gen)
-        idx, noise, t = idx.to(device), noise.to(device), t.to(device)
-        x = images[idx].float() / 127.5 - 1.0
-
-        lr = config.lr_at(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = flow_matching_loss(model, x, labels[idx], t=t, noise=noise)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite flow-matching loss {loss.item()} at step {step}"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        ema_update_(ema, model, _ema_decay(config, step))
-        step += 1
-        last_loss = loss.item()
-        window.append(last_loss)
-        shown.update(1)
-        shown.set_postfix(loss=f"{last_loss:.4f}")
-
-        # Only whole intervals are logged: a resumed run logs what a straight one would.
-        if step % config.log_every == 0:
-            now = elapsed + time.perf_counter() - start
-            append_stats(stats_path, {
-                "step": step,
-                "nimg": step * config.batch_size,
-                "loss": sum(window) / len(window),
-                "lr": lr,
-                "time_s": round(now, 3),
-            })
-            window.clear()
-        if step % config.checkpoint_every == 0:
-            elapsed, start = elapsed + time.perf_counter() - start, time.perf_counter()
-            checkpoint()
-    shown.close()
-    elapsed += time.perf_counter() - start
-    checkpoint()
-
-    finished = step >= config.steps
-    ema.eval()
-    atomic_save_safetensors(
-        out / "teacher.safetensors",
-        ema.state_dict(),
-        metadata={
-            "model_config": json.dumps(model_cfg.to_dict()),
-            "teacher_config": json.dumps(asdict(config)),
-            "step": str(step),
-        },
+    last_loss = _train_until_done(
+        run, config, images, labels, out=out, device=device, max_seconds=max_seconds, progress=progress
     )
-    sampler = FewStepGenerator(ema, config.sample_steps, images.shape[1:])
-    write_sample_grid(
-        sampler,
-        out / "samples" / f"teacher_{config.sample_steps}step.png",
-        num_classes=model_cfg.num_classes,
-        seed=config.seed,
-    )
-    return TeacherResult(model=ema, step=step, finished=finished, last_loss=last_loss, out_dir=out)
+    _export_teacher(run.ema, config, model_cfg, run.step, images.shape[1:], out)
+    finished = run.step >= config.steps
+    return TeacherResult(model=run.ema, step=run.step, finished=finished, last_loss=last_loss, out_dir=out)
 
 
 def load_teacher(

@@ -1,7 +1,7 @@
 """A compact class-conditional U-Net velocity field ``v(x_t, t, c)`` for 28×28 images.
 
 Used as the flow-matching teacher (rectified flow, ``x_t = (1 - t)·x + t·ε``; see
-:mod:`repmatch.apps.fmnist.flow_matching`) and, wrapped by ``repmatch.train.FewStepGenerator``, as
+:mod:`repmatch.apps.fmnist.flow_matching`) and, wrapped by :class:`repmatch.generators.FewStepGenerator`, as
 the few-step / one-step generator that iRDM post-trains (paper §3: "the same objective
 post-trains a few-step sampler by treating its final output as g_θ").
 

@@ -144,7 +144,7 @@ class SpiralScorer:
     def med_dist(self, points: torch.Tensor) -> float:
         """Median distance from the rows of ``points`` (N, 2) to the noiseless curve.
 
-        Computed in float32 (3× faster than float64; the error, ~1e-6, is invisible at 3
+        Computed in float32 (faster than float64; the error, ~1e-6, is invisible at 3
         decimals), against the polyline of ``num_curve_points`` curve points.
         """
         points = check_features("points", points, dim=2).to(torch.float32)

@@ -75,8 +75,8 @@ def _loss(gen_features: torch.Tensor, ref_features: torch.Tensor, projections: t
 def _sorted_rows(p: torch.Tensor) -> torch.Tensor:
     """Each row of ``p`` ``(L, B)`` sorted ascending (no gradient).
 
-    On CPU ``torch.sort`` is ~10× slower than numpy here (5.5 ms vs 0.5 ms at 1000 × 128), so
-    numpy sorts there.
+    On CPU numpy sorts: ``torch.sort`` along such rows is much slower there (measured in
+    ``docs/core.md``).
     """
     if p.device.type == "cpu":
         return torch.from_numpy(np.sort(p.numpy(), axis=1))

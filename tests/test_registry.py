@@ -53,3 +53,64 @@ def test_entry_points_load_lazily_and_a_broken_one_is_reported_by_name(monkeypat
             reg.get("broken")
     assert any("plugin 'broken'" in str(w.message) for w in caught)
     assert reg.get("good") is __import__("json").loads  # the others keep working
+
+
+def test_library_modules_load_on_the_first_lookup_and_equal_rebinding_is_a_no_op(monkeypatch):
+    imported: list[str] = []
+    real_import = __import__("importlib").import_module
+    monkeypatch.setattr("importlib.import_module",
+                        lambda name, package=None: imported.append(name) or real_import(name, package))
+    reg: Registry[object] = Registry("widget", group="", modules=("json", "csv"))
+    assert imported == []  # creating the registry imports nothing
+    reg.register("one", (1, 2))
+    reg.register("one", (1, 2))  # an equal object: no error
+    assert reg.names() == ["one"] and imported == ["json", "csv"]
+    reg.names()
+    assert imported == ["json", "csv"]  # once
+
+
+def test_an_unknown_name_lists_the_plugins_that_failed(monkeypatch):
+    group = "repmatch.widgets"
+    broken = importlib.metadata.EntryPoint("broken", "no_such_module_xyz", group)  # a module entry
+    monkeypatch.setattr(importlib.metadata, "entry_points", _entry_points(broken))
+    reg: Registry[object] = Registry("widget")
+    with pytest.warns(RuntimeWarning, match="widget plugin 'broken'"):
+        with pytest.raises(ValueError, match=r"plugins that failed to load: \['broken'\]"):
+            reg.get("other")
+
+
+# ------------------------------------------------------------ the library's registries, by kind
+def test_each_kind_takes_a_plugin_and_module_attribute(monkeypatch, tmp_path):
+    """Distance, generator source and dataset reader: a plugin's name and 'module:attribute'
+    resolve like the library's own names; an object of the wrong kind is refused by name."""
+    import torch
+
+    from repmatch.compare import distances
+    from repmatch.data import DATASETS, open_dataset
+    from repmatch.generators import GENERATORS, MLPGenerator, build_generator
+
+    plugins = [
+        importlib.metadata.EntryPoint("exact_too", "repmatch.compare.distances:MMDExact", "repmatch.distances"),
+        importlib.metadata.EntryPoint("tiny", "repmatch.generators:MLPGenerator", "repmatch.generators"),
+        importlib.metadata.EntryPoint("npz", "repmatch.data:NpzImages", "repmatch.datasets"),
+    ]
+    monkeypatch.setattr(importlib.metadata, "entry_points", _entry_points(*plugins))
+    for reg in (distances.DISTANCES, GENERATORS, DATASETS):
+        for attr, value in (("_entries", dict(reg._entries)), ("_pending", {}), ("_plugins_loaded", False)):
+            monkeypatch.setattr(reg, attr, value)
+
+    assert isinstance(distances.create("exact_too"), distances.MMDExact)
+    assert isinstance(distances.create("repmatch.compare.distances:Frechet"), distances.Frechet)
+    with pytest.raises(TypeError, match="name: expected a Distance subclass"):
+        distances.create("json:dumps")
+    assert "exact_too" in distances.DISTANCES and "mmd_nystrom" in distances.NAMES
+
+    for source in ("mlp", "tiny", "repmatch.generators:MLPGenerator"):
+        gen = build_generator(source, kwargs={"noise_dim": 2, "image_shape": (1, 2, 2)})
+        assert isinstance(gen, MLPGenerator) and gen.noise_shape == (2,)
+
+    images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8).numpy()
+    __import__("numpy").savez(tmp_path / "x.npz", images=images)
+    assert len(open_dataset(f"npz:{tmp_path / 'x.npz'}")) == 3  # the plugin's scheme
+    with pytest.raises(FileNotFoundError, match=r"'fmnist:\.\.\.', 'npz:\.\.\.' \(registered dataset readers\)"):
+        open_dataset(str(tmp_path / "nothing"))

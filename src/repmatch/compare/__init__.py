@@ -7,6 +7,7 @@ safetensors file.
 """
 
 from .distances import (
+    DISTANCES,
     MMDRFF,
     NAMES,
     Distance,
@@ -26,6 +27,7 @@ from .kernels import gaussian_kernel, joint_bandwidths, median_bandwidth, multis
 from .nystrom import FeatureChunks, NystromReference, kmeans
 
 __all__ = [
+    "DISTANCES",
     "MMDRFF",
     "NAMES",
     "Distance",

@@ -21,7 +21,6 @@ VERBS: tuple[str, ...] = (
     "repmatch.cli.teacher",
     "repmatch.cli.eval",
     "repmatch.cli.report",
-    "repmatch.cli.spiral",
     "repmatch.cli.study",
     "repmatch.cli.fmnist",
 )

@@ -114,3 +114,69 @@ def test_each_kind_takes_a_plugin_and_module_attribute(monkeypatch, tmp_path):
     assert len(open_dataset(f"npz:{tmp_path / 'x.npz'}")) == 3  # the plugin's scheme
     with pytest.raises(FileNotFoundError, match=r"'fmnist:\.\.\.', 'npz:\.\.\.' \(registered dataset readers\)"):
         open_dataset(str(tmp_path / "nothing"))
+
+
+# ------------------------------------------------------------------------------------- studies
+class _EchoStudy:
+    """A minimal study: its resolved configuration is its options."""
+
+    name = "echo"
+    help = "echo the options"
+
+    def add_options(self, parser):
+        parser.add_argument("--word", default="hi")
+
+    def resolve(self, args):
+        return {"word": args.word, "quick": args.quick}
+
+    def run(self, args, *, progress):
+        table = __import__("pathlib").Path(args.out) / "echo.md"
+        table.write_text(f"| {args.word} |\n")
+        return {"table": table}
+
+
+ECHO = _EchoStudy()
+
+
+def test_a_study_plugin_runs_with_its_own_options_and_a_broken_one_is_named(monkeypatch, tmp_path, capsys):
+    from repmatch.cli import main
+    from repmatch.studies import STUDIES
+
+    group = "repmatch.studies"
+    plugins = [importlib.metadata.EntryPoint("echo", f"{__name__}:ECHO", group),
+               importlib.metadata.EntryPoint("gone", "no_such_module_xyz:STUDY", group)]
+    monkeypatch.setattr(importlib.metadata, "entry_points", _entry_points(*plugins))
+    for attr, value in (("_entries", {}), ("_pending", {}), ("plugin_errors", {}), ("_plugins_loaded", False)):
+        monkeypatch.setattr(STUDIES, attr, value)
+    assert main(["study", "echo", "--out", str(tmp_path), "--word", "yo", "--dry-run"]) == 0
+    assert '"word": "yo"' in capsys.readouterr().out
+    assert main(["study", f"{__name__}:ECHO", "--out", str(tmp_path)]) == 0  # module:attribute
+    assert capsys.readouterr().out.splitlines() == ["| hi |", f"table: {tmp_path / 'echo.md'}"]
+    with pytest.warns(RuntimeWarning, match="study plugin 'gone'"), pytest.raises(SystemExit):
+        main(["study", "gone", "--out", str(tmp_path)])
+    assert "repmatch study: error: study 'gone': its plugin failed to load" in capsys.readouterr().err
+    assert main(["study", "echo", "--out", str(tmp_path), "--dry-run"]) == 0  # the others still run
+
+
+def test_the_study_entry_points_name_study_objects_and_help_imports_none():
+    """pyproject.toml's repmatch.studies entries each load a Study registered under its own name,
+    and building the parsers (repmatch --help) imports none of them."""
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    from repmatch.registry import import_object
+    from repmatch.studies import Study
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    entries = pyproject["project"]["entry-points"]["repmatch.studies"]
+    assert len(entries) == 8
+    for name, target in entries.items():
+        study = import_object(target, key=name)
+        assert isinstance(study, Study) and study.name == name and "\n" not in study.help
+    code = ("import sys; from repmatch.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('repmatch.apps.spiral', "
+            "'repmatch.apps.fmnist.studies', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

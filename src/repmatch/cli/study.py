@@ -71,9 +71,8 @@ class _ParseStudy(argparse.Action):
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "study",
-        help="run a controlled study: on the spiral (spiral, spiral-batch, spiral-distances) or "
-        "on Fashion-MNIST (fmnist-batch, fmnist-distances, fmnist-controller, fmnist-gaming, "
-        "fmnist-joint)",
+        help="run a controlled study (the paper's, on the spiral and on Fashion-MNIST, or an "
+        "installed package's): `repmatch study NAME --help`",
         description="Run one controlled study and write results.json, NAME.md, NAME.png and "
         "config.json under --out. `repmatch study NAME --help` lists its options.",
     )

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from repmatch.apps.spiral import study as sp
+from repmatch.apps.spiral import grid as sp
 
 
 def _sequential(config: sp.SpiralConfig) -> float:

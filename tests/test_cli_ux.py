@@ -116,7 +116,7 @@ def _verb_args(tmp: Path) -> dict[str, list[str]]:
         "references": ["--features", "f", "--out", "o"], "floors": ["--train", "t", "--val", "v"],
         "train": ["--preset", "toy"], "sample": ["--run-dir", "r", "--num", "1", "--out", "o.npz"],
         "teacher": [], "eval": ["--gen", "g", "--train", "t", "--out", "o"], "report": [str(tmp)],
-        "spiral": ["--out", "o"], "study": ["spiral", "--out", "o"], "fmnist": [],
+        "study": ["spiral", "--out", "o"], "fmnist": [],
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from repmatch.cli import build_parser
+from repmatch.cli.study import expand_alias
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -43,7 +44,7 @@ def test_a_documented_command_parses(page: str, command: str) -> None:
     words = shlex.split(re.sub(r"\[(--[^\]]*)\]", r"\1", command))
     words = [{"NAME": "spiral", "N": "1"}.get(w, w) for w in words]
     try:
-        args = build_parser().parse_args(words)
+        args = build_parser().parse_args(expand_alias(words))  # as main() parses it
     except SystemExit as exc:  # argparse rejects an unknown verb, flag or choice
         pytest.fail(f"{page}: `repmatch {command}` does not parse (exit {exc.code})")
     assert getattr(args, "func", None) is not None, f"{page}: `repmatch {command}` names no verb"

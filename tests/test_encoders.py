@@ -98,8 +98,35 @@ def test_paper_panels_match_table5() -> None:
 @pytest.fixture
 def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let a test register specs/adapters without leaking them into other tests."""
-    for attr in ("_SPECS", "_SPEC_BUILDERS", "_ADAPTERS", "_PANELS"):
-        monkeypatch.setattr(_registry, attr, dict(getattr(_registry, attr)))
+    _registry.ENCODERS.load_plugins()
+    for reg in (_registry.ENCODERS, _registry._SPEC_BUILDERS, _registry.ADAPTERS, _registry.PANELS):
+        monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+
+
+def test_a_broken_encoder_plugin_breaks_only_its_own_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale install (an entry point naming a module that no longer exists) is warned about by
+    name; every other encoder, the installed Fashion-MNIST ones included, keeps resolving."""
+    import importlib.metadata
+    import warnings
+
+    group = _registry.PLUGIN_GROUP
+    entries = [*importlib.metadata.entry_points(group=group),
+               importlib.metadata.EntryPoint("stale", "repmatch_renamed_encoders_xyz", group)]
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: [e for e in entries if e.group == group])
+    registry = _registry.ENCODERS
+    registry.load_plugins()
+    # The entry points are read again, as in a fresh process (modules imported once stay so).
+    for attr, value in (("_entries", dict(registry._entries)), ("_pending", {}),
+                        ("plugin_errors", {}), ("_plugins_loaded", False)):
+        monkeypatch.setattr(registry, attr, value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert enc.get_spec("efficientnet_lite0").dim == 1280
+    assert any("encoder plugin 'stale'" in str(w.message) for w in caught)
+    assert "fmnist_autoencoder" in enc.list() and "efficientnet_lite0" in enc.list()
+    with pytest.raises(ValueError, match=r"plugins that failed to load: \['stale'\]"):
+        enc.get_spec("nope")
 
 
 def test_register_decorator_and_adapter_hook(scratch_registry: None) -> None:

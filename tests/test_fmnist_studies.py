@@ -55,9 +55,10 @@ def _stats(run_dir: Path) -> list[dict]:
 
 def test_study_names_match_the_registry() -> None:
     from repmatch.apps.fmnist.studies import STUDIES as REGISTERED
-    from repmatch.cli.study import FMNIST_STUDIES
+    from repmatch.studies import STUDIES as ENTRIES
 
-    assert FMNIST_STUDIES == REGISTERED == STUDIES
+    assert REGISTERED == STUDIES
+    assert all(ENTRIES.get(name).name == name for name in STUDIES)
 
 
 def test_every_study_writes_its_outputs_and_trains_every_arm_from_the_start(runs) -> None:
@@ -204,16 +205,38 @@ def test_other_settings_in_a_finished_study_are_refused(runs, capsys) -> None:
     ("argv", "message"),
     [
         (["study", "fmnist-joint", "--quick", "--arms", "bogus"], "arms of fmnist-joint must be among"),
-        (["study", "fmnist-joint", "--quick", "--workers", "2"], "--workers applies to the spiral"),
-        (["study", "spiral", "--quick", "--base", "x"], "--base applies to the fmnist studies only"),
-        (["study", "spiral", "--quick", "--lr", "0.1"], "--lr applies to the fmnist studies only"),
-        (["study", "spiral", "--quick", "--generator", "post"], "--generator applies to the fmnist studies only"),
     ],
 )
 def test_bad_options_get_one_line(argv, message, tmp_path, capsys) -> None:
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["study", "fmnist-joint", "--workers", "2"], "--workers"),
+        (["study", "spiral", "--base", "x"], "--base"),
+        (["study", "spiral", "--lr", "0.1"], "--lr"),
+        (["study", "spiral", "--generator", "post"], "--generator"),
+        (["study", "spiral-batch", "--from", "x"], "--from"),
+    ],
+)
+def test_a_study_refuses_the_options_of_another(argv, flag, tmp_path, capsys) -> None:
+    """Each study parses its own options: another study's is an unknown argument."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--quick", "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"repmatch study {argv[1]}: error: unrecognized arguments: {flag}")
+
+
+def test_an_unknown_study_is_refused_naming_the_installed_ones(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["study", "nope", "--out", "o"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("repmatch study: error: study must be one of [") and "'fmnist-joint'" in err
 
 
 def test_the_generator_is_checked_and_the_scratch_start_is_a_fresh_conv_generator(runs, tmp_path) -> None:

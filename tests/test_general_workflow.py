@@ -152,7 +152,7 @@ def test_a_velocity_model_post_trains_as_a_one_step_class_conditional_sampler(wo
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"generator": "velo"}, "generator must be 'module:callable'"),
+        ({"generator": "velo"}, r"generator must be one of \['mlp'\] or 'module:attribute', got 'velo'"),
         ({"generator": "no_such_module:build"}, "generator: cannot import module 'no_such_module'"),
         ({"generator": "velo:nothing"}, "generator: module 'velo' has no attribute 'nothing'"),
         ({"references": "nowhere"}, "references: .*references.json does not exist"),

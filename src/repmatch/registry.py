@@ -3,7 +3,9 @@
 Each kind (encoder, generator source, distance, dataset reader, task, study) has one
 :class:`Registry`, filled three ways, in this order of precedence:
 
-1. the library's own entries, registered by the module that defines the registry;
+1. the library's own entries, registered by the module that defines the registry, or by the
+   modules named in ``modules``, imported on the first lookup (so that importing the registry
+   stays cheap);
 2. installed packages, through the entry-point group ``repmatch.<kind>s`` (e.g.
    ``repmatch.studies``): each entry's name is the registry name and its value the object
    (``"pkg.module:attribute"``), imported only when that name is looked up, so listing the
@@ -60,15 +62,19 @@ class Registry(Generic[T]):
         group: the entry-point group; ``None`` derives it from ``kind``, ``""`` reads none.
         check: called on every object looked up (by name, plugin or ``module:attribute``) to
             refuse one of the wrong type; raises ``TypeError``.
+        modules: the library's modules that register their entries when imported; imported on
+            the first lookup or listing, before the plugins.
     """
 
     def __init__(self, kind: str, *, group: str | None = None,
-                 check: Callable[[str, Any], None] | None = None) -> None:
+                 check: Callable[[str, Any], None] | None = None,
+                 modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.group = f"repmatch.{kind.replace(' ', '_')}s" if group is None else group
         self._check = check
+        self._modules = modules
         self._entries: dict[str, T] = {}
-        self._plugins_loaded = not self.group
+        self._plugins_loaded = False
         self._pending: dict[str, importlib.metadata.EntryPoint] = {}
         #: ``{plugin name: error}`` of the entry points that failed to load.
         self.plugin_errors: dict[str, str] = {}
@@ -80,13 +86,14 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: Any = None, *, overwrite: bool = False) -> Any:
         """Bind ``name`` to ``obj`` (or, without ``obj``, a decorator that does). Binding a
-        taken name to another object raises ``ValueError`` unless ``overwrite``."""
+        taken name to an equal object is a no-op; to another object it raises ``ValueError``
+        unless ``overwrite``."""
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"{self.kind} name must be a non-empty string without ':', got {name!r}")
 
         def bind(value: T) -> T:
             old = self._entries.get(name)
-            if old is not None and old is not value and not overwrite:
+            if old is not None and old is not value and old != value and not overwrite:
                 raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
             self._entries[name] = value
             return value
@@ -107,7 +114,8 @@ class Registry(Generic[T]):
                 failed = self.plugin_errors.get(name) if isinstance(name, str) else None
                 if failed is not None:
                     raise ImportError(f"{key} {name!r}: its plugin failed to load ({failed})")
-                raise ValueError(f"{key} must be one of {self.names()} or 'module:attribute', got {name!r}")
+                broken = f" (plugins that failed to load: {sorted(self.plugin_errors)})" if self.plugin_errors else ""
+                raise ValueError(f"{key} must be one of {self.names()} or 'module:attribute', got {name!r}{broken}")
             obj = self._entries[name]
         if self._check is not None:
             self._check(key, obj)
@@ -125,11 +133,16 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def load_plugins(self) -> None:
-        """Read the entry points of :attr:`group` once: module entries are imported now (they
-        register their own names), object entries when their name is looked up."""
+        """Import the library's ``modules`` and read the entry points of :attr:`group`, once:
+        module entries are imported now (they register their own names), object entries when
+        their name is looked up."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        for module in self._modules:
+            importlib.import_module(module)
+        if not self.group:
+            return
         for entry in importlib.metadata.entry_points(group=self.group):
             if entry.attr:
                 self._pending.setdefault(entry.name, entry)

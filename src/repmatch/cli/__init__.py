@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ._args import prepare
+from .study import expand_alias
 from .table import VERBS
 
 #: What bad input or a failed run raises (the library's errors name the parameter or file and
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="repmatch",
         description="Representation Distribution Matching (iRDM): train, evaluate and study "
         "one-step generators against frozen encoder batteries.",
+        epilog="`repmatch spiral ...` is short for `repmatch study spiral ...`.",
     )
     parser.add_argument("--version", action="version", version=f"repmatch {__version__}")
     parser.add_argument("--debug", action="store_true",
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(expand_alias(sys.argv[1:] if argv is None else argv))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -1,21 +1,28 @@
-"""``repmatch study NAME``: the controlled studies, on the spiral and on Fashion-MNIST.
+"""``repmatch study NAME``: run a controlled study of :data:`repmatch.studies.STUDIES`.
 
-Spiral (paper Fig. 3, Fig. 4, Table 4): ``spiral`` is the Fig. 3 grid (``repmatch spiral`` is the
-same study), ``spiral-batch`` the batch axis, ``spiral-distances`` the distance ranking by two
-neutral distances. Fashion-MNIST (real images, from the ``repmatch fmnist`` job's teacher,
-encoders and references; ``repmatch.apps.fmnist.studies``): ``fmnist-batch`` (Fig. 4),
-``fmnist-distances`` (Table 4), ``fmnist-controller`` (Table 3), ``fmnist-gaming`` (§3.3, Fig. 5),
-``fmnist-joint`` (Table 2). Each writes ``results.json``, ``NAME.md``, ``NAME.png`` and
-``config.json`` under ``--out``.
+The applications register their studies through the entry-point group ``repmatch.studies``
+(``pyproject.toml``). On the spiral (paper Fig. 3, Fig. 4, Table 4; ``repmatch.apps.spiral``):
+``spiral``, the Fig. 3 grid (``repmatch spiral`` is short for ``repmatch study spiral``),
+``spiral-batch``, the batch axis, and ``spiral-distances``, the distance ranking by two neutral
+distances. On Fashion-MNIST (real images, from the ``repmatch fmnist`` job's teacher, encoders
+and references; ``repmatch.apps.fmnist.studies``): ``fmnist-batch`` (Fig. 4),
+``fmnist-distances`` (Table 4), ``fmnist-controller`` (Table 3), ``fmnist-gaming`` (§3.3,
+Fig. 5), ``fmnist-joint`` (Table 2). ``NAME`` may also be ``module:attribute`` naming a study
+object. Each writes ``results.json``, ``NAME.md``, ``NAME.png`` and ``config.json`` under
+``--out``.
+
+A study's own options are added to the parser once ``NAME`` is read, so that building the
+parsers (``repmatch --help``) imports no study: ``repmatch study NAME --help`` lists them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..studies import STUDIES
 from ._args import add_common, path_arg, print_outputs, show_progress
 
 
@@ -28,83 +35,53 @@ def csv_values(kind: type) -> Any:
             raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
     return parse
 
-#: The study names (repeated from repmatch.apps.spiral.studies.STUDIES and
-#: repmatch.apps.fmnist.studies.STUDIES so that --help imports no torch; tests check they agree).
-SPIRAL_STUDIES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
-FMNIST_STUDIES: tuple[str, ...] = (
-    "fmnist-batch", "fmnist-distances", "fmnist-controller", "fmnist-gaming", "fmnist-joint"
-)
-STUDY_NAMES: tuple[str, ...] = SPIRAL_STUDIES + FMNIST_STUDIES
 
-
-def add_study_options(p: Any) -> None:
-    """The options every study takes (``repmatch spiral`` shares them)."""
+def add_study_options(p: argparse.ArgumentParser) -> None:
+    """The options every study takes; a study adds its own (:meth:`Study.add_options`)."""
     p.add_argument("--out", required=True, type=path_arg, help="output directory")
     p.add_argument("--quick", action="store_true", help="smoke test: seconds, in-process, small scorers")
     p.add_argument("--seeds", type=csv_values(int), default=None,
-                   help="comma-separated seeds (default: 0 for spiral, 0,1,2 for the others; 0 with --quick)")
+                   help="comma-separated seeds (default: the study's; 0 with --quick)")
     p.add_argument("--arms", type=csv_values(str), default=None, help="comma-separated arms (default: all)")
     p.add_argument("--batch-sizes", type=csv_values(int), default=None,
-                   help="comma-separated batch sizes (spiral: 8,32,128; spiral-distances: 32,128; "
-                   "spiral-batch: 8,...,1024)")
+                   help="comma-separated batch sizes (default: the study's, in its description)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="training steps per cell (spiral-batch: at the reference batch size)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes, one thread each (default: one per usable CPU; 1 runs in-process)")
+                   help="training steps per arm (at the study's reference batch size)")
     add_common(p, dry_run="the resolved configuration")
+
+
+class _ParseStudy(argparse.Action):
+    """Looks ``NAME`` up and parses the rest of the line with that study's options."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        name, *rest = values
+        try:
+            study = STUDIES.get(name, key="study")
+        except (ValueError, TypeError, ImportError) as err:
+            parser.error(str(err))
+        own = argparse.ArgumentParser(prog=f"{parser.prog} {name}", description=study.help)
+        add_study_options(own)
+        study.add_options(own)
+        own.parse_args(rest, namespace)
+        namespace.name, namespace.study = name, study
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "study",
-        help="run a controlled study: on the spiral (spiral, spiral-batch, spiral-distances) or "
-        "on Fashion-MNIST (fmnist-batch, fmnist-distances, fmnist-controller, fmnist-gaming, "
-        "fmnist-joint)",
+        help="run a controlled study (the paper's, on the spiral and on Fashion-MNIST, or an "
+        "installed package's): `repmatch study NAME --help`",
         description="Run one controlled study and write results.json, NAME.md, NAME.png and "
-        "config.json under --out.",
+        "config.json under --out. `repmatch study NAME --help` lists its options.",
     )
-    p.add_argument("name", choices=STUDY_NAMES, help="the study")
-    add_study_options(p)
-    p.add_argument("--from", dest="source", default=None, type=path_arg,
-                   help="spiral-distances only: rank the cells of an earlier spiral study's "
-                   "results.json (directory or file) instead of training them")
-    p.add_argument("--base", default=None, type=path_arg,
-                   help="fmnist studies only: a `repmatch fmnist` output directory whose stages "
-                   "encoders..references to start from (fmnist-tiny preset; --quick: a smoke "
-                   "recipe); missing stages are run there (default: OUT/base)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="fmnist studies only: the learning rate at the study's reference batch size "
-                   "(fmnist-batch scales it by sqrt(N / reference))")
-    p.add_argument("--generator", choices=("post", "scratch"), default=None,
-                   help="fmnist studies only: post-train the teacher's one-step start (post; the "
-                   "default but for fmnist-gaming) or train fresh ConvGenerators (scratch)")
+    p.add_argument("name", nargs=argparse.PARSER, action=_ParseStudy, metavar="NAME",
+                   help=f"the study: {', '.join(STUDIES.names()) or 'none installed'}, or "
+                   "module:attribute; then its options")
     p.set_defaults(func=run)
 
 
-def run_fmnist(name: str, args: argparse.Namespace) -> int:
-    """Run Fashion-MNIST study ``name`` with the parsed options; the exit status."""
-    from ..apps.fmnist.studies import resolve_config, run_study
-
-    overrides = {"seeds": args.seeds, "arms": args.arms, "batch_sizes": args.batch_sizes,
-                 "iterations": args.iterations, "lr": args.lr, "generator": args.generator}
-    try:
-        if args.workers is not None:
-            raise ValueError("--workers applies to the spiral studies; the fmnist studies run "
-                             "in-process (set their threads with --threads)")
-        if args.source is not None:
-            raise ValueError("--from applies to spiral-distances only")
-        config = resolve_config(name, out=args.out, base=args.base, quick=args.quick, **overrides)
-        if args.dry_run:
-            print(json.dumps(config.to_dict(), indent=2))
-            return 0
-        paths = run_study(config, args.out, progress=show_progress(args))
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"repmatch study: error: {err}", file=sys.stderr)
-        return 2
-    return _print_results(paths)
-
-
-def _print_results(paths: dict[str, Any]) -> int:
+def _print_results(paths: Mapping[str, Any]) -> int:
     """Print a finished study's table and name its outputs; exit status 0."""
     with open(paths["table"], encoding="utf-8") as f:
         print(f.read(), end="")
@@ -112,40 +89,18 @@ def _print_results(paths: dict[str, Any]) -> int:
     return 0
 
 
-def run_named(name: str, args: argparse.Namespace, source: str | None = None) -> int:
-    """Run study ``name`` with the parsed options; the exit status."""
-    from ..apps.spiral.studies import default_seeds, resolve_config, run_study
-
-    prog = f"repmatch {'spiral' if getattr(args, 'verb', None) == 'spiral' else 'study'}"
-    overrides = {"arms": args.arms, "batch_sizes": args.batch_sizes, "iterations": args.iterations,
-                 "workers": args.workers}
-    try:
-        if args.seed_alias is not None:
-            if args.seeds is not None:
-                raise ValueError("pass --seed or --seeds, not both")
-            args.seeds = (args.seed_alias,)
-        config = resolve_config(name, quick=args.quick, seeds=args.seeds, **overrides)
-        if args.dry_run:
-            resolved = config.to_dict()
-            if "seed" in resolved:  # a spiral grid: the seeds it runs replace the one seed field
-                resolved.pop("seed")
-                resolved["seeds"] = list(args.seeds or default_seeds(name, args.quick))
-            print(json.dumps(resolved, indent=2))
-            return 0
-        paths = run_study(name, args.out, quick=args.quick, seeds=args.seeds,
-                          progress=show_progress(args), source=source, **overrides)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    return _print_results(paths)
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.name in FMNIST_STUDIES:
-        return run_fmnist(args.name, args)
-    for flag, value in (("--base", args.base), ("--lr", args.lr), ("--generator", args.generator)):
-        if value is not None:
-            print(f"repmatch study: error: {flag} applies to the fmnist studies only", file=sys.stderr)
-            return 2
-    args.seed_alias = None
-    return run_named(args.name, args, source=args.source)
+    if args.dry_run:
+        print(json.dumps(dict(args.study.resolve(args)), indent=2))
+        return 0
+    return _print_results(args.study.run(args, progress=show_progress(args)))
+
+
+def expand_alias(argv: Sequence[str]) -> list[str]:
+    """``repmatch spiral ...`` is ``repmatch study spiral ...`` (the verb is the first word
+    that is not a top-level flag)."""
+    argv = list(argv)
+    for i, word in enumerate(argv):
+        if not word.startswith("-"):
+            return [*argv[:i], "study", *argv[i:]] if word == "spiral" else argv
+    return argv

@@ -1,8 +1,9 @@
 """The command line's one table: its verbs, training presets and task builders.
 
 Entries are dotted strings (``"module:attribute"``) so that ``repmatch --help`` imports none of
-them (torch stays unloaded); :func:`load` resolves one on use. This is the only place that
-names every application.
+them (torch stays unloaded); :func:`load` resolves one on use. The applications' studies and
+encoders are not listed here: they are entry points in ``pyproject.toml``, found through the
+library's registries (docs/architecture.md, "Extending repmatch").
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ VERBS: tuple[str, ...] = (
     "repmatch.cli.teacher",
     "repmatch.cli.eval",
     "repmatch.cli.report",
-    "repmatch.cli.spiral",
     "repmatch.cli.study",
     "repmatch.cli.fmnist",
 )

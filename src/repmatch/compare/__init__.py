@@ -7,6 +7,7 @@ safetensors file.
 """
 
 from .distances import (
+    DISTANCES,
     MMDRFF,
     NAMES,
     Distance,
@@ -27,6 +28,7 @@ from .nystrom import DEFAULT_NUM_LANDMARKS, FeatureChunks, NystromReference, kme
 
 __all__ = [
     "DEFAULT_NUM_LANDMARKS",
+    "DISTANCES",
     "MMDRFF",
     "NAMES",
     "Distance",

@@ -1,18 +1,20 @@
-"""Your generator, from a file: ``"module:callable"`` imported from the working directory or
-``PYTHONPATH``, optional initial weights, optionally wrapped as a K-step Euler sampler.
+"""Your generator, by name: a registered generator source, or ``"module:callable"`` imported
+from the working directory or ``PYTHONPATH``; optional initial weights, optionally wrapped as a
+K-step Euler sampler.
 
 The callable returns an ``nn.Module`` called as ``(noise (N, *noise_shape), condition) -> images
 (N, C, H, W)`` in [0, 1]; with ``sampler_steps = K`` it instead returns a velocity model
 ``v(x_t, t, condition)`` and the generator is :class:`FewStepGenerator` with K Euler steps over
 ``x_t`` of shape ``noise_shape`` (the few-step post-training path: ``K = 1`` is the one-step
 student of a K-step teacher).
+
+:data:`GENERATORS` holds the named sources: the library's ``mlp`` (:class:`MLPGenerator`) and
+those installed packages add through the entry-point group ``repmatch.generators``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,30 +23,20 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .base import FewStepGenerator
+from ..registry import Registry
+from .base import FewStepGenerator, MLPGenerator
 
 
-def import_object(spec: str, *, key: str = "generator") -> Callable[..., Any]:
-    """The object named by ``"package.module:attribute"``; ``key`` names the config entry in
-    errors. The working directory is importable, as it is for ``python -m``."""
-    module, sep, attr = spec.partition(":") if isinstance(spec, str) else ("", "", "")
-    if not (module and sep and attr):
-        raise ValueError(f"{key} must be 'module:callable' (e.g. 'mygen:build'), got {spec!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        mod = importlib.import_module(module)
-    except Exception as exc:  # any failure inside the user's module is reported as such
-        raise ValueError(f"{key}: cannot import module {module!r} ({type(exc).__name__}: {exc})") from exc
-    obj = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{key}: module {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+def _check_callable(key: str, obj: Any) -> None:
     if not callable(obj):
-        raise ValueError(f"{key}: {spec!r} is not callable")
-    return obj
+        raise TypeError(f"{key}: expected a callable returning an nn.Module, got a {type(obj).__name__}")
+
+
+#: Generator source name -> a callable ``(**generator_kwargs) -> nn.Module``.
+GENERATORS: Registry[Callable[..., nn.Module]] = Registry(
+    "generator", group="repmatch.generators", check=_check_callable
+)
+GENERATORS.register("mlp", MLPGenerator)
 
 
 def load_state(path: str | os.PathLike[str], *, key: str = "init_checkpoint") -> dict[str, torch.Tensor]:
@@ -80,7 +72,7 @@ def build_generator(
     ``noise_shape`` is required unless the module already has one; ``init_checkpoint`` is loaded
     strictly into the module the callable returns (before any sampler wrapper).
     """
-    model = import_object(spec)(**dict(kwargs or {}))
+    model = GENERATORS.get(spec)(**dict(kwargs or {}))
     if not isinstance(model, nn.Module):
         raise TypeError(f"generator: {spec!r} returned a {type(model).__name__}, expected a torch.nn.Module")
     if init_checkpoint is not None:

@@ -7,6 +7,11 @@ store it and refuse features whose fingerprint differs.
 
 How a spec becomes a module:
 
+The specs, the per-spec builders, the adapters and the panels are :class:`repmatch.registry.Registry`
+instances (:data:`ENCODERS`, :data:`ADAPTERS`, :data:`PANELS`); installed packages add encoders
+through the entry-point group :data:`PLUGIN_GROUP` (``repmatch.encoders``), and a package whose
+module fails to import is warned about by name without breaking the other encoders.
+
 * ``register_adapter(source, builder)`` says how to build every spec of one ``source``
   (``"timm"``, ``"onnx"``, ...); adapters import their library lazily.
 * ``register_encoder(spec)`` registers a spec; used as a decorator,
@@ -21,9 +26,6 @@ inside ``forward``) or :class:`~repmatch.represent.base.TextEncoder`.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib
-import importlib.metadata
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -32,16 +34,15 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ..registry import Registry
 from ..validate import check_choice
 from .base import Encoder, ImageEncoder, TextEncoder
 from .spec import MODALITIES, EncoderSpec
 
-# The library's own spec/adapter modules register when imported; list()/create() import them
-# on first use so that `import repmatch.represent` stays cheap.
-_BUILTIN_MODULES = ("adapters", "paper", "offline")
-#: Entry-point group through which installed packages register their own encoders (each entry
-#: names a module that calls register_encoder when imported), as the Fashion-MNIST application
-#: does for its in-project encoders; the library itself names no application.
+#: Entry-point group through which installed packages register their own encoders: an entry
+#: naming a module that calls register_encoder when imported (how the Fashion-MNIST application
+#: adds its in-project encoders), or ``name = "pkg.module:SPEC"`` for one :class:`EncoderSpec`
+#: built by its source's adapter. The library itself names no application.
 PLUGIN_GROUP = "repmatch.encoders"
 
 
@@ -51,9 +52,23 @@ class Builder(Protocol):
     def __call__(self, spec: EncoderSpec, *, weights: Path | None, pretrained: bool) -> nn.Module: ...
 
 
-_SPECS: dict[str, EncoderSpec] = {}
-_SPEC_BUILDERS: dict[str, Builder] = {}
-_ADAPTERS: dict[str, Builder] = {}
+def _check_spec(key: str, obj: Any) -> None:
+    if not isinstance(obj, EncoderSpec):
+        raise TypeError(f"{key}: expected an EncoderSpec, got {type(obj).__name__}")
+
+
+#: Encoder name -> :class:`EncoderSpec`. The library's specs and adapters register when their
+#: modules are imported, on the first lookup, so that ``import repmatch.represent`` stays cheap.
+ENCODERS: Registry[EncoderSpec] = Registry(
+    "encoder", group=PLUGIN_GROUP, check=_check_spec,
+    modules=tuple(f"{__package__}.{m}" for m in ("adapters", "paper", "offline")),
+)
+#: Encoder name -> the builder of that one spec (in-project encoders).
+_SPEC_BUILDERS: Registry[Builder] = Registry("encoder builder", group="")
+#: Spec source (``"timm"``, ``"onnx"``, ...) -> the builder of every spec of that source.
+ADAPTERS: Registry[Builder] = Registry("encoder adapter", group="")
+#: Panel name -> encoder names.
+PANELS: Registry[tuple[str, ...]] = Registry("panel", group="")
 _ADAPTER_HINTS: dict[str, str] = {}
 
 
@@ -69,7 +84,7 @@ def register_adapter(source: str, builder: Builder, *, install_hint: str = "") -
         raise ValueError(f"source must be a non-empty string, got {source!r}")
     if not callable(builder):
         raise TypeError(f"builder must be callable, got {type(builder).__name__}")
-    _ADAPTERS[source] = builder
+    ADAPTERS.register(source, builder, overwrite=True)
     if install_hint:
         _ADAPTER_HINTS[source] = install_hint
     return builder
@@ -92,24 +107,22 @@ def register_encoder(
     """
     if not isinstance(spec, EncoderSpec):
         raise TypeError(f"spec must be an EncoderSpec, got {type(spec).__name__}")
-    old = _SPECS.get(spec.name)
-    if old is not None and old != spec and not overwrite:
+    try:
+        ENCODERS.register(spec.name, spec, overwrite=overwrite)
+    except ValueError:
+        old = ENCODERS.get(spec.name)
         raise ValueError(
             f"encoder name {spec.name!r} is already registered with a different spec "
             f"({old.fingerprint} vs {spec.fingerprint}); pass overwrite=True to replace it"
-        )
-    _SPECS[spec.name] = spec
+        ) from None
 
     def decorate(builder: Builder) -> Builder:
         if not callable(builder):
             raise TypeError(f"builder must be callable, got {type(builder).__name__}")
-        _SPEC_BUILDERS[spec.name] = builder
+        _SPEC_BUILDERS.register(spec.name, builder, overwrite=True)
         return builder
 
     return decorate
-
-
-_PANELS: dict[str, tuple[str, ...]] = {}
 
 
 def register_panel(name: str, encoders: list[str] | tuple[str, ...]) -> None:
@@ -118,46 +131,43 @@ def register_panel(name: str, encoders: list[str] | tuple[str, ...]) -> None:
         raise ValueError(f"panel name must be a non-empty string, got {name!r}")
     if isinstance(encoders, str) or not encoders or not all(isinstance(e, str) for e in encoders):
         raise TypeError(f"encoders must be a non-empty sequence of names, got {encoders!r}")
-    _PANELS[name] = tuple(encoders)
+    PANELS.register(name, tuple(encoders), overwrite=True)
 
 
 def panel(name: str) -> list[str]:
     """Encoder names of the panel ``name`` (``paper_train10``, ``paper_heldout4``, ``paper14``,
     ``offline_cnn``, ...); ``ValueError`` listing the known panels otherwise."""
-    _load_plugins()
-    if name not in _PANELS:
-        raise ValueError(f"panel must be one of {sorted(_PANELS)}, got {name!r}")
-    return list(_PANELS[name])
+    ENCODERS.load_plugins()  # the panels are registered beside the specs
+    return list(PANELS.get(name))
 
 
 def list_panels() -> list[str]:
     """Sorted names of registered panels."""
-    _load_plugins()
-    return sorted(_PANELS)
-
-
-@functools.cache  # entry-point discovery scans installed metadata: once per process
-def _load_plugins() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(f"{__package__}.{module}")
-    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        importlib.import_module(entry.value)
+    ENCODERS.load_plugins()
+    return PANELS.names()
 
 
 def list_encoders(modality: str | None = None) -> list[str]:
-    """Sorted names of registered encoders (optionally only ``"image"`` or ``"text"``)."""
-    _load_plugins()
-    if modality is not None:
-        check_choice("modality", modality, MODALITIES)
-    return sorted(n for n, s in _SPECS.items() if modality is None or s.modality == modality)
+    """Sorted names of registered encoders (optionally only ``"image"`` or ``"text"``; listing
+    by modality loads the specs of plugin entries, and skips one that fails to load)."""
+    names = ENCODERS.names()
+    if modality is None:
+        return names
+    check_choice("modality", modality, MODALITIES)
+    kept = []
+    for name in names:
+        try:
+            if ENCODERS.get(name).modality == modality:
+                kept.append(name)
+        except ImportError:  # a broken plugin, already warned about by name
+            continue
+    return kept
 
 
 def get_spec(name: str) -> EncoderSpec:
-    """The registered spec for ``name``; ``ValueError`` listing the known names otherwise."""
-    _load_plugins()
-    if not isinstance(name, str) or name not in _SPECS:
-        raise ValueError(f"encoder must be one of {sorted(_SPECS)}, got {name!r}")
-    return _SPECS[name]
+    """The registered spec for ``name`` (or the one ``"module:attribute"`` names); ``ValueError``
+    listing the known names otherwise. A plugin that failed to load breaks only its own names."""
+    return ENCODERS.get(name)
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -202,9 +212,9 @@ def find_weights(spec: EncoderSpec, weights: str | os.PathLike[str] | None) -> P
 
 def _builder_for(spec: EncoderSpec) -> Builder:
     if spec.name in _SPEC_BUILDERS:
-        return _SPEC_BUILDERS[spec.name]
-    if spec.source in _ADAPTERS:
-        return _ADAPTERS[spec.source]
+        return _SPEC_BUILDERS.get(spec.name)
+    if spec.source in ADAPTERS:
+        return ADAPTERS.get(spec.source)
     hint = _ADAPTER_HINTS.get(spec.source, "")
     raise ModuleNotFoundError(
         f"encoder {spec.name!r} needs the {spec.source!r} adapter, which is not installed. "

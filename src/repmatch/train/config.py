@@ -155,7 +155,8 @@ class TrainConfig:
             name under which the command line finds an application's task builder (``toy``,
             ``fmnist``); :func:`repmatch.train.train` given a task object only records it.
         task_options: JSON-able options for an application's builder (validated by it).
-        generator: ``"module:callable"`` returning your generator (an ``nn.Module`` called as
+        generator: a registered generator source (``"mlp"``, :data:`repmatch.generators.GENERATORS`)
+            or ``"module:callable"`` returning your generator (an ``nn.Module`` called as
             ``(noise, condition) -> images in [0, 1]``), imported from the working directory or
             ``PYTHONPATH``; ``generator_kwargs`` are passed to the callable.
         noise_shape: per-sample noise shape (required unless the module has ``noise_shape``).
@@ -224,8 +225,6 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"{key} must be a non-empty string or null, got {value!r}")
-        if self.generator is not None and ":" not in self.generator:
-            raise ValueError(f"generator must be 'module:callable' (e.g. 'mygen:build'), got {self.generator!r}")
         for key in ("generator_kwargs", "encoder_weights"):
             if not isinstance(getattr(self, key), Mapping):
                 raise TypeError(f"{key} must be a mapping, got {type(getattr(self, key)).__name__}")

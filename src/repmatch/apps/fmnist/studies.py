@@ -22,10 +22,15 @@ Every arm is scored by the job's evaluation (:meth:`.study_arms.StudyBase.score`
 retrains every arm and redraws its sample noise, while the SW projections stay the base's (every
 arm is read on the same projections). The noise row is the job's: two disjoint draws of real
 test images of the sample sets' size, scored like a model.
+
+:data:`FMNIST_BATCH` ... :data:`FMNIST_JOINT` are the studies as ``repmatch study NAME`` runs
+them (:class:`repmatch.studies.Study`), registered through the ``repmatch.studies`` entry points
+in ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -326,6 +331,48 @@ def run_study(
     figure = plot_study(config, results, root / f"{name}.png")
     return {"results": root / "results.json", "table": table, "figure": figure,
             "config": root / "config.json"}
+
+
+@dataclass(frozen=True)
+class FmnistStudy:
+    """A Fashion-MNIST study as ``repmatch study NAME`` runs it (a :class:`repmatch.studies.Study`)."""
+
+    name: str
+
+    @property
+    def help(self) -> str:
+        return f"Fashion-MNIST study (default: seeds 0,1); the paper's claim: {CLAIMS[self.name]}."
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--base", default=None,
+                            help="a `repmatch fmnist` output directory whose stages encoders.."
+                            "references to start from (fmnist-tiny preset; --quick: a smoke recipe); "
+                            "missing stages are run there (default: OUT/base)")
+        parser.add_argument("--lr", type=float, default=None,
+                            help="the learning rate at the study's reference batch size "
+                            "(fmnist-batch scales it by sqrt(N / reference))")
+        parser.add_argument("--generator", choices=("post", "scratch"), default=None,
+                            help="post-train the teacher's one-step start (post; the default but "
+                            "for fmnist-gaming) or train fresh ConvGenerators (scratch)")
+
+    def config(self, args: argparse.Namespace) -> FmnistStudyConfig:
+        """The study's settings from the parsed options (:func:`resolve_config`)."""
+        return resolve_config(self.name, out=args.out, base=args.base, quick=args.quick,
+                              seeds=args.seeds, arms=args.arms, batch_sizes=args.batch_sizes,
+                              iterations=args.iterations, lr=args.lr, generator=args.generator)
+
+    def resolve(self, args: argparse.Namespace) -> dict[str, Any]:
+        return self.config(args).to_dict()
+
+    def run(self, args: argparse.Namespace, *, progress: bool) -> dict[str, Path]:
+        return run_study(self.config(args), args.out, progress=progress)
+
+
+FMNIST_BATCH = FmnistStudy("fmnist-batch")
+FMNIST_DISTANCES = FmnistStudy("fmnist-distances")
+FMNIST_CONTROLLER = FmnistStudy("fmnist-controller")
+FMNIST_GAMING = FmnistStudy("fmnist-gaming")
+FMNIST_JOINT = FmnistStudy("fmnist-joint")
 
 
 # ---------------------------------------------------------------------------- reporting

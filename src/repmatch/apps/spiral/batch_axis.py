@@ -1,6 +1,6 @@
 """The batch axis on the spiral (paper Fig. 4 / Table 6): one arm against the batch size B.
 
-Two curves, each cell a one-arm spiral run (:func:`.study.train_cells`, scored like the grid):
+Two curves, each cell a one-arm spiral run (:func:`.grid.train_cells`, scored like the grid):
 
 - **matched budget**: a fixed number of generated samples, ``B × iterations = B_ref × T_ref``,
   with the learning rate scaled as ``√B`` from the reference point (Malladi et al., as the
@@ -22,7 +22,7 @@ from typing import Any
 from ...validate import check_choice, check_positive
 from .report import mean_sd
 from .runner import Job, run_jobs
-from .study import ARMS, SpiralConfig, SpiralResult, cell_cost, score_samples, train_cells_ambient
+from .grid import ARMS, SpiralConfig, SpiralResult, cell_cost, score_samples, train_cells_ambient
 
 __all__ = ["CURVES", "BatchAxisConfig", "BatchPoint", "batch_axis_jobs", "run_batch_axis"]
 

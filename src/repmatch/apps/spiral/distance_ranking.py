@@ -1,6 +1,6 @@
 """The distance ranking on the spiral (paper Table 4): every arm scored by two neutral distances.
 
-The cells are the grid's (:mod:`.study`) at B ∈ {32, 128}; each arm is read on SW_r and MMD_r in
+The cells are the grid's (:mod:`.grid`) at B ∈ {32, 128}; each arm is read on SW_r and MMD_r in
 R^64 against held-out real samples (:mod:`.neutral`; no arm trains on either, though
 ``sliced_wasserstein`` and ``mmd_rff`` each train on a relative of one, so, as in the paper,
 each is best judged on the other). The ranking orders arms by the mean ratio over seeds (lower
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .report import mean_sd
-from .study import SpiralResult
+from .grid import SpiralResult
 
 __all__ = ["NEUTRAL", "PAPER_ORDER", "Scores", "kendall_tau", "rank_arms", "ranking_summary",
            "scores_from_json", "scores_from_results"]

@@ -25,7 +25,7 @@ import torch
 
 from ...io import atomic_write, atomic_write_json, atomic_write_text
 from .data import spiral_curve
-from .study import SpiralResult
+from .grid import SpiralResult
 
 __all__ = [
     "SCORES",

@@ -2,7 +2,7 @@
 
 A *job* is a group of cells trained together by one call of a training function
 ``train(config, cells, on_progress=...) -> {cell: (num_eval, D) tensor}`` (the studies pass
-:func:`.study.train_cells`). Jobs are split over ``workers`` processes of one thread each,
+:func:`.grid.train_cells`). Jobs are split over ``workers`` processes of one thread each,
 longest-processing-time-first on their estimated cost; each process runs its jobs one after the
 other and reports ticks (cell-iterations done) and results through a queue. With ``workers=1``
 the jobs run in-process on one thread. The runner knows nothing of distances or scores, so every

@@ -1,18 +1,24 @@
-"""The controlled studies on the spiral, by name: ``spiral``, ``spiral-batch``, ``spiral-distances``.
+"""The controlled studies on the spiral, by name: ``spiral`` (the grid of :mod:`.grid`),
+``spiral-batch`` (:mod:`.batch_axis`) and ``spiral-distances`` (:mod:`.distance_ranking`).
 
 ``run_study(name, out, quick=..., seeds=..., ...)`` runs one study with the shared runner
 (:mod:`.runner`) and writes, atomically, under ``out``: ``results.json``, ``{name}.md`` (the
 Markdown table), ``{name}.png`` (the figure) and ``config.json`` (the resolved configuration).
 ``--quick`` sizes finish in seconds (CI); the full sizes are stated in docs/spiral.md.
+
+:data:`SPIRAL`, :data:`SPIRAL_BATCH` and :data:`SPIRAL_DISTANCES` are the studies as
+``repmatch study NAME`` runs them (:class:`repmatch.studies.Study`), registered through the
+``repmatch.studies`` entry points in ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +33,18 @@ from .distance_ranking import (
     scores_from_results,
 )
 from .report import mean_sd, png_writer, write_spiral_outputs
-from .study import SpiralConfig, quick_config, run_spiral_seeds, with_overrides
+from .grid import SpiralConfig, quick_config, run_spiral_seeds, with_overrides
 
-__all__ = ["STUDIES", "default_seeds", "resolve_config", "run_study"]
+__all__ = [
+    "SPIRAL",
+    "SPIRAL_BATCH",
+    "SPIRAL_DISTANCES",
+    "STUDIES",
+    "SpiralStudy",
+    "default_seeds",
+    "resolve_config",
+    "run_study",
+]
 
 STUDIES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
 
@@ -118,6 +133,52 @@ def run_study(
     cfg.pop("seed")
     return _write_distances(list(config.arms), list(config.batch_sizes), scores_from_results(results),
                             meta, {**cfg, "seeds": list(run_seeds)}, Path(out))
+
+
+@dataclass(frozen=True)
+class SpiralStudy:
+    """A spiral study as ``repmatch study NAME`` runs it (a :class:`repmatch.studies.Study`)."""
+
+    name: str
+    help: str
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--workers", type=int, default=None,
+                            help="worker processes, one thread each (default: one per usable CPU; "
+                            "1 runs in-process)")
+        if self.name == "spiral-distances":
+            parser.add_argument("--from", dest="source", default=None,
+                                help="rank the cells of an earlier spiral study's results.json "
+                                "(directory or file) instead of training them")
+
+    def _overrides(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"arms": args.arms, "batch_sizes": args.batch_sizes, "iterations": args.iterations,
+                "workers": args.workers}
+
+    def resolve(self, args: argparse.Namespace) -> dict[str, Any]:
+        resolved: dict[str, Any] = resolve_config(
+            self.name, quick=args.quick, seeds=args.seeds, **self._overrides(args)).to_dict()
+        if "seed" in resolved:  # a spiral grid: the seeds it runs replace the one seed field
+            resolved.pop("seed")
+            resolved["seeds"] = list(args.seeds or default_seeds(self.name, args.quick))
+        return resolved
+
+    def run(self, args: argparse.Namespace, *, progress: bool) -> dict[str, Path]:
+        return run_study(self.name, args.out, quick=args.quick, seeds=args.seeds, progress=progress,
+                         source=getattr(args, "source", None), **self._overrides(args))
+
+
+SPIRAL = SpiralStudy(
+    "spiral", "The spiral grid (paper Fig. 3): one MLP generator per (batch size, distance) cell "
+    "against a two-turn spiral embedded in R^64, scored by anchor recall / medDist and the "
+    "neutral SW_r / MMD_r (default: batch sizes 8,32,128, seed 0).")
+SPIRAL_BATCH = SpiralStudy(
+    "spiral-batch", "The spiral batch axis (paper Fig. 4 / Table 6): one arm at batch sizes "
+    "8,...,1024, matched image budget with lr ∝ √B and fixed iterations (--iterations: at the "
+    "reference batch size; --arms: one arm; default: seeds 0,1,2).")
+SPIRAL_DISTANCES = SpiralStudy(
+    "spiral-distances", "The spiral distance ranking (paper Table 4): the grid's arms at batch "
+    "sizes 32,128 ranked by two neutral distances, SW_r and MMD_r (default: seeds 0,1,2).")
 
 
 # ------------------------------------------------------------------------------ spiral-batch

@@ -2,7 +2,7 @@
 
 One MLP generator (2-D Gaussian noise → R^64, four hidden ReLU layers of 256) is trained per
 cell of a grid, rows = batch size ``B``, columns = training distance (an *arm*), against a
-two-turn spiral buried in R^64 by a fixed orthonormal map (:mod:`.spiral_data`). Every arm is a
+two-turn spiral buried in R^64 by a fixed orthonormal map (:mod:`.data`). Every arm is a
 :func:`repmatch.compare.distances.create` distance fitted on the same 2000-point reference: the study
 is a client of the library, with no private copy of any distance. Each cell is scored in the
 plane by anchor recall and medDist (:class:`.data.SpiralScorer`) and in R^64 by two neutral

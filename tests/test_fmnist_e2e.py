@@ -399,18 +399,33 @@ def test_recipe_validation():
     assert len(get_recipe("fmnist").heldout_encoders) >= 2
 
 
-def test_fmnist_task_options_are_checked(tmp_path):
-    from repmatch.apps.fmnist.task import arm_preset, fmnist_task, task_from_options
+def test_fmnist_task_section_is_checked(tmp_path):
+    from repmatch.apps.fmnist.task import FmnistArmTask, arm_preset, fmnist_task
 
     config = arm_preset("fmnist-tiny", pipeline_dir=str(tmp_path))
-    assert config.task == "fmnist" and config.task_options["arm"] == "post"
-    with pytest.raises(ValueError, match="task_options"):
-        task_from_options(config.replace(task_options={"arm": "post"}), torch.device("cpu"))
-    bad = dict(config.task_options, arm="distill")
-    with pytest.raises(ValueError, match="arm"):
-        task_from_options(config.replace(task_options=bad), torch.device("cpu"))
+    assert config.task == FmnistArmTask(arm="post", pipeline_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="task.arm"):
+        FmnistArmTask(arm="distill", pipeline_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="task.pipeline_dir: .* has no recipe"):
+        config.task.build(config, torch.device("cpu"))
     with pytest.raises(ValueError, match="arm"):
         fmnist_task(get_recipe("fmnist-tiny"), Layout.of(tmp_path), "distill")
+
+
+def test_an_arm_config_rebuilds_its_task_from_the_job_directory(run, app_tasks):
+    """The arm's saved config.json names the job directory, not the recipe: its task is built
+    from the recipe the job saved there, the same task the pipeline trained."""
+    from repmatch.apps.fmnist.task import FmnistArmTask, fmnist_task
+    from repmatch.train import TrainConfig
+
+    saved = json.loads((run.arm("post") / "config.json").read_text())
+    assert saved["task"] == {"name": "fmnist", "arm": "post", "pipeline_dir": str(run.root)}
+    config = TrainConfig.from_dict(saved)
+    assert config.task == FmnistArmTask(arm="post", pipeline_dir=str(run.root))
+    built = config.task.build(config, torch.device("cpu"))
+    direct = fmnist_task(smoke_recipe(), run, "post")(config, torch.device("cpu"))
+    assert sorted(built.distances) == sorted(direct.distances) and built.floors == direct.floors
+    assert built.joint_beta == direct.joint_beta == smoke_recipe().beta
 
 
 def test_eval_rescores_a_rewritten_sample_file(run, tmp_path):

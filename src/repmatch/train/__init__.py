@@ -5,7 +5,8 @@
 ``cached_backward`` (gradient caching), ``LagrangianController``/``ControllerConfig``
 (per-encoder weights), ``distributed_cached_backward``/``gather_features``
 (``torch.distributed``), the run-state toolkit of :mod:`repmatch.train.checkpoint`, and the
-configuration dataclasses.
+configuration dataclasses: :class:`TrainConfig` (the loop) holding a task section
+(:class:`GeneralTask`, or an application's, found by name in :data:`TASKS`).
 """
 
 from .checkpoint import (
@@ -20,22 +21,26 @@ from .checkpoint import (
 from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from .controller import ControllerConfig, LagrangianController, scale_free
 from .distributed import close_distributed, distributed_cached_backward, gather_features
-from .general import general_task
+from .general import GeneralTask, general_task
 from .gradcache import cached_backward
 from .loop import NonFiniteTrainingError, train
 from .references import ClassCondition, References, build_reference_dir, build_references
 from .runs import load_run_generator
-from .task import TaskBuilder, TrainTask, estimate_floors
+from .task import TaskBuilder, TaskConfig, TrainTask, estimate_floors
+from .tasks import TASKS
 
 __all__ = [
     "ClassCondition",
     "ControllerConfig",
+    "GeneralTask",
     "IntervalConfig",
     "JointConfig",
     "LagrangianController",
     "OptimConfig",
     "References",
+    "TASKS",
     "TaskBuilder",
+    "TaskConfig",
     "TrainConfig",
     "TrainTask",
     "append_stats",

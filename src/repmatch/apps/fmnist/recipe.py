@@ -4,9 +4,10 @@ A :class:`FmnistRecipe` fixes every stage: the encoder battery (training and hel
 encoders, input-resolution overrides), the in-project encoders' and the teacher's training,
 the reference/validation subsets, the Nyström references, both iRDM arms and the evaluation.
 
-Presets: ``fmnist-tiny`` (the main job: under 10 minutes on an idle 2-core CPU), ``fmnist-cpu`` (a
-2-core CPU in under an hour: a teacher that draws recognisable Fashion-MNIST, N = 1024, 2000
-samples per set), ``fmnist`` (the full recipe for one GPU).
+Presets: ``fmnist-tiny`` (the main job, sized for a 2-core CPU), ``fmnist-cpu`` (a larger
+2-core CPU run: a teacher that draws recognisable Fashion-MNIST, N = 1024, 2000 samples per
+set), ``fmnist`` (the full recipe for one GPU). The measurements behind their choices are in
+docs/fmnist_results.md ("Preset choices").
 """
 
 from __future__ import annotations
@@ -67,13 +68,9 @@ class FmnistRecipe:
         beta, bandwidth_scale: joint features ``φ(x) ⊕ β·onehot(c)`` (eq. 4) and the joint
             kernel's bandwidth = scale × median (a list: a multi-scale kernel). Two classes'
             one-hot codes are ``√2·β`` apart, so β must be comparable to the features' typical
-            distance (median ≈ 30 for ``fmnist_classifier``, ≈ 9 for ``efficientnet_lite0`` at
-            32 px) for the kernel to see the class: at β = 1 the from-scratch arm learned the
-            marginal with its classes scrambled (1.8% class agreement), at β = 30 it reaches
-            90%. The bandwidths (0.25, 1.0) pair the paper's two single scales, its
-            text-conditioned 0.25 (App. E.1) and its class-conditional median (§4.1); alone,
-            0.25 left ``efficientnet_lite0`` worse than the untrained start and 1.0 collapsed
-            within-class diversity (docs/fmnist_results.md).
+            distance for the kernel to see the class. The bandwidths (0.25, 1.0) pair the
+            paper's two single scales, its text-conditioned 0.25 (App. E.1) and its
+            class-conditional median (§4.1); docs/fmnist_results.md has the runs behind both.
         post, scratch: the two iRDM arms (post-training the teacher into one step; a fresh
             ``ConvGenerator``).
         scratch_width: ``ConvGenerator`` width.
@@ -82,7 +79,7 @@ class FmnistRecipe:
         inference_backend: how encoders run where no gradient is needed (features, floors,
             references, evaluation, the held-out monitor) on a CPU device: ``torch`` (as in
             training) or ``onnxruntime`` (``open_nsfw``'s ONNX graph in onnxruntime: the same
-            fingerprint, features equal within float32 rounding, ~5× the images/s; other
+            fingerprint, features equal within float32 rounding, faster on a CPU; other
             encoders unchanged). Training batteries always run in torch.
         diversity_encoder: the encoder whose features give each model's within-class diversity
             (``repmatch.metrics.within_class_diversity`` against real test images); by default
@@ -201,17 +198,11 @@ def fmnist_tiny() -> FmnistRecipe:
     """A 2-core CPU in minutes: subsets, a small teacher, the ImageNet CNN at 64 px.
 
     ``efficientnet_lite0`` trains at 64 px, not 32: at 32 px its last blocks see a 1×1 map and
-    leave the fine structure that the held-out 224-px ``open_nsfw`` judges unconstrained (one
-    run at 32 px: the one-step models' held-out mean 4.47 and 4.76 against the teacher's 4.09;
-    at 48 px 4.84 and 4.84; at 64 px 4.03 and 3.45). 64 px costs 2–3× the encoder's 32-px time.
-
-    200 post-training and 80 from-scratch steps keep the job under 10 minutes on an idle 2-core
-    CPU (two threads); 240 and 120 steps took 11 min, and 80 steps from scratch need the higher
-    rate (held-out mean 3.52 at 3e-3 against 4.25 at 2e-3, one run each on the same teacher).
-
-    ``open_nsfw`` cannot shrink below ~200 px (its pool5 is a fixed 7×7 average), so on a CPU it
-    is the dominant cost; it stays in the held-out set at its native 224 px on small sets, run
-    by onnxruntime wherever no gradient is needed.
+    leave unconstrained the fine structure that the held-out 224-px ``open_nsfw`` judges. The
+    step counts (200 post-training, 80 from scratch at the higher rate) fit the main job's time
+    budget. ``open_nsfw`` cannot shrink below ~200 px (its pool5 is a fixed 7×7 average), so on
+    a CPU it is the dominant cost; it stays in the held-out set at its native 224 px on small
+    sets, run by onnxruntime wherever no gradient is needed.
     """
     return FmnistRecipe(
         name="fmnist-tiny",
@@ -243,15 +234,14 @@ def fmnist_tiny() -> FmnistRecipe:
 
 
 def fmnist_cpu() -> FmnistRecipe:
-    """A 2-core CPU in under an hour, the basis of the committed CPU table.
+    """A larger 2-core CPU run, the basis of the committed CPU table.
 
     The ``cpu`` U-Net teacher (0.6M parameters, 3000 steps of 64) draws recognisable
     Fashion-MNIST in 4 steps; both iRDM arms run at N = 1024 through gradient caching;
     evaluation scores 2000 samples per set with 1024 projections against 2000 train and 2000
     test rows, and a second, disjoint 2000-row test draw gives each column's noise level.
-    ``efficientnet_lite0`` stays at 32 px here: with the main job's 64-px view, one run alone on
-    the 2-core machine (two threads) post-trained at 58 img/s, about 35 min for 120 steps after
-    a 25-min teacher: some 75 min in all.
+    ``efficientnet_lite0`` stays at 32 px here: the main job's 64-px view would more than
+    double the run's time.
     """
     return FmnistRecipe(
         name="fmnist-cpu",

@@ -8,13 +8,19 @@ encoder, the real test split as the floor, and one of two generators:
   (``FewStepGenerator(load_teacher(..., trainable=True), 1, (1, 28, 28))``), post-trained;
 - ``arm="scratch"``: a freshly initialised :class:`repmatch.apps.fmnist.ConvGenerator`.
 
-``task_options``: ``{"arm": "post" | "scratch", "pipeline_dir": OUT, "recipe": FmnistRecipe dict}``.
+A run's ``task`` section is a :class:`FmnistArmTask`, ``{"name": "fmnist", "arm": ...,
+"pipeline_dir": OUT}``: the recipe is the job's own, saved in ``OUT/config.json``, so the run's
+``config.json`` repeats none of it; its loop settings are the recipe's arm
+(:func:`arm_train_config`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 
@@ -22,21 +28,53 @@ from ...validate import check_choice
 from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
-from ...train import TaskBuilder, TrainConfig, TrainTask, estimate_floors
+from ...train import (
+    ControllerConfig,
+    IntervalConfig,
+    OptimConfig,
+    TaskBuilder,
+    TrainConfig,
+    TrainTask,
+    estimate_floors,
+)
 from ...train.references import load_references, reference_distance
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (
     FMNIST_NUM_CLASSES,
     IMAGE_SHAPE,
     Layout,
-    arm_train_config,
     joint_fingerprint,
     make_battery,
 )
 from .recipe import FmnistRecipe, get_recipe
 from .teacher import load_teacher
 
-TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
+
+@dataclass(frozen=True, kw_only=True)
+class FmnistArmTask:
+    """One iRDM arm of the job whose earlier stages ran in ``pipeline_dir`` (``task.name =
+    "fmnist"``): ``arm`` is ``"post"`` or ``"scratch"``; the recipe is read from the job's
+    ``config.json`` when the task is built."""
+
+    name: ClassVar[str] = "fmnist"
+
+    arm: Literal["post", "scratch"]
+    pipeline_dir: str
+
+    def __post_init__(self) -> None:
+        check_choice("task.arm", self.arm, ("post", "scratch"))
+        if not isinstance(self.pipeline_dir, str) or not self.pipeline_dir:
+            raise ValueError(f"task.pipeline_dir must be a non-empty path string, got {self.pipeline_dir!r}")
+
+    def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
+        layout = Layout.of(self.pipeline_dir)
+        if not layout.recipe.is_file():
+            raise FileNotFoundError(
+                f"task.pipeline_dir: {self.pipeline_dir!r} has no recipe ({layout.recipe.name}); run "
+                "`repmatch fmnist --out` there first"
+            )
+        recipe = FmnistRecipe.from_dict(json.loads(layout.recipe.read_text()))
+        return fmnist_task(recipe, layout, self.arm)(config, device)
 
 
 def _references(
@@ -68,25 +106,8 @@ def fmnist_task(recipe: FmnistRecipe, layout: Layout, arm: str) -> TaskBuilder:
     return functools.partial(_build, recipe, layout, arm)
 
 
-def task_from_options(config: TrainConfig, device: torch.device) -> TrainTask:
-    """Builder for a saved arm config (``repmatch train --config <arm>/config.json``): its
-    ``task_options`` are ``{"arm", "pipeline_dir", "recipe"}``."""
-    opts = dict(config.task_options)
-    unknown = sorted(set(opts) - set(TASK_OPTIONS))
-    missing = sorted(set(TASK_OPTIONS) - set(opts))
-    if unknown or missing:
-        raise ValueError(
-            f"fmnist task_options must have exactly {list(TASK_OPTIONS)}; unknown {unknown}, missing {missing}"
-        )
-    arm = check_choice("task_options.arm", opts["arm"], ("post", "scratch"))
-    builder = fmnist_task(FmnistRecipe.from_dict(opts["recipe"]), Layout.of(opts["pipeline_dir"]), arm)
-    return builder(config, device)
-
-
 def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, device: torch.device) -> TrainTask:
-    if config.joint is None:
-        raise ValueError("the fmnist task needs joint=JointConfig(...) (eq. 4 features)")
-    beta = config.joint.beta
+    beta = recipe.beta
 
     battery = make_battery(recipe, recipe.train_encoders, layout, device=device, training=True)
     dists = _references(recipe, layout, battery, recipe.train_encoders, device)
@@ -121,6 +142,40 @@ def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, 
         heldout_encode=held_battery,
         heldout_distances=held,
         heldout_floors=held_floors,
+    )
+
+
+def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainConfig:
+    """The :class:`repmatch.train.TrainConfig` of one iRDM arm (``post`` or ``scratch``): the
+    loop settings of the recipe's arm, the task :class:`FmnistArmTask`."""
+
+    check_choice("arm", arm, ("post", "scratch"))
+    a = getattr(recipe, arm)
+    heldout_every = (
+        min(10 * a.log_every_nimg, a.total_nimg)
+        if recipe.monitor_heldout and recipe.heldout_encoders
+        else None
+    )
+    return TrainConfig(
+        task=FmnistArmTask(arm=arm, pipeline_dir=str(layout.root)),
+        run_dir=str(layout.arm(arm)),
+        seed=recipe.seed,
+        batch_size=a.batch_size,
+        chunk_size=a.chunk_size,
+        device=recipe.device,
+        optim=OptimConfig(lr=a.lr, grad_clip_norm=1.0),
+        controller=ControllerConfig(budget=a.budget),
+        intervals=IntervalConfig(
+            total_nimg=a.total_nimg,
+            log_every_nimg=a.log_every_nimg,
+            checkpoint_every_nimg=max(a.total_nimg // 4, a.batch_size),
+            sample_every_nimg=max(a.total_nimg // 4, a.batch_size),
+            heldout_every_nimg=heldout_every,
+        ),
+        ema_halflife_nimg=a.ema_halflife_nimg,
+        progress=False,
+        num_samples=100,
+        heldout_num_samples=min(recipe.eval_samples, 2048),
     )
 
 

@@ -18,7 +18,7 @@ from .checkpoint import (
     save_checkpoint,
     truncate_stats,
 )
-from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
+from .config import TASKS, IntervalConfig, JointConfig, OptimConfig, TaskBuilder, TaskConfig, TrainConfig
 from .controller import ControllerConfig, LagrangianController, scale_free
 from .distributed import close_distributed, distributed_cached_backward, gather_features
 from .general import GeneralTask, general_task
@@ -26,8 +26,7 @@ from .gradcache import cached_backward
 from .loop import NonFiniteTrainingError, train
 from .references import ClassCondition, References, build_reference_dir, build_references
 from .runs import load_run_generator
-from .task import TaskBuilder, TaskConfig, TrainTask, estimate_floors
-from .tasks import TASKS
+from .task import TrainTask, estimate_floors
 
 __all__ = [
     "ClassCondition",

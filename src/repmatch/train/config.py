@@ -3,7 +3,7 @@
 One dataclass per concern: :class:`TrainConfig` is the loop (batch, optimiser, controller,
 intervals, EMA, logging) and holds the run's ``task`` section, a task config whose type depends
 on the task: :class:`repmatch.train.GeneralTask` (your generator against your references) or an
-application's (looked up by name in :data:`repmatch.train.TASKS`). ``config.json`` holds each
+application's (looked up by name in :data:`TASKS`). ``config.json`` holds each
 value once::
 
     {"run_dir": ..., "batch_size": ..., "optim": {...}, "intervals": {...}, ...,
@@ -28,12 +28,15 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
+import torch
+
+from ..registry import Registry
 from ..validate import check_choice, check_nonnegative_int, check_positive, check_scales
 from .controller import ControllerConfig
-from .task import TaskConfig
-from .tasks import TASKS
+from .task import TrainTask
 
 LR_REFERENCE_BATCH = 5120
 
@@ -139,6 +142,40 @@ class JointConfig:
         object.__setattr__(self, "bandwidth_scale", check_scales("joint.bandwidth_scale", self.bandwidth_scale))
 
 
+#: ``(config, device) -> TrainTask``: builds a task for one process (see :func:`repmatch.train.train`).
+TaskBuilder = Callable[["TrainConfig", torch.device], TrainTask]
+
+
+@runtime_checkable
+class TaskConfig(Protocol):
+    """The ``task`` section of a :class:`TrainConfig`: a frozen dataclass of the task's own
+    settings that builds the task.
+
+    ``name`` (a class attribute) is the name it is found under in :data:`TASKS` (or its
+    ``"module:attribute"``), written as ``task.name`` in ``config.json``; ``build`` is a
+    :data:`TaskBuilder`, called by :func:`repmatch.train.train` on its device after seeding.
+    """
+
+    name: ClassVar[str]
+
+    def build(self, config: TrainConfig, device: torch.device) -> TrainTask: ...
+
+
+def _check_task_type(key: str, obj: Any) -> None:
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj) and callable(getattr(obj, "build", None))
+            and isinstance(getattr(obj, "name", None), str)):
+        raise TypeError(
+            f"{key}: {obj!r} is not a task config type (a dataclass with a name and build(config, device))"
+        )
+
+
+#: Task names → task config types: the library's ``general`` (:class:`repmatch.train.GeneralTask`,
+#: registered where it is defined), the tasks installed packages declare in the entry-point
+#: group ``repmatch.tasks`` (the applications' ``toy``, ``fmnist``, ``fmnist-study``), and any
+#: ``"module:attribute"``.
+TASKS: Registry[type] = Registry("task", check=_check_task_type)
+
+
 #: Fields a resumed run may change (how long, how often to log and save, where it runs); any
 #: other difference from the checkpoint's config is refused.
 RESUMABLE_FIELDS: tuple[str, ...] = (
@@ -206,7 +243,7 @@ def task_to_dict(task: TaskConfig) -> dict[str, Any]:
 
 def task_from_dict(data: Mapping[str, Any]) -> TaskConfig:
     """The task section of ``data`` (``{"name": ..., **fields}``; ``name`` defaults to
-    ``"general"``): its config type is :data:`repmatch.train.TASKS` ``[name]``."""
+    ``"general"``): its config type is :data:`TASKS` ``[name]``."""
     if not isinstance(data, Mapping):
         raise TypeError(f"task must be a mapping {{\"name\": ..., <its fields>}}, got {data!r}")
     fields = dict(data)

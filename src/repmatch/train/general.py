@@ -25,18 +25,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from ..generators import build_generator
 from ..represent import ConditionPool, EncoderBattery, get_spec
 from ..validate import check_positive
+from .config import TASKS, TrainConfig
 from .references import ClassCondition, References, TextCondition
 from .task import TrainTask
-
-if TYPE_CHECKING:  # the config holds this task: imported for annotations only
-    from .config import TrainConfig
 
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -191,3 +189,7 @@ def general_task(config: TrainConfig, device: torch.device) -> TrainTask:
         heldout_distances=held_distances,
         heldout_floors=held_floors if held_floors is not None else dict.fromkeys(held, 0.0),
     )
+
+
+# The library's own task, registered where it is defined (the package imports this module).
+TASKS.register("general", GeneralTask)

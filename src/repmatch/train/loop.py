@@ -45,10 +45,10 @@ from .checkpoint import (
     save_checkpoint,
     truncate_stats,
 )
-from .config import RESUMABLE_FIELDS, TrainConfig
+from .config import RESUMABLE_FIELDS, TaskBuilder, TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
-from .task import TaskBuilder, TrainTask
+from .task import TrainTask
 
 if TYPE_CHECKING:  # an optional extra, imported on use
     from torch.utils.tensorboard import SummaryWriter

@@ -1,8 +1,8 @@
 """What a training run optimises: generator, training encoders, references, floors.
 
 :func:`repmatch.train.train` receives a :class:`TrainTask` (or a builder
-``(config, device) -> TrainTask``, which it calls on the right device after seeding), like
-EDM2's injected loss: the loop knows no dataset, encoder or task name. The task also owns the
+``(config, device) -> TrainTask``, :data:`repmatch.train.TaskBuilder`, which it calls on the
+right device after seeding), like EDM2's injected loss: the loop knows no dataset, encoder or task name. The task also owns the
 features the distances see, including the joint image–condition features of eq. 4::
 
     Φ(x, c) = φ(x) ⊕ β·τ(c)      when joint_beta = β is set, else φ(x)
@@ -12,34 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from ..validate import check_features, check_positive
 from ..represent.joint import ConditionPool, joint_features
-
-if TYPE_CHECKING:  # the config holds a TaskConfig: imported for annotations only
-    from .config import TrainConfig
-
-#: ``(config, device) -> TrainTask``: builds a task for one process (see :func:`train`).
-TaskBuilder = Callable[["TrainConfig", torch.device], "TrainTask"]
-
-
-@runtime_checkable
-class TaskConfig(Protocol):
-    """The ``task`` section of a :class:`repmatch.train.TrainConfig`: a frozen dataclass of the
-    task's own settings that builds the task.
-
-    ``name`` (a class attribute) is the name it is found under in :data:`repmatch.train.TASKS`
-    (or its ``"module:attribute"``), written as ``task.name`` in ``config.json``; ``build`` is
-    a :data:`TaskBuilder`, called by :func:`repmatch.train.train` on its device after seeding.
-    """
-
-    name: ClassVar[str]
-
-    def build(self, config: TrainConfig, device: torch.device) -> TrainTask: ...
 
 Encode = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]

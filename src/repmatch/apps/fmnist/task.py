@@ -20,7 +20,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 
@@ -58,7 +58,7 @@ class FmnistArmTask:
 
     name: ClassVar[str] = "fmnist"
 
-    arm: Literal["post", "scratch"]
+    arm: str
     pipeline_dir: str
 
     def __post_init__(self) -> None:

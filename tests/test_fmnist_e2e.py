@@ -18,7 +18,7 @@ from _chromium import probe_report
 
 from repmatch.apps.fmnist.parts import Layout, joint_fingerprint, make_battery
 from repmatch.apps.fmnist.pipeline import MODELS, STAGES, load_model, run_pipeline
-from repmatch.apps.fmnist.recipe import ArmConfig, FmnistRecipe, get_recipe
+from repmatch.apps.fmnist.recipe import FmnistRecipe, arm_loop, get_recipe
 from repmatch.cli import main
 
 pytestmark = pytest.mark.skipif(
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def smoke_recipe() -> FmnistRecipe:
-    arm = ArmConfig(batch_size=32, chunk_size=16, total_nimg=64, lr=1e-3, log_every_nimg=32)
+    arm = arm_loop(batch_size=32, chunk_size=16, total_nimg=64, lr=1e-3, log_every_nimg=32, monitor=True,
+                   heldout_num_samples=100)
     return FmnistRecipe(
         name="smoke",
         train_encoders=("fmnist_classifier",),
@@ -52,7 +53,6 @@ def smoke_recipe() -> FmnistRecipe:
         post=arm,
         scratch=arm,
         scratch_width=8,
-        monitor_heldout=True,
         device="cpu",
         feature_batch_size=100,
     )

@@ -18,7 +18,16 @@ from .checkpoint import (
     save_checkpoint,
     truncate_stats,
 )
-from .config import TASKS, IntervalConfig, JointConfig, OptimConfig, TaskBuilder, TaskConfig, TrainConfig
+from .config import (
+    TASKS,
+    IntervalConfig,
+    JointConfig,
+    LoopConfig,
+    OptimConfig,
+    TaskBuilder,
+    TaskConfig,
+    TrainConfig,
+)
 from .controller import ControllerConfig, LagrangianController, scale_free
 from .distributed import close_distributed, distributed_cached_backward, gather_features
 from .general import GeneralTask, general_task
@@ -35,6 +44,7 @@ __all__ = [
     "IntervalConfig",
     "JointConfig",
     "LagrangianController",
+    "LoopConfig",
     "OptimConfig",
     "References",
     "TASKS",

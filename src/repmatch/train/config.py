@@ -265,24 +265,18 @@ def check_format(data: Mapping[str, Any]) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """A complete, serialisable training run: the loop's settings and the task it optimises.
+class LoopConfig:
+    """How the loop trains: the batch, the optimiser, the controller, the intervals, the EMA,
+    what it samples and scores, when it gives up. A :class:`TrainConfig` is a loop config plus
+    where the run lives, what it optimises and how it is seeded (an application's recipe may
+    hold loop configs, as the Fashion-MNIST job's arms do).
 
     Attributes:
-        task: what the run optimises, a task config (:class:`repmatch.train.GeneralTask`: your
-            generator against your references; ``repmatch.apps.toy.ToyTask``; an
-            application's). Its ``build(config, device)`` makes the :class:`TrainTask`;
-            :func:`repmatch.train.train` given a task object only records it.
-        run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
-        seed: seeds weights init, the noise/condition stream and the dropout streams.
         batch_size: the global generation batch N per optimizer step (fresh every step).
         chunk_size: rows per gradient-cache chunk on each rank (``None``: the whole shard).
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         optim, controller, intervals: :class:`OptimConfig`, :class:`ControllerConfig`,
             :class:`IntervalConfig`.
         ema_halflife_nimg: half-life of the generator-weight EMA in images (``None``: off).
-        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
-        progress: show a progress bar on rank 0.
         num_samples: images in each sample grid.
         heldout_num_samples: generated images scored by held-out encoders per evaluation.
         monitor_patience: held-out evaluations without improvement before the
@@ -292,35 +286,20 @@ class TrainConfig:
             should not burn its budget silently).
     """
 
-    task: TaskConfig
-    run_dir: str
-    seed: int = 0
     batch_size: int
     chunk_size: int | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     optim: OptimConfig = field(default_factory=OptimConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     intervals: IntervalConfig
     ema_halflife_nimg: int | None = None
-    tensorboard: bool = False
-    progress: bool = True
     num_samples: int = 64
     heldout_num_samples: int = 1024
     monitor_patience: int = 3
     max_consecutive_skips: int = 20
 
     def __post_init__(self) -> None:
-        if not (dataclasses.is_dataclass(self.task) and isinstance(self.task, TaskConfig)):
-            raise TypeError(
-                f"task must be a task config (a dataclass with a name and build(config, device), e.g. "
-                f"GeneralTask), got {type(self.task).__name__}"
-            )
-        if not isinstance(self.run_dir, str) or not self.run_dir:
-            raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
-        check_nonnegative_int("seed", self.seed)
         check_positive("batch_size", self.batch_size, integer=True)
         _check_optional_positive("chunk_size", self.chunk_size, integer=True)
-        check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_optional_positive("ema_halflife_nimg", self.ema_halflife_nimg, integer=True)
         check_positive("num_samples", self.num_samples, integer=True)
         check_positive("heldout_num_samples", self.heldout_num_samples, integer=True)
@@ -334,6 +313,59 @@ class TrainConfig:
     def lr(self) -> float:
         """The learning rate after the √N rule."""
         return self.optim.lr_for(self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoopConfig:
+        """Build from nested plain data (:meth:`to_dict`); unknown keys are errors."""
+        return from_plain(LoopConfig, data, "loop")
+
+    def replace(self, **changes: Any) -> LoopConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(LoopConfig):
+    """A complete, serialisable training run: its loop (the :class:`LoopConfig` fields), where
+    it lives, how it is seeded and run, and the task it optimises.
+
+    Attributes:
+        task: what the run optimises, a task config (:class:`repmatch.train.GeneralTask`: your
+            generator against your references; ``repmatch.apps.toy.ToyTask``; an
+            application's). Its ``build(config, device)`` makes the :class:`TrainTask`;
+            :func:`repmatch.train.train` given a task object only records it.
+        run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
+        seed: seeds weights init, the noise/condition stream and the dropout streams.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
+        progress: show a progress bar on rank 0.
+    """
+
+    task: TaskConfig
+    run_dir: str
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (dataclasses.is_dataclass(self.task) and isinstance(self.task, TaskConfig)):
+            raise TypeError(
+                f"task must be a task config (a dataclass with a name and build(config, device), e.g. "
+                f"GeneralTask), got {type(self.task).__name__}"
+            )
+        if not isinstance(self.run_dir, str) or not self.run_dir:
+            raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
+        check_nonnegative_int("seed", self.seed)
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+
+    @classmethod
+    def of(cls, loop: LoopConfig, **run: Any) -> TrainConfig:
+        """The run of ``loop``'s settings with the run fields ``run`` (``task``, ``run_dir``, ...)."""
+        return cls(**{f.name: getattr(loop, f.name) for f in dataclasses.fields(LoopConfig)}, **run)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; the ``task`` section carries its ``name``."""

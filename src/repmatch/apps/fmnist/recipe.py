@@ -17,32 +17,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ...train import ControllerConfig, IntervalConfig, LoopConfig, OptimConfig
 from ...validate import check_choice, check_positive, check_scales
 
 
-@dataclass(frozen=True, kw_only=True)
-class ArmConfig:
-    """One iRDM arm: global batch N, gradient-cache chunk, images seen, learning rate.
-
-    ``lr`` is used as is (``OptimConfig(lr=...)``, a constant rate): these runs are far from the paper's
-    N = 5120 reference point.
-    """
-
-    batch_size: int
-    chunk_size: int
-    total_nimg: int
-    lr: float
-    log_every_nimg: int
-    ema_halflife_nimg: int | None = None
-    budget: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "chunk_size", "total_nimg", "log_every_nimg"):
-            check_positive(f"arm.{name}", getattr(self, name), integer=True)
-        check_positive("arm.lr", self.lr)
-        check_positive("arm.budget", self.budget)
-        if self.ema_halflife_nimg is not None:
-            check_positive("arm.ema_halflife_nimg", self.ema_halflife_nimg, integer=True)
+def arm_loop(
+    *,
+    batch_size: int,
+    chunk_size: int,
+    total_nimg: int,
+    lr: float,
+    log_every_nimg: int,
+    ema_halflife_nimg: int | None = None,
+    monitor: bool = False,
+    heldout_num_samples: int = 1024,
+) -> LoopConfig:
+    """The loop settings of one iRDM arm as the job runs them: global batch N, gradient-cache
+    chunk, images seen, a constant learning rate (``OptimConfig(lr=...)``: these runs are far
+    from the paper's N = 5120 reference point), controller budget 1, a checkpoint and a sample
+    grid of 100 every quarter of the run, and with ``monitor`` the held-out encoders scored
+    every 10 logging intervals on ``heldout_num_samples`` images."""
+    every_quarter = max(total_nimg // 4, batch_size)
+    return LoopConfig(
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        optim=OptimConfig(lr=lr, grad_clip_norm=1.0),
+        controller=ControllerConfig(budget=1.0),
+        intervals=IntervalConfig(
+            total_nimg=total_nimg,
+            log_every_nimg=log_every_nimg,
+            checkpoint_every_nimg=every_quarter,
+            sample_every_nimg=every_quarter,
+            heldout_every_nimg=min(10 * log_every_nimg, total_nimg) if monitor else None,
+        ),
+        ema_halflife_nimg=ema_halflife_nimg,
+        num_samples=100,
+        heldout_num_samples=heldout_num_samples,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,10 +82,11 @@ class FmnistRecipe:
             distance for the kernel to see the class. The bandwidths (0.25, 1.0) pair the
             paper's two single scales, its text-conditioned 0.25 (App. E.1) and its
             class-conditional median (§4.1); docs/fmnist_results.md has the runs behind both.
-        post, scratch: the two iRDM arms (post-training the teacher into one step; a fresh
-            ``ConvGenerator``).
+        post, scratch: the loop settings (:class:`repmatch.train.LoopConfig`, see
+            :func:`arm_loop`) of the two iRDM arms (post-training the teacher into one step; a
+            fresh ``ConvGenerator``). An arm whose ``intervals.heldout_every_nimg`` is set scores
+            the held-out encoders during training (:attr:`monitor_heldout`).
         scratch_width: ``ConvGenerator`` width.
-        monitor_heldout: also build held-out references and score them during training.
         cross_checks: MMD/FD cross-check panels of ``repmatch eval``.
         inference_backend: how encoders run where no gradient is needed (features, floors,
             references, evaluation, the held-out monitor) on a CPU device: ``torch`` (as in
@@ -110,10 +122,9 @@ class FmnistRecipe:
     kmeans_iters: int = 10
     beta: float = 30.0
     bandwidth_scale: float | tuple[float, ...] = (0.25, 1.0)
-    post: ArmConfig
-    scratch: ArmConfig
+    post: LoopConfig
+    scratch: LoopConfig
     scratch_width: int = 32
-    monitor_heldout: bool = False
     cross_checks: tuple[str, ...] = ()
     inference_backend: Literal["torch", "onnxruntime"] = "torch"
     diversity_encoder: str | None = "fmnist_autoencoder"
@@ -169,10 +180,18 @@ class FmnistRecipe:
                 f"{list(self.encoders)}; name one of them, or null to leave diversity out"
             )
         for arm in ("post", "scratch"):
-            if not isinstance(getattr(self, arm), ArmConfig):
+            if not isinstance(getattr(self, arm), LoopConfig):
                 raise TypeError(
-                    f"{arm} must be an ArmConfig, got {type(getattr(self, arm)).__name__}"
+                    f"{arm} must be a LoopConfig, got {type(getattr(self, arm)).__name__}"
                 )
+
+    @property
+    def monitor_heldout(self) -> bool:
+        """Whether an arm scores the held-out encoders during training (the job then builds
+        their references too)."""
+        return bool(self.heldout_encoders) and any(
+            arm.intervals.heldout_every_nimg is not None for arm in (self.post, self.scratch)
+        )
 
     @property
     def encoders(self) -> tuple[str, ...]:
@@ -187,7 +206,7 @@ class FmnistRecipe:
         kwargs = dict(data)
         for arm in ("post", "scratch"):
             if isinstance(kwargs.get(arm), Mapping):
-                kwargs[arm] = ArmConfig(**kwargs[arm])
+                kwargs[arm] = LoopConfig.from_dict(kwargs[arm])
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> FmnistRecipe:
@@ -220,12 +239,13 @@ def fmnist_tiny() -> FmnistRecipe:
         eval_samples=500,
         num_projections=256,
         num_landmarks=256,
-        post=ArmConfig(
+        post=arm_loop(
             batch_size=128, chunk_size=128, total_nimg=128 * 200, lr=5e-4, log_every_nimg=128 * 4,
-            ema_halflife_nimg=128 * 16,
+            ema_halflife_nimg=128 * 16, heldout_num_samples=500,
         ),
-        scratch=ArmConfig(
-            batch_size=128, chunk_size=128, total_nimg=128 * 80, lr=3e-3, log_every_nimg=128 * 4
+        scratch=arm_loop(
+            batch_size=128, chunk_size=128, total_nimg=128 * 80, lr=3e-3, log_every_nimg=128 * 4,
+            heldout_num_samples=500,
         ),
         inference_backend="onnxruntime",
         device="cpu",
@@ -259,12 +279,13 @@ def fmnist_cpu() -> FmnistRecipe:
         eval_samples=2000,
         num_projections=1024,
         num_landmarks=1024,
-        post=ArmConfig(
+        post=arm_loop(
             batch_size=1024, chunk_size=256, total_nimg=1024 * 120, lr=5e-4,
-            log_every_nimg=1024 * 4, ema_halflife_nimg=1024 * 16,
+            log_every_nimg=1024 * 4, ema_halflife_nimg=1024 * 16, heldout_num_samples=2000,
         ),
-        scratch=ArmConfig(
-            batch_size=1024, chunk_size=512, total_nimg=1024 * 40, lr=4e-3, log_every_nimg=1024 * 4
+        scratch=arm_loop(
+            batch_size=1024, chunk_size=512, total_nimg=1024 * 40, lr=4e-3, log_every_nimg=1024 * 4,
+            heldout_num_samples=2000,
         ),
         inference_backend="onnxruntime",
         device="cpu",
@@ -281,24 +302,27 @@ def fmnist() -> FmnistRecipe:
         teacher_batch_size=128,
         eval_samples=10000,
         num_landmarks=4096,
-        post=ArmConfig(
+        post=arm_loop(
             batch_size=4096,
             chunk_size=512,
             total_nimg=4096 * 800,
             lr=2e-5,
             log_every_nimg=4096 * 10,
             ema_halflife_nimg=4096 * 50,
+            monitor=True,
+            heldout_num_samples=2048,
         ),
-        scratch=ArmConfig(
+        scratch=arm_loop(
             batch_size=4096,
             chunk_size=512,
             total_nimg=4096 * 2000,
             lr=2e-4,
             log_every_nimg=4096 * 10,
             ema_halflife_nimg=4096 * 50,
+            monitor=True,
+            heldout_num_samples=2048,
         ),
         scratch_width=128,
-        monitor_heldout=True,
         cross_checks=("mmd", "fd"),
         device="cuda",
         autocast_bf16=True,

@@ -165,7 +165,7 @@ def arm_config(spec: ArmSpec, recipe: FmnistRecipe, base: str, run_dir: Path, pr
         chunk_size=spec.chunk_size,
         device=recipe.device,
         optim=OptimConfig(lr=spec.lr, grad_clip_norm=1.0),
-        controller=ControllerConfig(mode=spec.controller, budget=recipe.post.budget),
+        controller=ControllerConfig(mode=spec.controller, budget=recipe.post.controller.budget),
         intervals=IntervalConfig(
             total_nimg=spec.total_nimg,
             log_every_nimg=log_every,

@@ -29,9 +29,6 @@ from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
 from ...train import (
-    ControllerConfig,
-    IntervalConfig,
-    OptimConfig,
     TaskBuilder,
     TrainConfig,
     TrainTask,
@@ -127,7 +124,7 @@ def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, 
     held: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     held_battery = None
     held_floors: dict[str, float] = {}
-    if recipe.monitor_heldout and recipe.heldout_encoders:
+    if config.intervals.heldout_every_nimg is not None and recipe.heldout_encoders:
         held_battery = make_battery(recipe, recipe.heldout_encoders, layout, device=device)
         held = _references(recipe, layout, held_battery, recipe.heldout_encoders, device)
         held_val = _val_features(layout, recipe.heldout_encoders, beta, device)
@@ -147,35 +144,11 @@ def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, 
 
 def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainConfig:
     """The :class:`repmatch.train.TrainConfig` of one iRDM arm (``post`` or ``scratch``): the
-    loop settings of the recipe's arm, the task :class:`FmnistArmTask`."""
-
+    recipe's loop settings of that arm, the task :class:`FmnistArmTask`."""
     check_choice("arm", arm, ("post", "scratch"))
-    a = getattr(recipe, arm)
-    heldout_every = (
-        min(10 * a.log_every_nimg, a.total_nimg)
-        if recipe.monitor_heldout and recipe.heldout_encoders
-        else None
-    )
-    return TrainConfig(
-        task=FmnistArmTask(arm=arm, pipeline_dir=str(layout.root)),
-        run_dir=str(layout.arm(arm)),
-        seed=recipe.seed,
-        batch_size=a.batch_size,
-        chunk_size=a.chunk_size,
-        device=recipe.device,
-        optim=OptimConfig(lr=a.lr, grad_clip_norm=1.0),
-        controller=ControllerConfig(budget=a.budget),
-        intervals=IntervalConfig(
-            total_nimg=a.total_nimg,
-            log_every_nimg=a.log_every_nimg,
-            checkpoint_every_nimg=max(a.total_nimg // 4, a.batch_size),
-            sample_every_nimg=max(a.total_nimg // 4, a.batch_size),
-            heldout_every_nimg=heldout_every,
-        ),
-        ema_halflife_nimg=a.ema_halflife_nimg,
-        progress=False,
-        num_samples=100,
-        heldout_num_samples=min(recipe.eval_samples, 2048),
+    return TrainConfig.of(
+        getattr(recipe, arm), task=FmnistArmTask(arm=arm, pipeline_dir=str(layout.root)),
+        run_dir=str(layout.arm(arm)), seed=recipe.seed, device=recipe.device, progress=False,
     )
 
 

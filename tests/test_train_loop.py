@@ -242,7 +242,7 @@ def test_resume_refuses_a_checkpoint_of_the_flat_config_format_in_one_line(tmp_p
     flat = {k: v for k, v in state["config"].items() if k != "task"}
     state["config"] = {**flat, "task": "toy", "task_options": {}, "generator": None, "joint": None}
     save_checkpoint(tmp_path, 32, state, keep=2)
-    with pytest.raises(ValueError, match=r"^config: this config was written by repmatch 0.1 \(flat task fields\); the format changed") as err:
+    with pytest.raises(ValueError, match=r"^config: this config has the earlier flat format .*; the format changed") as err:
         train(make_config(tmp_path, total_steps=3), task=make_task())
     assert "\n" not in str(err.value)
 

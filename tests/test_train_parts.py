@@ -104,7 +104,7 @@ def test_unknown_task_name_is_an_error_naming_the_known_ones(app_tasks, tmp_path
 def test_a_flat_config_of_the_previous_format_is_refused_in_one_line():
     old = {"task": "general", "generator": "mygen:build", "references": "refs", "run_dir": "x",
            "batch_size": 8, "intervals": {"total_nimg": 8}}
-    with pytest.raises(ValueError, match=r"^config: this config was written by repmatch 0.1 \(flat task fields\)"):
+    with pytest.raises(ValueError, match=r"^config: this config has the earlier flat format"):
         TrainConfig.from_dict(old)
     with pytest.raises(ValueError, match="format changed"):
         TrainConfig.from_dict({**old, "task": {"name": "toy"}, "task_options": {}})

@@ -258,9 +258,9 @@ def check_format(data: Mapping[str, Any]) -> None:
     flat = ("task_options", "generator", "references", "train_encoders", "heldout_encoders", "joint")
     if isinstance(data.get("task"), str) or any(k in data for k in flat):
         raise ValueError(
-            "config: this config was written by repmatch 0.1 (flat task fields); the format changed: "
-            "the task's fields now live in a \"task\" section ({\"name\": ..., ...}, docs/train.md); "
-            "rewrite it or start a new run_dir"
+            "config: this config has the earlier flat format (the task's fields beside the loop's); the "
+            "format changed: the task's fields now live in a \"task\" section ({\"name\": ..., ...}, "
+            "docs/train.md); rewrite it or start a new run_dir"
         )
 
 
@@ -387,7 +387,7 @@ class TrainConfig(LoopConfig):
     def changed_fields(self, saved: Mapping[str, Any]) -> list[str]:
         """The fields (dotted) in which this config differs from ``saved`` (a checkpoint's
         ``to_dict()``), beyond :data:`RESUMABLE_FIELDS`; fields ``saved`` lacks are not compared.
-        A ``saved`` config of the flat format before 0.2 is refused (:func:`check_format`)."""
+        A ``saved`` config of the earlier flat format is refused (:func:`check_format`)."""
         check_format(saved)
         old, new = _flatten(saved), _flatten(self.to_dict())
         return sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k not in RESUMABLE_FIELDS)

@@ -211,7 +211,7 @@ def _nested_dataclass(hint: Any) -> type | None:
     return None
 
 
-def from_plain(cls: type[D], data: Mapping[str, Any], key: str) -> D:
+def _from_plain(cls: type[D], data: Mapping[str, Any], key: str) -> D:
     """An instance of the dataclass ``cls`` from plain data (a parsed JSON/TOML mapping):
     nested dataclass fields are built from their mappings too; an unknown key is an error
     naming ``key`` (the section) and the accepted ones."""
@@ -227,21 +227,21 @@ def from_plain(cls: type[D], data: Mapping[str, Any], key: str) -> D:
     for name, value in data.items():
         sub = _nested_dataclass(hints.get(name))
         if sub is not None and isinstance(value, Mapping):
-            kwargs[name] = from_plain(sub, value, f"{key}.{name}")
+            kwargs[name] = _from_plain(sub, value, f"{key}.{name}")
     return cls(**kwargs)
 
 
-def plain(obj: Any) -> dict[str, Any]:
-    """A dataclass as JSON-able plain data (tuples become lists), the inverse of :func:`from_plain`."""
+def _plain(obj: Any) -> dict[str, Any]:
+    """A dataclass as JSON-able plain data (tuples become lists), the inverse of :func:`_from_plain`."""
     return json.loads(json.dumps(dataclasses.asdict(obj)))
 
 
-def task_to_dict(task: TaskConfig) -> dict[str, Any]:
+def _task_to_dict(task: TaskConfig) -> dict[str, Any]:
     """A task section as plain data: ``{"name": <its task name>, **fields}``."""
-    return {"name": type(task).name, **plain(task)}
+    return {"name": type(task).name, **_plain(task)}
 
 
-def task_from_dict(data: Mapping[str, Any]) -> TaskConfig:
+def _task_from_dict(data: Mapping[str, Any]) -> TaskConfig:
     """The task section of ``data`` (``{"name": ..., **fields}``; ``name`` defaults to
     ``"general"``): its config type is :data:`TASKS` ``[name]``."""
     if not isinstance(data, Mapping):
@@ -249,10 +249,10 @@ def task_from_dict(data: Mapping[str, Any]) -> TaskConfig:
     fields = dict(data)
     name = fields.pop("name", "general")
     cls = TASKS.get(name, key="task")
-    return from_plain(cls, fields, f"task ({name})")
+    return _from_plain(cls, fields, f"task ({name})")
 
 
-def check_format(data: Mapping[str, Any]) -> None:
+def _check_format(data: Mapping[str, Any]) -> None:
     """Refuse a config written before the task became a section (``"task"`` a name, with
     ``task_options`` or the general task's fields beside it), in one line."""
     flat = ("task_options", "generator", "references", "train_encoders", "heldout_encoders", "joint")
@@ -315,12 +315,12 @@ class LoopConfig:
         return self.optim.lr_for(self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
-        return plain(self)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopConfig:
         """Build from nested plain data (:meth:`to_dict`); unknown keys are errors."""
-        return from_plain(LoopConfig, data, "loop")
+        return _from_plain(LoopConfig, data, "loop")
 
     def replace(self, **changes: Any) -> LoopConfig:
         return dataclasses.replace(self, **changes)
@@ -369,26 +369,26 @@ class TrainConfig(LoopConfig):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; the ``task`` section carries its ``name``."""
-        data = plain(self)
-        data["task"] = task_to_dict(self.task)
+        data = _plain(self)
+        data["task"] = _task_to_dict(self.task)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build from nested plain data (a parsed JSON/TOML file, or :meth:`to_dict`); unknown
         keys are errors, and so is an unknown task name (naming the known ones)."""
-        check_format(data)
+        _check_format(data)
         if "task" not in data:
             raise ValueError('task: required, a section {"name": "general" | <an application task>, <its fields>}')
         fields = dict(data)
-        task = task_from_dict(fields.pop("task"))
-        return from_plain(cls, {**fields, "task": task}, "config")
+        task = _task_from_dict(fields.pop("task"))
+        return _from_plain(cls, {**fields, "task": task}, "config")
 
     def changed_fields(self, saved: Mapping[str, Any]) -> list[str]:
         """The fields (dotted) in which this config differs from ``saved`` (a checkpoint's
         ``to_dict()``), beyond :data:`RESUMABLE_FIELDS`; fields ``saved`` lacks are not compared.
-        A ``saved`` config of the earlier flat format is refused (:func:`check_format`)."""
-        check_format(saved)
+        A ``saved`` config of the earlier flat format is refused (:func:`_check_format`)."""
+        _check_format(saved)
         old, new = _flatten(saved), _flatten(self.to_dict())
         return sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k not in RESUMABLE_FIELDS)
 

@@ -3,6 +3,7 @@ the run-directory layout and the encoder battery (with the recipe's overrides)."
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,16 @@ class Layout:
     @property
     def stages(self) -> Path:
         return self.root / "stages"
+
+
+def load_recipe(layout: Layout) -> FmnistRecipe:
+    """The recipe the job in ``layout`` saved when it first ran (``OUT/config.json``)."""
+    if not layout.recipe.is_file():
+        raise FileNotFoundError(
+            f"pipeline_dir: {str(layout.root)!r} has no recipe ({layout.recipe.name}); run "
+            "`repmatch fmnist --out` there first"
+        )
+    return FmnistRecipe.from_dict(json.loads(layout.recipe.read_text()))
 
 
 def fmnist_encoder_recipe(recipe: FmnistRecipe) -> dict:

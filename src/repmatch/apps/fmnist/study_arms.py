@@ -70,6 +70,7 @@ from .parts import (
     IMAGE_SHAPE,
     Layout,
     class_condition,
+    load_recipe,
     make_battery,
     resolve_device,
 )
@@ -149,8 +150,7 @@ class StudyArmTask:
                    monitor=spec.monitor, generator=spec.generator)
 
     def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
-        layout = Layout.of(self.base)
-        recipe = FmnistRecipe.from_dict(json.loads(layout.recipe.read_text()))
+        recipe = load_recipe(Layout.of(self.base))
         return StudyBase(recipe, self.base, Path(config.run_dir).parent.parent).task(self)(config, device)
 
 

@@ -17,7 +17,6 @@ A run's ``task`` section is a :class:`FmnistArmTask`, ``{"name": "fmnist", "arm"
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -41,6 +40,7 @@ from .parts import (
     IMAGE_SHAPE,
     Layout,
     joint_fingerprint,
+    load_recipe,
     make_battery,
 )
 from .recipe import FmnistRecipe, get_recipe
@@ -65,13 +65,7 @@ class FmnistArmTask:
 
     def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
         layout = Layout.of(self.pipeline_dir)
-        if not layout.recipe.is_file():
-            raise FileNotFoundError(
-                f"task.pipeline_dir: {self.pipeline_dir!r} has no recipe ({layout.recipe.name}); run "
-                "`repmatch fmnist --out` there first"
-            )
-        recipe = FmnistRecipe.from_dict(json.loads(layout.recipe.read_text()))
-        return fmnist_task(recipe, layout, self.arm)(config, device)
+        return fmnist_task(load_recipe(layout), layout, self.arm)(config, device)
 
 
 def _references(

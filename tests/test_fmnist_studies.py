@@ -166,7 +166,7 @@ def test_marginal_references_drop_the_class_and_joint_keeps_it(runs) -> None:
     assert joint[0].landmarks.shape[1] == marginal[0].landmarks.shape[1] + 10
     assert "onehot" not in marginal[0].fingerprint and marginal[0].fingerprint in joint[0].fingerprint
     configs = _arm_runs(run)
-    assert configs["marginal-seed0"]["joint"] is None and configs["joint-seed0"]["joint"] is not None
+    assert configs["marginal-seed0"]["task"]["joint"] is False and configs["joint-seed0"]["task"]["joint"] is True
 
 
 def test_gaming_arms_are_monitored_on_the_held_out_encoders(runs) -> None:

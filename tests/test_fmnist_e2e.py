@@ -399,6 +399,22 @@ def test_recipe_validation():
     assert len(get_recipe("fmnist").heldout_encoders) >= 2
 
 
+@pytest.mark.parametrize("name", ["fmnist-tiny", "fmnist-cpu", "fmnist"])
+def test_a_recipe_round_trips_and_its_arms_are_loop_configs(name):
+    """The recipe's arms are the loop settings the arms' runs use, held once: the arm's
+    TrainConfig is its LoopConfig plus the run fields."""
+    from repmatch.apps.fmnist.task import arm_preset
+    from repmatch.train import LoopConfig
+
+    recipe = get_recipe(name)
+    assert FmnistRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+    for arm in ("post", "scratch"):
+        config = arm_preset(name, arm=arm)
+        loop = {f: getattr(config, f) for f in LoopConfig.__dataclass_fields__}
+        assert LoopConfig(**loop) == getattr(recipe, arm)
+    assert recipe.monitor_heldout == (name == "fmnist")
+
+
 def test_fmnist_task_section_is_checked(tmp_path):
     from repmatch.apps.fmnist.task import FmnistArmTask, arm_preset, fmnist_task
 

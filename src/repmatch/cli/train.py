@@ -1,8 +1,8 @@
 """``repmatch train --config FILE | --preset NAME [--run-dir DIR] [--dry-run]``.
 
 The config file is JSON (or TOML on Python ≥ 3.11) holding the fields of
-:class:`repmatch.train.TrainConfig`, with the task's in its ``task`` section; the resolved config is printed by ``--dry-run`` and saved
-as ``<run_dir>/config.json`` by a real run. Under ``torchrun`` every rank runs this command.
+:class:`repmatch.train.TrainConfig`, the task's in its ``task`` section; the resolved config is
+printed by ``--dry-run`` and saved as ``<run_dir>/config.json`` by a real run. Under ``torchrun`` every rank runs this command.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ Train (or resume) a one-step generator by iRDM.
 --config FILE is JSON (or TOML) with the fields of repmatch.train.TrainConfig and a "task"
 section: {"name": "general", ...} is your generator ("generator": "module:callable",
 "noise_shape") against the references that `repmatch references` wrote ("references": DIR),
-see docs/your_data.md; other names are the tasks of repmatch.train.TASKS (toy, fmnist). --preset NAME runs a built-in run (toy, toy_conditional, or an arm of the
-Fashion-MNIST job). --dry-run prints the resolved config; a real run saves it as
-RUN_DIR/config.json and resumes from RUN_DIR's newest checkpoint. Under torchrun every rank
-runs this command; rank 0 alone draws the progress bar and prints the closing lines."""
+see docs/your_data.md; other names are the tasks of repmatch.train.TASKS (toy, fmnist).
+--preset NAME runs a built-in run (toy, toy_conditional, or an arm of the Fashion-MNIST job).
+--dry-run prints the resolved config; a real run saves it as RUN_DIR/config.json and resumes
+from RUN_DIR's newest checkpoint. Under torchrun every rank runs this command; rank 0 alone
+draws the progress bar and prints the closing lines."""
 
 
 def _load_file(path: str) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train or post-train a one-step generator (iRDM)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", metavar="FILE", type=path_arg, help="JSON/TOML file with the TrainConfig fields and its task section")
+    src.add_argument("--config", metavar="FILE", type=path_arg, help="JSON/TOML file: the TrainConfig fields and a task section")
     src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),
                      help=f"a named preset: {', '.join(PRESETS)}")
     p.add_argument("--run-dir", metavar="DIR", type=path_arg, help="override run_dir")

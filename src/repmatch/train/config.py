@@ -1,10 +1,11 @@
 """Training configuration: frozen keyword-only dataclasses validated in ``__post_init__``.
 
-One dataclass per concern: :class:`TrainConfig` is the loop (batch, optimiser, controller,
-intervals, EMA, logging) and holds the run's ``task`` section, a task config whose type depends
-on the task: :class:`repmatch.train.GeneralTask` (your generator against your references) or an
-application's (looked up by name in :data:`TASKS`). ``config.json`` holds each
-value once::
+One dataclass per concern: :class:`LoopConfig` is the loop (batch, optimiser, controller,
+intervals, EMA, sampling and held-out scoring); :class:`TrainConfig` is a run, its loop plus
+where it lives and how it is seeded, holding the run's ``task`` section: a task config whose
+type depends on the task, :class:`repmatch.train.GeneralTask` (your generator against your
+references) or an application's (looked up by name in :data:`TASKS`). ``config.json`` holds
+each value once::
 
     {"run_dir": ..., "batch_size": ..., "optim": {...}, "intervals": {...}, ...,
      "task": {"name": "general", "generator": ..., "references": ...}}
@@ -26,9 +27,8 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch

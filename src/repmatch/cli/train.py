@@ -2,7 +2,8 @@
 
 The config file is JSON (or TOML on Python ≥ 3.11) holding the fields of
 :class:`repmatch.train.TrainConfig`, the task's in its ``task`` section; the resolved config is
-printed by ``--dry-run`` and saved as ``<run_dir>/config.json`` by a real run. Under ``torchrun`` every rank runs this command.
+printed by ``--dry-run`` and saved as ``<run_dir>/config.json`` by a real run. Under
+``torchrun`` every rank runs this command.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train or post-train a one-step generator (iRDM)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", metavar="FILE", type=path_arg, help="JSON/TOML file: the TrainConfig fields and a task section")
+    src.add_argument("--config", metavar="FILE", type=path_arg,
+                     help="JSON/TOML file: the TrainConfig fields and a task section")
     src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),
                      help=f"a named preset: {', '.join(PRESETS)}")
     p.add_argument("--run-dir", metavar="DIR", type=path_arg, help="override run_dir")

@@ -372,7 +372,8 @@ def _check_skip(trainer: _Trainer, config: TrainConfig, env: DistEnv, last: dict
     where = last.get("where", [])
     if env.is_main:
         warnings.warn(f"non-finite value at nimg={now} ({', '.join(where)}): step skipped", RuntimeWarning)
-    trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"], "where": where})
+    trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"],
+                 "where": where})
     if trainer.consecutive_skips >= config.max_consecutive_skips:
         # The parameters are those of the last finite step (skips never update them),
         # so the latest checkpoint is a sound place to resume from after a fix.

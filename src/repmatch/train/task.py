@@ -2,8 +2,9 @@
 
 :func:`repmatch.train.train` receives a :class:`TrainTask` (or a builder
 ``(config, device) -> TrainTask``, :data:`repmatch.train.TaskBuilder`, which it calls on the
-right device after seeding), like EDM2's injected loss: the loop knows no dataset, encoder or task name. The task also owns the
-features the distances see, including the joint image–condition features of eq. 4::
+right device after seeding), like EDM2's injected loss: the loop knows no dataset, encoder or
+task name. The task also owns the features the distances see, including the joint
+image–condition features of eq. 4::
 
     Φ(x, c) = φ(x) ⊕ β·τ(c)      when joint_beta = β is set, else φ(x)
 """

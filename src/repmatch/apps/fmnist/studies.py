@@ -136,7 +136,8 @@ def arm_names(study: str, batch_sizes: Sequence[int]) -> tuple[str, ...]:
 
 def smoke_recipe() -> FmnistRecipe:
     """The base of ``--quick``: every stage at smoke size (seconds on a CPU)."""
-    arm = arm_loop(batch_size=16, chunk_size=16, total_nimg=32, lr=1e-3, log_every_nimg=16, heldout_num_samples=100)
+    arm = arm_loop(batch_size=16, chunk_size=16, total_nimg=32, lr=1e-3, log_every_nimg=16,
+                   heldout_num_samples=100)
     return FmnistRecipe(
         name="fmnist-smoke", heldout_encoders=("fmnist_autoencoder",),
         input_sizes={"efficientnet_lite0": 32}, encoder_epochs=1, encoder_train_rows=256,

@@ -25,7 +25,6 @@ and within-class diversity (:mod:`.scoring`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -154,11 +153,14 @@ class StudyArmTask:
         return StudyBase(recipe, self.base, Path(config.run_dir).parent.parent).task(self)(config, device)
 
 
-def arm_config(spec: ArmSpec, recipe: FmnistRecipe, base: str, run_dir: Path, progress: bool) -> TrainConfig:
-    """The :class:`repmatch.train.TrainConfig` of one arm (controller budget as the job's)."""
+def arm_config(
+    spec: ArmSpec, task: StudyArmTask, recipe: FmnistRecipe, run_dir: Path, progress: bool
+) -> TrainConfig:
+    """The :class:`repmatch.train.TrainConfig` of one arm, ``task`` its section (controller
+    budget as the job's)."""
     log_every = spec.log_every_nimg or spec.batch_size
     return TrainConfig(
-        task=StudyArmTask.of(spec, base),
+        task=task,
         run_dir=str(run_dir),
         seed=spec.seed,
         batch_size=spec.batch_size,
@@ -293,8 +295,8 @@ class StudyBase:
         """Train (or resume) ``spec`` under ``OUT/arms/<key>``; its summary and wall time."""
         run_dir = self.out / "arms" / spec.key
         t0 = time.perf_counter()
-        config = arm_config(spec, self.recipe, str(self.layout.root), run_dir, progress)
-        summary = train(config, self.task(cast(StudyArmTask, config.task)))
+        task = StudyArmTask.of(spec, str(self.layout.root))
+        summary = train(arm_config(spec, task, self.recipe, run_dir, progress), self.task(task))
         return {"steps": summary["step"], "nimg": summary["nimg"], "skipped": summary["skipped"],
                 "train_seconds": time.perf_counter() - t0}
 

@@ -27,12 +27,7 @@ from ...validate import check_choice
 from ...features import FeatureStore
 from ...generators import FewStepGenerator
 from ...represent import ConditionPool, EncoderBattery, joint_features, one_hot_embedding
-from ...train import (
-    TaskBuilder,
-    TrainConfig,
-    TrainTask,
-    estimate_floors,
-)
+from ...train import TaskBuilder, TrainConfig, TrainTask, estimate_floors
 from ...train.references import load_references, reference_distance
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (

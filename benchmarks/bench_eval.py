@@ -29,7 +29,7 @@ import torch
 
 from repmatch.apps.fmnist.parts import Layout
 from repmatch.apps.fmnist.pipeline import MODELS, run_pipeline, stage_eval
-from repmatch.apps.fmnist.recipe import ArmConfig, FmnistRecipe
+from repmatch.apps.fmnist.recipe import FmnistRecipe, arm_loop
 from repmatch.apps.fmnist.stages import STAGES
 from repmatch.data import open_dataset
 from repmatch.represent import inference_encoder
@@ -37,7 +37,8 @@ from repmatch.represent import inference_encoder
 
 def bench_recipe(samples: int) -> FmnistRecipe:
     """The fmnist-tiny battery, smoke-sized training, ``samples`` per set, 1024 projections."""
-    arm = ArmConfig(batch_size=32, chunk_size=32, total_nimg=64, lr=1e-3, log_every_nimg=32)
+    arm = arm_loop(batch_size=32, chunk_size=32, total_nimg=64, lr=1e-3, log_every_nimg=32,
+                   heldout_num_samples=min(samples, 2048))
     return FmnistRecipe(
         name=f"bench-eval-{samples}",
         input_sizes={"efficientnet_lite0": 32},

@@ -41,3 +41,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def app_tasks(monkeypatch):
+    """The applications' tasks as pyproject.toml declares them (entry points group
+    ``repmatch.tasks``), whatever the installed metadata holds: ``TASKS`` reads this table."""
+    import importlib.metadata
+    import pathlib
+    import tomllib
+
+    from repmatch.train import TASKS, GeneralTask
+
+    table = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = table["project"]["entry-points"]["repmatch.tasks"]
+    points = [importlib.metadata.EntryPoint(name, value, "repmatch.tasks") for name, value in declared.items()]
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kw):
+        return points if kw.get("group") == "repmatch.tasks" else real(**kw)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(TASKS, "_entries", {"general": GeneralTask})
+    monkeypatch.setattr(TASKS, "_pending", {})
+    monkeypatch.setattr(TASKS, "_plugins_loaded", False)
+    return declared

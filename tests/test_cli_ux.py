@@ -357,7 +357,7 @@ def _train_config(tmp_path: Path, **changes: Any) -> str:
 
 
 def test_train_progress_and_rank_0_alone_names_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    app_tasks: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls, record = _recorder({"nimg": 128, "step": 1, "skipped": 0})
     monkeypatch.setattr("repmatch.train.train", record)
@@ -444,7 +444,7 @@ def test_a_device_torch_does_not_know_is_named(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_a_cuda_recipe_or_config_without_cuda_says_what_to_pass(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    app_tasks: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_cuda(monkeypatch)
     monkeypatch.setattr("repmatch.apps.fmnist.pipeline.run_pipeline", lambda *a, **k: pytest.fail("ran"))

@@ -18,7 +18,7 @@ from _chromium import probe_report
 
 from repmatch.apps.fmnist.parts import Layout, joint_fingerprint, make_battery
 from repmatch.apps.fmnist.pipeline import MODELS, STAGES, load_model, run_pipeline
-from repmatch.apps.fmnist.recipe import ArmConfig, FmnistRecipe, get_recipe
+from repmatch.apps.fmnist.recipe import FmnistRecipe, arm_loop, get_recipe
 from repmatch.cli import main
 
 pytestmark = pytest.mark.skipif(
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def smoke_recipe() -> FmnistRecipe:
-    arm = ArmConfig(batch_size=32, chunk_size=16, total_nimg=64, lr=1e-3, log_every_nimg=32)
+    arm = arm_loop(batch_size=32, chunk_size=16, total_nimg=64, lr=1e-3, log_every_nimg=32, monitor=True,
+                   heldout_num_samples=100)
     return FmnistRecipe(
         name="smoke",
         train_encoders=("fmnist_classifier",),
@@ -52,7 +53,6 @@ def smoke_recipe() -> FmnistRecipe:
         post=arm,
         scratch=arm,
         scratch_width=8,
-        monitor_heldout=True,
         device="cpu",
         feature_batch_size=100,
     )
@@ -399,18 +399,49 @@ def test_recipe_validation():
     assert len(get_recipe("fmnist").heldout_encoders) >= 2
 
 
-def test_fmnist_task_options_are_checked(tmp_path):
-    from repmatch.apps.fmnist.task import arm_preset, fmnist_task, task_from_options
+@pytest.mark.parametrize("name", ["fmnist-tiny", "fmnist-cpu", "fmnist"])
+def test_a_recipe_round_trips_and_its_arms_are_loop_configs(name):
+    """The recipe's arms are the loop settings the arms' runs use, held once: the arm's
+    TrainConfig is its LoopConfig plus the run fields."""
+    from repmatch.apps.fmnist.task import arm_preset
+    from repmatch.train import LoopConfig
+
+    recipe = get_recipe(name)
+    assert FmnistRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+    for arm in ("post", "scratch"):
+        config = arm_preset(name, arm=arm)
+        loop = {f: getattr(config, f) for f in LoopConfig.__dataclass_fields__}
+        assert LoopConfig(**loop) == getattr(recipe, arm)
+    assert recipe.monitor_heldout == (name == "fmnist")
+
+
+def test_fmnist_task_section_is_checked(tmp_path):
+    from repmatch.apps.fmnist.task import FmnistArmTask, arm_preset, fmnist_task
 
     config = arm_preset("fmnist-tiny", pipeline_dir=str(tmp_path))
-    assert config.task == "fmnist" and config.task_options["arm"] == "post"
-    with pytest.raises(ValueError, match="task_options"):
-        task_from_options(config.replace(task_options={"arm": "post"}), torch.device("cpu"))
-    bad = dict(config.task_options, arm="distill")
-    with pytest.raises(ValueError, match="arm"):
-        task_from_options(config.replace(task_options=bad), torch.device("cpu"))
+    assert config.task == FmnistArmTask(arm="post", pipeline_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="task.arm"):
+        FmnistArmTask(arm="distill", pipeline_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="pipeline_dir: .* has no recipe"):
+        config.task.build(config, torch.device("cpu"))
     with pytest.raises(ValueError, match="arm"):
         fmnist_task(get_recipe("fmnist-tiny"), Layout.of(tmp_path), "distill")
+
+
+def test_an_arm_config_rebuilds_its_task_from_the_job_directory(run, app_tasks):
+    """The arm's saved config.json names the job directory, not the recipe: its task is built
+    from the recipe the job saved there, the same task the pipeline trained."""
+    from repmatch.apps.fmnist.task import FmnistArmTask, fmnist_task
+    from repmatch.train import TrainConfig
+
+    saved = json.loads((run.arm("post") / "config.json").read_text())
+    assert saved["task"] == {"name": "fmnist", "arm": "post", "pipeline_dir": str(run.root)}
+    config = TrainConfig.from_dict(saved)
+    assert config.task == FmnistArmTask(arm="post", pipeline_dir=str(run.root))
+    built = config.task.build(config, torch.device("cpu"))
+    direct = fmnist_task(smoke_recipe(), run, "post")(config, torch.device("cpu"))
+    assert sorted(built.distances) == sorted(direct.distances) and built.floors == direct.floors
+    assert built.joint_beta == direct.joint_beta == smoke_recipe().beta
 
 
 def test_eval_rescores_a_rewritten_sample_file(run, tmp_path):

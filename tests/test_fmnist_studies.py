@@ -75,7 +75,7 @@ def test_every_study_writes_its_outputs_and_trains_every_arm_from_the_start(runs
             assert state["nimg"] == config["intervals"]["total_nimg"]
             weights = state["generator"]
             if name == "fmnist-gaming":  # fresh ConvGenerators, not the teacher
-                assert config["task_options"]["arm"]["generator"] == "scratch"
+                assert config["task"]["generator"] == "scratch"
                 assert not any(k.startswith("velocity_model.") for k in weights)
                 continue
             # Fine-tuned from the teacher: the same parameters, and some of them moved unless
@@ -114,7 +114,7 @@ def test_batch_arms_share_the_image_budget_at_lr_proportional_to_sqrt_n(runs) ->
         assert config["optim"]["lr"] == pytest.approx(study["lr"] * math.sqrt(n / study["lr_batch"]), rel=1e-12)
         assert config["intervals"]["total_nimg"] == study["budget_nimg"]
         # One training encoder, the study's.
-        assert config["task_options"]["arm"]["train_encoders"] == [study["encoder"]]
+        assert config["task"]["train_encoders"] == [study["encoder"]]
         steps = [s["step"] for s in _stats(run / "arms" / key) if "step" in s]
         assert max(steps) == study["budget_nimg"] // n
 
@@ -139,7 +139,7 @@ def test_distance_arms_train_on_their_distance_with_the_references_kernel(runs) 
 
     run = runs["fmnist-distances"]
     configs = _arm_runs(run).values()
-    assert {c["task_options"]["arm"]["distance"] for c in configs} == set(ARM_DISTANCES)
+    assert {c["task"]["distance"] for c in configs} == set(ARM_DISTANCES)
     assert {c["controller"]["mode"] for c in configs} == {"uniform"}  # no gating on one encoder
     results = _results(run)
     for entry in results["arms"].values():
@@ -167,7 +167,7 @@ def test_marginal_references_drop_the_class_and_joint_keeps_it(runs) -> None:
     assert joint[0].landmarks.shape[1] == marginal[0].landmarks.shape[1] + 10
     assert "onehot" not in marginal[0].fingerprint and marginal[0].fingerprint in joint[0].fingerprint
     configs = _arm_runs(run)
-    assert configs["marginal-seed0"]["joint"] is None and configs["joint-seed0"]["joint"] is not None
+    assert configs["marginal-seed0"]["task"]["joint"] is False and configs["joint-seed0"]["task"]["joint"] is True
 
 
 def test_gaming_arms_are_monitored_on_the_held_out_encoders(runs) -> None:

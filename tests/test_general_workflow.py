@@ -4,6 +4,7 @@ against float64 brute force, a user's velocity model post-trained as a one-step 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -19,7 +20,7 @@ from repmatch.compare import joint_bandwidths
 from repmatch.data import NpzImages
 from repmatch.features import FeatureStore, extract_features
 from repmatch.represent import EncoderSpec, register_encoder
-from repmatch.train import IntervalConfig, OptimConfig, TrainConfig, train
+from repmatch.train import GeneralTask, IntervalConfig, OptimConfig, TrainConfig, train
 from repmatch.references import ClassCondition, References, load_references
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,6 +38,10 @@ class _Linear(nn.Module):
 
 register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=5, input_size=8,
                              mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+
+HELD = "workflowtest_held"
+register_encoder(EncoderSpec(name=HELD, source="in-project", checkpoint="test-held", dim=5, input_size=8,
+                             mean=(0.0,) * 3, std=(1.0,) * 3, held_out=True))(lambda spec, *, weights, pretrained: _Linear())
 
 VELOCITY = '''
 import torch
@@ -113,15 +118,16 @@ def test_class_joint_references_match_brute_force(workspace: Path) -> None:
     assert stored["rel_stderr"][ENCODER] == pytest.approx(expect, rel=1e-3)
 
 
-def config_for(workspace: Path, **kw: object) -> TrainConfig:
-    fields: dict = dict(
-        run_dir=str(workspace / "runs/velo"), generator="velo:build", noise_shape=(3, 8, 8),
-        sampler_steps=1, references=str(workspace / "refs"), batch_size=16, chunk_size=8,
-        device="cpu", optim=OptimConfig(lr=1e-2), intervals=IntervalConfig(total_nimg=48),
+def config_for(workspace: Path, run_dir: str | None = None, **kw: object) -> TrainConfig:
+    """The velocity model's run; ``kw`` change its task section."""
+    task: dict = dict(generator="velo:build", noise_shape=(3, 8, 8), sampler_steps=1,
+                      references=str(workspace / "refs"))
+    task.update(kw)
+    return TrainConfig(
+        task=GeneralTask(**task), run_dir=run_dir or str(workspace / "runs/velo"), batch_size=16,
+        chunk_size=8, device="cpu", optim=OptimConfig(lr=1e-2), intervals=IntervalConfig(total_nimg=48),
         progress=False,
     )
-    fields.update(kw)
-    return TrainConfig(**fields)
 
 
 def test_a_velocity_model_post_trains_as_a_one_step_class_conditional_sampler(workspace: Path) -> None:
@@ -157,7 +163,7 @@ def test_a_velocity_model_post_trains_as_a_one_step_class_conditional_sampler(wo
         ({"generator": "velo:nothing"}, "generator: module 'velo' has no attribute 'nothing'"),
         ({"references": "nowhere"}, "references: .*references.json does not exist"),
         ({"train_encoders": ("efficientnet_lite0",)}, r"train_encoders/heldout_encoders: \['efficientnet_lite0'\]"),
-        ({"noise_shape": (0,)}, "noise_shape must be"),
+        ({"noise_shape": (0,)}, "task.noise_shape must be"),
     ],
 )
 def test_bad_config_names_the_key(workspace: Path, tmp_path: Path, change: dict, message: str) -> None:
@@ -175,6 +181,30 @@ def test_bad_config_names_the_key(workspace: Path, tmp_path: Path, change: dict,
     finally:
         os.chdir(cwd)
     assert {p.name: p.read_text() for p in existing.iterdir()} == before
+
+
+def test_an_encoder_whose_spec_is_held_out_is_scored_never_trained_unless_named(tmp_path: Path) -> None:
+    """"Held-out" means what it means in evaluation: an encoder whose spec is ``held_out`` is
+    scored, not trained against, unless ``train_encoders`` names it."""
+    from repmatch.train import general_task
+
+    for split, seed, n in (("train", 0, 60), ("val", 1, 32)):
+        extract_features(_npz(tmp_path / f"{split}.npz", seed, n), [ENCODER, HELD], tmp_path / f"feats/{split}",
+                         progress=False)
+    (tmp_path / "velo.py").write_text(VELOCITY)
+    assert main(["references", "--features", str(tmp_path / "feats/train"), "--val", str(tmp_path / "feats/val"),
+                 "--out", str(tmp_path / "refs"), "--num-landmarks", "16", "--floor-batch-size", "16"]) == 0
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        config = config_for(tmp_path, sampler_steps=None, noise_shape=(3, 8, 8), references=str(tmp_path / "refs"))
+        task = general_task(config, torch.device("cpu"))
+        assert sorted(task.distances) == [ENCODER] and sorted(task.heldout_distances) == [HELD]
+        named = config.replace(task=dataclasses.replace(config.task, train_encoders=(ENCODER, HELD)))
+        task = general_task(named, torch.device("cpu"))
+        assert sorted(task.distances) == sorted([ENCODER, HELD]) and not task.heldout_distances
+    finally:
+        os.chdir(cwd)
 
 
 def test_a_callable_returning_no_module_is_refused(workspace: Path) -> None:
@@ -260,8 +290,9 @@ def test_a_generator_conditioned_on_caption_embeddings_trains_and_samples(text_w
     cwd = Path.cwd()
     os.chdir(root)
     try:
-        config = TrainConfig(run_dir="runs/text", generator="captioned:build", noise_shape=(8,),
-                             references="refs", batch_size=8, chunk_size=4, device="cpu",
+        config = TrainConfig(run_dir="runs/text",
+                             task=GeneralTask(generator="captioned:build", noise_shape=(8,), references="refs"),
+                             batch_size=8, chunk_size=4, device="cpu",
                              optim=OptimConfig(lr=1e-2), intervals=IntervalConfig(total_nimg=16),
                              progress=False)
         out = train(config)

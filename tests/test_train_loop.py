@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from _train_toys import ToyEncoders, brute_mmd_loss, make_generator
+from _train_toys import InjectedTask, ToyEncoders, brute_mmd_loss, make_generator
 
 from repmatch.train.config import IntervalConfig, OptimConfig, TrainConfig
 from repmatch.train.controller import ControllerConfig
@@ -47,7 +47,7 @@ def make_task(floors=None, distance_hook=None, heldout=False):
 
 def make_config(run_dir, total_steps=6, **kw):
     return TrainConfig(
-        task="injected", run_dir=str(run_dir), seed=4, batch_size=B, chunk_size=5, device="cpu",
+        task=InjectedTask(), run_dir=str(run_dir), seed=4, batch_size=B, chunk_size=5, device="cpu",
         optim=OptimConfig(lr_at_batch_5120=1e-2, grad_clip_norm=10.0),
         controller=ControllerConfig(score_ema=0.5),
         intervals=IntervalConfig(total_nimg=B * total_steps, log_every_nimg=B, checkpoint_every_nimg=2 * B,
@@ -226,8 +226,26 @@ def test_resume_refuses_a_changed_config_and_names_the_fields(tmp_path):
     with pytest.raises(ValueError, match=r"\(batch_size, seed differ\)"):
         train(changed, task=make_task())
     assert (tmp_path / "config.json").read_text() == before  # the refused run wrote nothing
+    with pytest.raises(ValueError, match=r"\(task.label differ\)"):  # the task section is compared too
+        train(make_config(tmp_path, total_steps=3).replace(task=InjectedTask(label="other")), task=make_task())
     out = train(make_config(tmp_path, total_steps=3), task=make_task())  # total_nimg may change
     assert out["resumed"] and out["step"] == 3
+
+
+def test_resume_refuses_a_checkpoint_of_the_flat_config_format_in_one_line(tmp_path):
+    """A run written before the task became a section (``"task": "toy"``, ``task_options`` and
+    the general fields beside the loop's) is refused with one line saying the format changed."""
+    from repmatch.train.checkpoint import load_checkpoint, save_checkpoint
+
+    train(make_config(tmp_path, total_steps=2), task=make_task())
+    path = tmp_path / "checkpoints" / "ckpt-000000000032.pt"
+    state = load_checkpoint(path)
+    flat = {k: v for k, v in state["config"].items() if k != "task"}
+    state["config"] = {**flat, "task": "toy", "task_options": {}, "generator": None, "joint": None}
+    save_checkpoint(tmp_path, 32, state, keep=2)
+    with pytest.raises(ValueError, match=r"^config: this config has the earlier flat format .*; the format changed") as err:
+        train(make_config(tmp_path, total_steps=3), task=make_task())
+    assert "\n" not in str(err.value)
 
 
 def test_resume_drops_a_torn_last_log_line(tmp_path):

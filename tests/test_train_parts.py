@@ -15,17 +15,27 @@ from repmatch.cli import main
 from repmatch.compare import joint_bandwidths
 from repmatch.generators.base import FewStepGenerator
 from repmatch.represent import ConditionPool, joint_features, one_hot_embedding
+from repmatch.train import GeneralTask
 from repmatch.train.config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
 
 
+def _general(run_dir: str = "runs/g") -> TrainConfig:
+    return TrainConfig(
+        task=GeneralTask(generator="mygen:build", generator_kwargs={"width": 8}, noise_shape=(16,),
+                         sampler_steps=2, references="refs", train_encoders=("a",),
+                         heldout_encoders=("b",), encoder_weights={"a": "a.safetensors"}),
+        run_dir=run_dir, batch_size=32, chunk_size=16, optim=OptimConfig(lr=1e-3),
+        intervals=IntervalConfig(total_nimg=64, sample_every_nimg=64),
+    )
+
+
 def test_config_roundtrip_and_errors():
-    cfg = toy_conditional(run_dir="x")
-    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg.replace(task_options=dict(cfg.task_options))
+    cfg = _general()
     with pytest.raises(ValueError, match="batch_size"):
         cfg.replace(batch_size=0)
-    with pytest.raises(ValueError, match="unknown config keys.*'lr'"):
+    with pytest.raises(ValueError, match="unknown keys.*'lr'.* in config"):
         TrainConfig.from_dict({**cfg.to_dict(), "lr": 1.0})
-    with pytest.raises(ValueError, match="unknown keys.*in optim"):
+    with pytest.raises(ValueError, match="unknown keys.*in config.optim"):
         TrainConfig.from_dict({**cfg.to_dict(), "optim": {"learning_rate": 1.0}})
     with pytest.raises(ValueError, match="intervals.total_nimg"):
         IntervalConfig(total_nimg=-1, log_every_nimg=1, checkpoint_every_nimg=1)
@@ -35,24 +45,84 @@ def test_config_roundtrip_and_errors():
         JointConfig(beta=0.0)
     with pytest.raises(ValueError, match="not both"):
         OptimConfig(lr_at_batch_5120=1e-3, lr=1e-3)
+    with pytest.raises(TypeError, match="task must be a task config"):
+        cfg.replace(task="toy")
     with pytest.raises(SystemExit):  # argparse names the accepted presets
         main(["train", "--preset", "imagenet"])
 
 
-def test_cli_train_config_names_a_known_task(tmp_path, capsys):
-    """repmatch train finds the builder by the config's task name, from the CLI's table."""
-    from repmatch.cli.table import TASKS, load
-    from repmatch.train import TrainTask
+def test_tasks_are_found_by_name_through_entry_points(app_tasks):
+    from repmatch.apps.fmnist.study_arms import StudyArmTask
+    from repmatch.apps.fmnist.task import FmnistArmTask
+    from repmatch.apps.toy import ToyTask
+    from repmatch.train import TASKS
 
+    assert TASKS.names() == ["fmnist", "fmnist-study", "general", "toy"]
+    found = {n: TASKS.get(n) for n in TASKS.names()}
+    assert found == {"general": GeneralTask, "toy": ToyTask, "fmnist": FmnistArmTask, "fmnist-study": StudyArmTask}
+    assert all(cls.name == n for n, cls in found.items())  # config.json writes the name it is found by
+    assert TASKS.get("repmatch.apps.toy:ToyTask") is ToyTask
+    with pytest.raises(TypeError, match="not a task config type"):
+        TASKS.get("repmatch.apps.toy:toy")
+
+
+@pytest.mark.parametrize("which", ["general", "toy", "toy_conditional", "fmnist"])
+def test_config_json_round_trips_and_holds_each_value_once(app_tasks, which, tmp_path):
+    from repmatch.apps.fmnist.task import arm_preset
+    from repmatch.apps.toy import toy
+
+    cfg = {"general": _general, "toy": toy, "toy_conditional": toy_conditional,
+           "fmnist": lambda run_dir: arm_preset("fmnist-tiny", run_dir, pipeline_dir=str(tmp_path))}[which]("x")
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert TrainConfig.from_dict(data) == cfg
+    assert data["task"]["name"] == {"toy_conditional": "toy"}.get(which, which)
+
+    def keys(d, out):
+        for k, v in d.items():
+            out.append(k)
+            if isinstance(v, dict) and k not in ("generator_kwargs", "encoder_weights"):
+                keys(v, out)
+        return out
+
+    names = keys(data, [])
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []  # no field twice, at any depth
+    assert "recipe" not in data["task"] and "batch_size" not in data["task"]
+
+
+def test_unknown_task_name_is_an_error_naming_the_known_ones(app_tasks, tmp_path, capsys):
     path = tmp_path / "cfg.json"
-    path.write_text(json.dumps({**toy_conditional(run_dir="x").to_dict(), "task": "custom"}))
+    path.write_text(json.dumps({**toy_conditional(run_dir="x").to_dict(), "task": {"name": "custom"}}))
     assert main(["train", "--config", str(path), "--dry-run"]) == 2
-    assert "repmatch train: error: task must be one of ['fmnist', 'general', 'toy']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "repmatch train: error: task must be one of ['fmnist', 'fmnist-study', 'general', 'toy']" in err
     with pytest.raises(ValueError, match="task must be one of"):  # --debug: the exception itself
         main(["--debug", "train", "--config", str(path), "--dry-run"])
-    config = toy_conditional(run_dir=str(tmp_path / "t"))
-    task = load(TASKS[config.task])(config, torch.device("cpu"))
-    assert isinstance(task, TrainTask) and task.joint_beta == config.joint.beta
+    with pytest.raises(ValueError, match=r"unknown keys \['conditional'\] in task \(toy\)"):
+        TrainConfig.from_dict({**toy_conditional(run_dir="x").to_dict(), "task": {"name": "toy", "conditional": True}})
+
+
+def test_a_flat_config_of_the_previous_format_is_refused_in_one_line():
+    old = {"task": "general", "generator": "mygen:build", "references": "refs", "run_dir": "x",
+           "batch_size": 8, "intervals": {"total_nimg": 8}}
+    with pytest.raises(ValueError, match=r"^config: this config has the earlier flat format"):
+        TrainConfig.from_dict(old)
+    with pytest.raises(ValueError, match="format changed"):
+        TrainConfig.from_dict({**old, "task": {"name": "toy"}, "task_options": {}})
+
+
+def test_train_without_a_task_object_builds_the_config_task(tmp_path):
+    """``train(config)`` builds ``config.task`` (here the toy task): the same run as handing
+    the builder in."""
+    from repmatch.apps.toy import build_toy_task
+    from repmatch.train import TrainTask, train
+
+    small = {"total_nimg": 64, "log_every_nimg": 32, "checkpoint_every_nimg": 64}
+    config = toy_conditional(run_dir=str(tmp_path / "a")).replace(intervals=IntervalConfig(**small))
+    a = train(config)
+    b = train(config.replace(run_dir=str(tmp_path / "b")), build_toy_task)
+    assert all(torch.equal(x, y) for x, y in zip(a["generator"].state_dict().values(), b["generator"].state_dict().values()))
+    task = config.task.build(config, torch.device("cpu"))
+    assert isinstance(task, TrainTask) and task.joint_beta == config.task.joint.beta
 
 
 def test_task_features_join_the_condition_of_each_row():
@@ -169,14 +239,14 @@ def test_condition_pool_mirrors_reference():
     assert text.condition(torch.tensor([1, 0])) == ["a dog", "a cat"]
 
 
-def test_cli_dry_run_and_tiny_toy_run(tmp_path, capsys):
+def test_cli_dry_run_and_tiny_toy_run(app_tasks, tmp_path, capsys):
     assert main(["train", "--preset", "toy", "--run-dir", str(tmp_path / "dry"), "--dry-run"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["task"] == "toy" and printed["run_dir"] == str(tmp_path / "dry")
+    assert printed["task"]["name"] == "toy" and printed["run_dir"] == str(tmp_path / "dry")
     assert not (tmp_path / "dry").exists()
 
     cfg = toy_conditional(run_dir=str(tmp_path / "run")).to_dict()
-    cfg["task_options"].update(num_real=256, num_val=64, num_landmarks=16)
+    cfg["task"].update(num_real=256, num_val=64, num_landmarks=16)
     cfg.update(batch_size=32, chunk_size=16, heldout_num_samples=64, num_samples=4)
     cfg["intervals"] = {"total_nimg": 96, "log_every_nimg": 32, "checkpoint_every_nimg": 64,
                         "sample_every_nimg": 64, "heldout_every_nimg": 64}

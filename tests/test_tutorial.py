@@ -72,9 +72,9 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_issue_config_keys_are_the_docs(tutorial: Path) -> None:
     config = json.loads((tutorial / "run.json").read_text())
-    assert config["generator"] == "mygen:build" and config["references"] == "refs"
+    assert config["task"]["generator"] == "mygen:build" and config["task"]["references"] == "refs"
     saved = json.loads((tutorial / "runs/mine/config.json").read_text())
-    assert saved["task"] == "general" and saved["noise_shape"] == [16]
+    assert saved["task"]["name"] == "general" and saved["task"]["noise_shape"] == [16]
 
 
 def test_the_floor_is_the_loss_of_the_real_validation_set(tutorial: Path) -> None:

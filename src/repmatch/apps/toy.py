@@ -1,4 +1,5 @@
-"""The ``toy`` task and its presets (plain functions returning a :class:`TrainConfig`).
+"""The ``toy`` task (:class:`ToyTask`) and its presets (plain functions returning a
+:class:`TrainConfig`).
 
 The ``toy`` task is a complete iRDM run in miniature that trains on a CPU in seconds: 4×4
 grey "images" drawn from a mixture of Gaussian blobs (one class per blob), two frozen random
@@ -11,7 +12,8 @@ class-conditional joint features (eq. 4).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -30,10 +32,38 @@ from ..train import (
     TrainTask,
 )
 
-TOY_DEFAULTS: dict[str, Any] = {
-    "num_classes": 4, "num_real": 1024, "num_val": 256, "num_landmarks": 32,
-    "noise_dim": 8, "hidden": 64, "dropout": 0.0, "conditional": False,
-}
+
+@dataclass(frozen=True, kw_only=True)
+class ToyTask:
+    """The toy task's settings (``task.name = "toy"``).
+
+    Attributes:
+        num_classes: Gaussian blobs (one class each); num_real, num_val: reference and
+            validation images; num_landmarks: Nyström landmarks per reference.
+        noise_dim, hidden, dropout: the :class:`repmatch.generators.MLPGenerator`.
+        joint: class-conditional joint features ``φ(x) ⊕ β·onehot(c)`` (eq. 4) and a
+            class-conditional generator; ``None`` matches the image marginal.
+    """
+
+    name: ClassVar[str] = "toy"
+
+    num_classes: int = 4
+    num_real: int = 1024
+    num_val: int = 256
+    num_landmarks: int = 32
+    noise_dim: int = 8
+    hidden: int = 64
+    dropout: float = 0.0
+    joint: JointConfig | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("num_classes", "num_real", "num_val", "num_landmarks", "noise_dim", "hidden"):
+            check_positive(f"task.{key}", getattr(self, key), integer=True)
+        if self.joint is not None and not isinstance(self.joint, JointConfig):
+            raise TypeError(f"task.joint must be a JointConfig or None, got {type(self.joint).__name__}")
+
+    def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
+        return build_toy_task(config, device)
 
 
 class _ToyEncoders(nn.Module):
@@ -62,25 +92,20 @@ def _toy_data(num: int, num_classes: int, g: torch.Generator) -> tuple[torch.Ten
 
 
 def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
-    """The toy :class:`TrainTask` (a :data:`repmatch.train.TaskBuilder`); ``config.task_options``
-    override :data:`TOY_DEFAULTS`."""
-    unknown = sorted(set(config.task_options) - set(TOY_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown toy task_options {unknown}; accepted: {sorted(TOY_DEFAULTS)}")
-    opt = {**TOY_DEFAULTS, **config.task_options}
-    for key in ("num_classes", "num_real", "num_val", "num_landmarks", "noise_dim", "hidden"):
-        check_positive(f"task_options.{key}", opt[key], integer=True)
-    conditional = bool(opt["conditional"])
-    if conditional and config.joint is None:
-        raise ValueError("task_options.conditional=True needs a joint config (joint features, eq. 4)")
+    """The toy :class:`TrainTask` of ``config.task``, a :class:`ToyTask` (a
+    :data:`repmatch.train.TaskBuilder`)."""
+    opt = config.task
+    if not isinstance(opt, ToyTask):
+        raise TypeError(f"build_toy_task needs config.task to be a ToyTask, got {type(opt).__name__}")
+    joint = opt.joint
+    conditional = joint is not None
 
     g = torch.Generator().manual_seed(config.seed + 17)
-    real, real_labels = _toy_data(opt["num_real"], opt["num_classes"], g)
-    val, val_labels = _toy_data(opt["num_val"], opt["num_classes"], g)
+    real, real_labels = _toy_data(opt.num_real, opt.num_classes, g)
+    val, val_labels = _toy_data(opt.num_val, opt.num_classes, g)
     train_enc = _ToyEncoders(("lin", "tanh")).to(device)
     held_enc = _ToyEncoders(("cube",)).to(device)
-    pool = ConditionPool.from_labels(real_labels, opt["num_classes"]) if conditional else None
-    joint = config.joint if conditional else None  # not None when conditional (checked above)
+    pool = ConditionPool.from_labels(real_labels, opt.num_classes) if conditional else None
     beta = None if joint is None else joint.beta
 
     def features(enc: _ToyEncoders, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -88,7 +113,7 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
             feats = enc(images.to(device))
         if beta is None:
             return feats
-        emb = ConditionPool.from_labels(labels, opt["num_classes"]).embeddings.to(device)
+        emb = ConditionPool.from_labels(labels, opt.num_classes).embeddings.to(device)
         return {k: joint_features(v, emb, beta) for k, v in feats.items()}
 
     def references(
@@ -99,7 +124,7 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
         for name, f in ref_feats.items():
             bws = None if joint is None else joint_bandwidths(f, joint.bandwidth_scale)
             refs = NystromReference.build_multiscale(
-                f, num_landmarks=opt["num_landmarks"], bandwidths=bws, factors=(1.0,), seed=config.seed
+                f, num_landmarks=opt.num_landmarks, bandwidths=bws, factors=(1.0,), seed=config.seed
             )
 
             # A def rather than a lambda so that mypy sees the one-argument distance; the
@@ -113,8 +138,8 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
     dists, val_feats = references(train_enc)
     held_dists, held_val = references(held_enc)
     return TrainTask(
-        generator=MLPGenerator(opt["noise_dim"], (1, 4, 4), hidden=opt["hidden"], dropout=opt["dropout"],
-                               num_classes=opt["num_classes"] if conditional else 0),
+        generator=MLPGenerator(opt.noise_dim, (1, 4, 4), hidden=opt.hidden, dropout=opt.dropout,
+                               num_classes=opt.num_classes if conditional else 0),
         encode=train_enc,
         distances=dists,
         floors=training_floors(dists, val_feats, config.batch_size).values,
@@ -129,7 +154,7 @@ def build_toy_task(config: TrainConfig, device: torch.device) -> TrainTask:
 def toy(run_dir: str = "runs/toy") -> TrainConfig:
     """Unconditional toy run: trains on a CPU in a few seconds."""
     return TrainConfig(
-        task="toy", run_dir=run_dir, seed=0, batch_size=128, chunk_size=64, device="cpu",
+        task=ToyTask(), run_dir=run_dir, seed=0, batch_size=128, chunk_size=64, device="cpu",
         optim=OptimConfig(lr_at_batch_5120=1e-2 * (5120 / 128) ** 0.5, grad_clip_norm=1.0),
         controller=ControllerConfig(budget=10.0, temperature=1.0, score_ema=0.9),
         intervals=IntervalConfig(total_nimg=128 * 40, log_every_nimg=128 * 10, checkpoint_every_nimg=128 * 20,
@@ -140,6 +165,4 @@ def toy(run_dir: str = "runs/toy") -> TrainConfig:
 
 def toy_conditional(run_dir: str = "runs/toy_conditional") -> TrainConfig:
     """Class-conditional toy run on joint features Φ = φ(x) ⊕ β·onehot(c) (eq. 4)."""
-    return toy(run_dir).replace(
-        task_options={"conditional": True}, joint=JointConfig(beta=1.0, bandwidth_scale=0.5)
-    )
+    return toy(run_dir).replace(task=ToyTask(joint=JointConfig(beta=1.0, bandwidth_scale=0.5)))

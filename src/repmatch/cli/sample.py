@@ -30,15 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_generator(run_dir: str, checkpoint: str | None, ema: bool, device: str) -> Any:
-    """The run's :class:`repmatch.train.runs.RunGenerator`; application tasks come from the
-    command line's table."""
+    """The run's :class:`repmatch.train.runs.RunGenerator` (its task rebuilt from its
+    ``config.json``)."""
     from ..train.runs import load_run_generator
-    from .table import TASKS, load
 
-    config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").is_file() else {}
-    task = config.get("task", "general")
-    builder = load(TASKS[task]) if task != "general" and task in TASKS else None
-    return load_run_generator(run_dir, checkpoint=checkpoint, builder=builder, ema=ema, device=device)
+    return load_run_generator(run_dir, checkpoint=checkpoint, ema=ema, device=device)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,9 +1,9 @@
-"""The command line's one table: its verbs, training presets and task builders.
+"""The command line's one table: its verbs and training presets.
 
 Entries are dotted strings (``"module:attribute"``) so that ``repmatch --help`` imports none of
-them (torch stays unloaded); :func:`load` resolves one on use. The applications' studies and
-encoders are not listed here: they are entry points in ``pyproject.toml``, found through the
-library's registries (docs/architecture.md, "Extending repmatch").
+them (torch stays unloaded); :func:`load` resolves one on use. The applications' studies,
+encoders and training tasks are not listed here: they are entry points in ``pyproject.toml``,
+found through the library's registries (docs/architecture.md, "Extending repmatch").
 """
 
 from __future__ import annotations
@@ -33,14 +33,6 @@ PRESETS: dict[str, str] = {
     "fmnist-tiny": "repmatch.apps.fmnist.task:fmnist_tiny_arm",
     "fmnist-cpu": "repmatch.apps.fmnist.task:fmnist_cpu_arm",
     "fmnist": "repmatch.apps.fmnist.task:fmnist_arm",
-}
-
-#: ``TrainConfig.task`` -> the builder ``(config, device) -> TrainTask`` that ``repmatch train``
-#: hands to :func:`repmatch.train.train`.
-TASKS: dict[str, str] = {
-    "general": "repmatch.train:general_task",
-    "toy": "repmatch.apps.toy:build_toy_task",
-    "fmnist": "repmatch.apps.fmnist.task:task_from_options",
 }
 
 

@@ -1,8 +1,9 @@
 """``repmatch train --config FILE | --preset NAME [--run-dir DIR] [--dry-run]``.
 
 The config file is JSON (or TOML on Python ≥ 3.11) holding the fields of
-:class:`repmatch.train.TrainConfig`; the resolved config is printed by ``--dry-run`` and saved
-as ``<run_dir>/config.json`` by a real run. Under ``torchrun`` every rank runs this command.
+:class:`repmatch.train.TrainConfig`, the task's in its ``task`` section; the resolved config is
+printed by ``--dry-run`` and saved as ``<run_dir>/config.json`` by a real run. Under
+``torchrun`` every rank runs this command.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from typing import Any
 
 from ..progress import is_main_process
 from ._args import add_common, check_device, config_overrides, path_arg, print_outputs, show_progress
-from .table import PRESETS, TASKS, load
+from .table import PRESETS, load
 
 DESCRIPTION = """\
 Train (or resume) a one-step generator by iRDM.
 
---config FILE is JSON (or TOML) with the fields of repmatch.train.TrainConfig. Without a
-"task" it is the general task: your generator ("generator": "module:callable", "noise_shape")
-against the references that `repmatch references` wrote ("references": DIR); see
-docs/your_data.md. --preset NAME runs a built-in run (toy, toy_conditional, or an arm of the
-Fashion-MNIST job). --dry-run prints the resolved config; a real run saves it as
-RUN_DIR/config.json and resumes from RUN_DIR's newest checkpoint. Under torchrun every rank
-runs this command; rank 0 alone draws the progress bar and prints the closing lines."""
+--config FILE is JSON (or TOML) with the fields of repmatch.train.TrainConfig and a "task"
+section: {"name": "general", ...} is your generator ("generator": "module:callable",
+"noise_shape") against the references that `repmatch references` wrote ("references": DIR),
+see docs/your_data.md; other names are the tasks of repmatch.train.TASKS (toy, fmnist).
+--preset NAME runs a built-in run (toy, toy_conditional, or an arm of the Fashion-MNIST job).
+--dry-run prints the resolved config; a real run saves it as RUN_DIR/config.json and resumes
+from RUN_DIR's newest checkpoint. Under torchrun every rank runs this command; rank 0 alone
+draws the progress bar and prints the closing lines."""
 
 
 def _load_file(path: str) -> dict[str, Any]:
@@ -46,8 +48,6 @@ def resolve_config(args: argparse.Namespace) -> Any:
         config = TrainConfig.from_dict(_load_file(args.config))
     else:  # argparse has checked the name against PRESETS
         config = load(PRESETS[args.preset])()
-    if config.task not in TASKS:
-        raise ValueError(f"task must be one of {sorted(TASKS)} for repmatch train, got {config.task!r}")
     if args.run_dir is not None:
         config = config.replace(run_dir=args.run_dir)
     if getattr(args, "no_progress", False):
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     # A bar only for a person at a terminal (and rank 0, which the loop checks too).
     config = config.replace(progress=config.progress and show_progress(args))
-    summary = train(config, load(TASKS[config.task]))
+    summary = train(config)
     if is_main_process():
         print(f"trained to nimg={summary['nimg']} ({summary['step']} steps, {summary['skipped']} skipped)")
     checkpoint = latest_checkpoint(config.run_dir)
@@ -79,7 +79,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train or post-train a one-step generator (iRDM)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", metavar="FILE", type=path_arg, help="JSON/TOML file with the TrainConfig fields")
+    src.add_argument("--config", metavar="FILE", type=path_arg,
+                     help="JSON/TOML file: the TrainConfig fields and a task section")
     src.add_argument("--preset", metavar="NAME", choices=sorted(PRESETS),
                      help=f"a named preset: {', '.join(PRESETS)}")
     p.add_argument("--run-dir", metavar="DIR", type=path_arg, help="override run_dir")

@@ -5,8 +5,9 @@
 ``cached_backward`` (gradient caching), ``LagrangianController``/``ControllerConfig``
 (per-encoder weights), ``distributed_cached_backward``/``gather_features``
 (``torch.distributed``), the run-state toolkit of :mod:`repmatch.train.checkpoint`, and the
-configuration dataclasses. The references and real floors a task trains against are built by
-:mod:`repmatch.references`.
+configuration dataclasses: :class:`TrainConfig` (the loop) holding a task section
+(:class:`GeneralTask`, or an application's, found by name in :data:`TASKS`). The references and
+real floors a task trains against are built by :mod:`repmatch.references`.
 """
 
 from .checkpoint import (
@@ -18,22 +19,35 @@ from .checkpoint import (
     save_checkpoint,
     truncate_stats,
 )
-from .config import IntervalConfig, JointConfig, OptimConfig, TrainConfig
+from .config import (
+    TASKS,
+    IntervalConfig,
+    JointConfig,
+    LoopConfig,
+    OptimConfig,
+    TaskBuilder,
+    TaskConfig,
+    TrainConfig,
+)
 from .controller import ControllerConfig, LagrangianController, scale_free
 from .distributed import close_distributed, distributed_cached_backward, gather_features
-from .general import general_task
+from .general import GeneralTask, general_task
 from .gradcache import cached_backward
 from .loop import NonFiniteTrainingError, train
 from .runs import load_run_generator
-from .task import TaskBuilder, TrainTask
+from .task import TrainTask
 
 __all__ = [
     "ControllerConfig",
+    "GeneralTask",
     "IntervalConfig",
     "JointConfig",
     "LagrangianController",
+    "LoopConfig",
     "OptimConfig",
+    "TASKS",
     "TaskBuilder",
+    "TaskConfig",
     "TrainConfig",
     "TrainTask",
     "append_stats",

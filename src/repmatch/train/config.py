@@ -1,5 +1,15 @@
 """Training configuration: frozen keyword-only dataclasses validated in ``__post_init__``.
 
+One dataclass per concern: :class:`LoopConfig` is the loop (batch, optimiser, controller,
+intervals, EMA, sampling and held-out scoring); :class:`TrainConfig` is a run, its loop plus
+where it lives and how it is seeded, holding the run's ``task`` section: a task config whose
+type depends on the task, :class:`repmatch.train.GeneralTask` (your generator against your
+references) or an application's (looked up by name in :data:`TASKS`). ``config.json`` holds
+each value once::
+
+    {"run_dir": ..., "batch_size": ..., "optim": {...}, "intervals": {...}, ...,
+     "task": {"name": "general", "generator": ..., "references": ...}}
+
 The learning-rate rule (paper §3.2, after Malladi et al., 2022) scales the rate with the
 square root of the global generation batch ``N``::
 
@@ -15,12 +25,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
+import torch
+
+from ..registry import Registry
 from ..validate import check_choice, check_nonnegative_int, check_positive, check_scales
 from .controller import ControllerConfig
+from .task import TrainTask
 
 LR_REFERENCE_BATCH = 5120
 
@@ -126,6 +142,40 @@ class JointConfig:
         object.__setattr__(self, "bandwidth_scale", check_scales("joint.bandwidth_scale", self.bandwidth_scale))
 
 
+#: ``(config, device) -> TrainTask``: builds a task for one process (see :func:`repmatch.train.train`).
+TaskBuilder = Callable[["TrainConfig", torch.device], TrainTask]
+
+
+@runtime_checkable
+class TaskConfig(Protocol):
+    """The ``task`` section of a :class:`TrainConfig`: a frozen dataclass of the task's own
+    settings that builds the task.
+
+    ``name`` (a class attribute) is the name it is found under in :data:`TASKS` (or its
+    ``"module:attribute"``), written as ``task.name`` in ``config.json``; ``build`` is a
+    :data:`TaskBuilder`, called by :func:`repmatch.train.train` on its device after seeding.
+    """
+
+    name: ClassVar[str]
+
+    def build(self, config: TrainConfig, device: torch.device) -> TrainTask: ...
+
+
+def _check_task_type(key: str, obj: Any) -> None:
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj) and callable(getattr(obj, "build", None))
+            and isinstance(getattr(obj, "name", None), str)):
+        raise TypeError(
+            f"{key}: {obj!r} is not a task config type (a dataclass with a name and build(config, device))"
+        )
+
+
+#: Task names → task config types: the library's ``general`` (:class:`repmatch.train.GeneralTask`,
+#: registered where it is defined), the tasks installed packages declare in the entry-point
+#: group ``repmatch.tasks`` (the applications' ``toy``, ``fmnist``, ``fmnist-study``), and any
+#: ``"module:attribute"``.
+TASKS: Registry[type] = Registry("task", check=_check_task_type)
+
+
 #: Fields a resumed run may change (how long, how often to log and save, where it runs); any
 #: other difference from the checkpoint's config is refused.
 RESUMABLE_FIELDS: tuple[str, ...] = (
@@ -135,50 +185,98 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
     "intervals.heldout_every_nimg", "intervals.keep_checkpoints", "max_consecutive_skips",
 )
 
+#: Mappings compared whole on resume (their keys are the user's, not config fields).
+_OPAQUE = ("generator_kwargs", "encoder_weights")
+
+D = TypeVar("D")
+
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, Mapping) and key != "task_options" and key != "generator_kwargs":
+        if isinstance(value, Mapping) and key not in _OPAQUE:
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
 
 
+def _nested_dataclass(hint: Any) -> type | None:
+    """The dataclass a field annotation names, alone or in a union with ``None``."""
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a) and isinstance(a, type)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _from_plain(cls: type[D], data: Mapping[str, Any], key: str) -> D:
+    """An instance of the dataclass ``cls`` from plain data (a parsed JSON/TOML mapping):
+    nested dataclass fields are built from their mappings too; an unknown key is an error
+    naming ``key`` (the section) and the accepted ones."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{key} must be a mapping of its fields, got {type(data).__name__}")
+    assert dataclasses.is_dataclass(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown} in {key}; accepted: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = dict(data)
+    for name, value in data.items():
+        sub = _nested_dataclass(hints.get(name))
+        if sub is not None and isinstance(value, Mapping):
+            kwargs[name] = _from_plain(sub, value, f"{key}.{name}")
+    return cls(**kwargs)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A dataclass as JSON-able plain data (tuples become lists), the inverse of :func:`_from_plain`."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def _task_to_dict(task: TaskConfig) -> dict[str, Any]:
+    """A task section as plain data: ``{"name": <its task name>, **fields}``."""
+    return {"name": type(task).name, **_plain(task)}
+
+
+def _task_from_dict(data: Mapping[str, Any]) -> TaskConfig:
+    """The task section of ``data`` (``{"name": ..., **fields}``; ``name`` defaults to
+    ``"general"``): its config type is :data:`TASKS` ``[name]``."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"task must be a mapping {{\"name\": ..., <its fields>}}, got {data!r}")
+    fields = dict(data)
+    name = fields.pop("name", "general")
+    cls = TASKS.get(name, key="task")
+    return _from_plain(cls, fields, f"task ({name})")
+
+
+def _check_format(data: Mapping[str, Any]) -> None:
+    """Refuse a config written before the task became a section (``"task"`` a name, with
+    ``task_options`` or the general task's fields beside it), in one line."""
+    flat = ("task_options", "generator", "references", "train_encoders", "heldout_encoders", "joint")
+    if isinstance(data.get("task"), str) or any(k in data for k in flat):
+        raise ValueError(
+            "config: this config has the earlier flat format (the task's fields beside the loop's); the "
+            "format changed: the task's fields now live in a \"task\" section ({\"name\": ..., ...}, "
+            "docs/train.md); rewrite it or start a new run_dir"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """A complete, serialisable training run.
+class LoopConfig:
+    """How the loop trains: the batch, the optimiser, the controller, the intervals, the EMA,
+    what it samples and scores, when it gives up. A :class:`TrainConfig` is a loop config plus
+    where the run lives, what it optimises and how it is seeded (an application's recipe may
+    hold loop configs, as the Fashion-MNIST job's arms do).
 
     Attributes:
-        task: ``"general"`` (your generator against references, the fields below), or the
-            name under which the command line finds an application's task builder (``toy``,
-            ``fmnist``); :func:`repmatch.train.train` given a task object only records it.
-        task_options: JSON-able options for an application's builder (validated by it).
-        generator: a registered generator source (``"mlp"``, :data:`repmatch.generators.GENERATORS`)
-            or ``"module:callable"`` returning your generator (an ``nn.Module`` called as
-            ``(noise, condition) -> images in [0, 1]``), imported from the working directory or
-            ``PYTHONPATH``; ``generator_kwargs`` are passed to the callable.
-        noise_shape: per-sample noise shape (required unless the module has ``noise_shape``).
-        init_checkpoint: initial weights for the module the callable returns (``.safetensors``,
-            a weights-only ``torch.save`` state dict, or a repmatch checkpoint).
-        sampler_steps: wrap the module, a velocity model ``v(x_t, t, condition)``, as a K-step
-            Euler sampler (:class:`repmatch.generators.FewStepGenerator`): few-step
-            post-training; ``noise_shape`` is then the image shape.
-        references: the directory ``repmatch references`` wrote (references, floors, and the
-            condition pool when the references are class-joint).
-        train_encoders: encoders trained against (default: every encoder of ``references``
-            not in ``heldout_encoders``); heldout_encoders: scored, never trained on.
-        encoder_weights: ``{encoder: path}`` for encoders whose weights you supply.
-        run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
-        seed: seeds weights init, the noise/condition stream and the dropout streams.
         batch_size: the global generation batch N per optimizer step (fresh every step).
         chunk_size: rows per gradient-cache chunk on each rank (``None``: the whole shard).
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        optim, controller, intervals: :class:`OptimConfig`, :class:`ControllerConfig`,
+            :class:`IntervalConfig`.
         ema_halflife_nimg: half-life of the generator-weight EMA in images (``None``: off).
-        joint: joint conditional features (``None``: match the image marginal).
-        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
-        progress: show a progress bar on rank 0.
         num_samples: images in each sample grid.
         heldout_num_samples: generated images scored by held-out encoders per evaluation.
         monitor_patience: held-out evaluations without improvement before the
@@ -188,68 +286,20 @@ class TrainConfig:
             should not burn its budget silently).
     """
 
-    task: str = "general"
-    task_options: Mapping[str, Any] = field(default_factory=dict)
-    generator: str | None = None
-    generator_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    noise_shape: tuple[int, ...] | None = None
-    init_checkpoint: str | None = None
-    sampler_steps: int | None = None
-    references: str | None = None
-    train_encoders: tuple[str, ...] = ()
-    heldout_encoders: tuple[str, ...] = ()
-    encoder_weights: Mapping[str, str] = field(default_factory=dict)
-    run_dir: str
-    seed: int = 0
     batch_size: int
     chunk_size: int | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     optim: OptimConfig = field(default_factory=OptimConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     intervals: IntervalConfig
     ema_halflife_nimg: int | None = None
-    joint: JointConfig | None = None
-    tensorboard: bool = False
-    progress: bool = True
     num_samples: int = 64
     heldout_num_samples: int = 1024
     monitor_patience: int = 3
     max_consecutive_skips: int = 20
 
     def __post_init__(self) -> None:
-        if not isinstance(self.task, str) or not self.task:
-            raise ValueError(f"task must be a non-empty task name, got {self.task!r}")
-        if not isinstance(self.task_options, Mapping):
-            raise TypeError(f"task_options must be a mapping, got {type(self.task_options).__name__}")
-        for key in ("generator", "init_checkpoint", "references"):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{key} must be a non-empty string or null, got {value!r}")
-        for key in ("generator_kwargs", "encoder_weights"):
-            if not isinstance(getattr(self, key), Mapping):
-                raise TypeError(f"{key} must be a mapping, got {type(getattr(self, key)).__name__}")
-        if self.noise_shape is not None:
-            shape = self.noise_shape
-            if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or not shape or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape
-            ):
-                raise ValueError(f"noise_shape must be a non-empty list of positive ints, got {shape!r}")
-            object.__setattr__(self, "noise_shape", tuple(shape))
-        _check_optional_positive("sampler_steps", self.sampler_steps, integer=True)
-        for key in ("train_encoders", "heldout_encoders"):
-            names = getattr(self, key)
-            if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
-                raise ValueError(f"{key} must be a list of encoder names, got {names!r}")
-            object.__setattr__(self, key, tuple(names))
-        overlap = sorted(set(self.train_encoders) & set(self.heldout_encoders))
-        if overlap:
-            raise ValueError(f"heldout_encoders must not repeat train_encoders, got {overlap} in both")
-        if not isinstance(self.run_dir, str) or not self.run_dir:
-            raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
-        check_nonnegative_int("seed", self.seed)
         check_positive("batch_size", self.batch_size, integer=True)
         _check_optional_positive("chunk_size", self.chunk_size, integer=True)
-        check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_optional_positive("ema_halflife_nimg", self.ema_halflife_nimg, integer=True)
         check_positive("num_samples", self.num_samples, integer=True)
         check_positive("heldout_num_samples", self.heldout_num_samples, integer=True)
@@ -258,8 +308,6 @@ class TrainConfig:
         for name, typ in (("optim", OptimConfig), ("controller", ControllerConfig), ("intervals", IntervalConfig)):
             if not isinstance(getattr(self, name), typ):
                 raise TypeError(f"{name} must be a {typ.__name__}, got {type(getattr(self, name)).__name__}")
-        if self.joint is not None and not isinstance(self.joint, JointConfig):
-            raise TypeError(f"joint must be a JointConfig or None, got {type(self.joint).__name__}")
 
     @property
     def lr(self) -> float:
@@ -267,29 +315,80 @@ class TrainConfig:
         return self.optim.lr_for(self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoopConfig:
+        """Build from nested plain data (:meth:`to_dict`); unknown keys are errors."""
+        return _from_plain(LoopConfig, data, "loop")
+
+    def replace(self, **changes: Any) -> LoopConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(LoopConfig):
+    """A complete, serialisable training run: its loop (the :class:`LoopConfig` fields), where
+    it lives, how it is seeded and run, and the task it optimises.
+
+    Attributes:
+        task: what the run optimises, a task config (:class:`repmatch.train.GeneralTask`: your
+            generator against your references; ``repmatch.apps.toy.ToyTask``; an
+            application's). Its ``build(config, device)`` makes the :class:`TrainTask`;
+            :func:`repmatch.train.train` given a task object only records it.
+        run_dir: where checkpoints, ``stats.jsonl``, samples and ``config.json`` go.
+        seed: seeds weights init, the noise/condition stream and the dropout streams.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
+        progress: show a progress bar on rank 0.
+    """
+
+    task: TaskConfig
+    run_dir: str
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (dataclasses.is_dataclass(self.task) and isinstance(self.task, TaskConfig)):
+            raise TypeError(
+                f"task must be a task config (a dataclass with a name and build(config, device), e.g. "
+                f"GeneralTask), got {type(self.task).__name__}"
+            )
+        if not isinstance(self.run_dir, str) or not self.run_dir:
+            raise ValueError(f"run_dir must be a non-empty path string, got {self.run_dir!r}")
+        check_nonnegative_int("seed", self.seed)
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+
+    @classmethod
+    def of(cls, loop: LoopConfig, **run: Any) -> TrainConfig:
+        """The run of ``loop``'s settings with the run fields ``run`` (``task``, ``run_dir``, ...)."""
+        return cls(**{f.name: getattr(loop, f.name) for f in dataclasses.fields(LoopConfig)}, **run)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data; the ``task`` section carries its ``name``."""
+        data = _plain(self)
+        data["task"] = _task_to_dict(self.task)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Build from nested plain data (a parsed JSON/TOML file); unknown keys are errors."""
-        nested = {"optim": OptimConfig, "controller": ControllerConfig, "intervals": IntervalConfig, "joint": JointConfig}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; accepted: {sorted(known)}")
-        kwargs = dict(data)
-        for key, sub in nested.items():
-            if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], sub):
-                sub_known = {f.name for f in dataclasses.fields(sub)}
-                bad = sorted(set(kwargs[key]) - sub_known)
-                if bad:
-                    raise ValueError(f"unknown keys {bad} in {key}; accepted: {sorted(sub_known)}")
-                kwargs[key] = sub(**kwargs[key])
-        return cls(**kwargs)
+        """Build from nested plain data (a parsed JSON/TOML file, or :meth:`to_dict`); unknown
+        keys are errors, and so is an unknown task name (naming the known ones)."""
+        _check_format(data)
+        if "task" not in data:
+            raise ValueError('task: required, a section {"name": "general" | <an application task>, <its fields>}')
+        fields = dict(data)
+        task = _task_from_dict(fields.pop("task"))
+        return _from_plain(cls, {**fields, "task": task}, "config")
 
     def changed_fields(self, saved: Mapping[str, Any]) -> list[str]:
         """The fields (dotted) in which this config differs from ``saved`` (a checkpoint's
-        ``to_dict()``), beyond :data:`RESUMABLE_FIELDS`; fields ``saved`` lacks are not compared."""
+        ``to_dict()``), beyond :data:`RESUMABLE_FIELDS`; fields ``saved`` lacks are not compared.
+        A ``saved`` config of the earlier flat format is refused (:func:`_check_format`)."""
+        _check_format(saved)
         old, new = _flatten(saved), _flatten(self.to_dict())
         return sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k not in RESUMABLE_FIELDS)
 

@@ -45,11 +45,10 @@ from .checkpoint import (
     save_checkpoint,
     truncate_stats,
 )
-from .config import RESUMABLE_FIELDS, TrainConfig
+from .config import RESUMABLE_FIELDS, TaskBuilder, TrainConfig
 from .controller import LagrangianController, scale_free
 from .distributed import DistEnv, distributed_cached_backward, init_distributed, unwrap
-from .general import general_task
-from .task import TaskBuilder, TrainTask
+from .task import TrainTask
 
 if TYPE_CHECKING:  # an optional extra, imported on use
     from torch.utils.tensorboard import SummaryWriter
@@ -336,9 +335,9 @@ def train(
 
     Args:
         config: the run. Its resolved form is saved as ``<run_dir>/config.json``.
-        task: what to optimise: ``None`` for the general task of ``config``
-            (:func:`repmatch.train.general.general_task`: your generator against your
-            references), a :class:`TrainTask`, or a builder
+        task: what to optimise: ``None`` for the task of ``config.task`` (its
+            ``build(config, device)``: for :class:`repmatch.train.GeneralTask` your generator
+            against your references), a :class:`TrainTask`, or a builder
             ``(config, device) -> TrainTask`` called after ``torch.manual_seed(config.seed)``
             on the device this process trains on (so weight init is seeded and each
             ``torchrun`` rank builds on its own GPU).
@@ -346,32 +345,101 @@ def train(
             as a time-sliced job would; the next call resumes from the latest checkpoint.
     """
     env = init_distributed(_device(config))
-    trainer = _Trainer(config, general_task if task is None else task, env)
+    trainer = _Trainer(config, config.task.build if task is None else task, env)
     # One writer per run directory (rank 0 speaks for a torchrun job).
     with run_lock(trainer.run_dir) if env.is_main else contextlib.nullcontext():
         return _run(trainer, config, env, session_nimg)
 
 
-def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int | None) -> dict[str, Any]:
-    run_dir = trainer.run_dir
+def _open_run(trainer: _Trainer, config: TrainConfig, env: DistEnv) -> bool:
+    """Resume from the newest checkpoint (whether one was found), save ``config.json`` and open
+    the TensorBoard writer."""
     resumed = trainer.resume()
     if env.is_main:
-        atomic_write_json(run_dir / "config.json", config.to_dict())
+        atomic_write_json(trainer.run_dir / "config.json", config.to_dict())
         if config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
                 raise ImportError('tensorboard=True needs the `tensorboard` package: pip install "repmatch[tensorboard]"') from exc
-            trainer.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            trainer.tb = SummaryWriter(str(trainer.run_dir / "tensorboard"))
+    return resumed
+
+
+def _check_skip(trainer: _Trainer, config: TrainConfig, env: DistEnv, last: dict[str, Any]) -> None:
+    """Warn about and log a skipped non-finite step; stop after ``max_consecutive_skips``."""
+    now = trainer.nimg
+    where = last.get("where", [])
+    if env.is_main:
+        warnings.warn(f"non-finite value at nimg={now} ({', '.join(where)}): step skipped", RuntimeWarning)
+    trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"],
+                 "where": where})
+    if trainer.consecutive_skips >= config.max_consecutive_skips:
+        # The parameters are those of the last finite step (skips never update them),
+        # so the latest checkpoint is a sound place to resume from after a fix.
+        raise NonFiniteTrainingError(
+            f"training stopped at nimg={now}: {trainer.consecutive_skips} consecutive steps "
+            f"were non-finite (last in {', '.join(where) or 'the loss'}); "
+            "lower the learning rate, check the generator, or raise max_consecutive_skips"
+        )
+
+
+def _warn_satisfied(nimg: int) -> None:
+    warnings.warn(
+        f"every training encoder is at or below its real floor at nimg={nimg}: no update. "
+        "If the samples are still poor, the floors are too high (a validation set too "
+        "small, or measured at another batch size): rebuild them with more validation "
+        "images (repmatch references --val)",
+        RuntimeWarning,
+    )
+
+
+def _new_window(nimg: int) -> dict[str, Any]:
+    """The logging window's running sums, from ``nimg`` on."""
+    return {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": nimg}
+
+
+def _log_window(trainer: _Trainer, window: dict[str, Any], last: dict[str, Any]) -> None:
+    """One ``stats.jsonl`` record of the window's mean loss and this step's state."""
+    now = trainer.nimg
+    elapsed = time.perf_counter() - window["t0"]
+    excess = trainer.controller.excess() if trainer.controller.smoothed is not None else {}
+    trainer.log({
+        "nimg": now, "step": trainer.step, "lr": trainer.lr, "status": last["status"],
+        # No finite step in the window: no mean loss (null), not a misleading 0.
+        "loss": window["loss"] / window["steps"] if window["steps"] else None,
+        "grad_norm": last["grad_norm"],
+        "score": last.get("score", {}), "excess": excess, "weight": last.get("weight", {}),
+        "objective": last.get("objective"),
+        "skipped": trainer.skipped, "img_per_s": (now - window["nimg0"]) / max(elapsed, 1e-9),
+    })
+
+
+def _score_heldout(trainer: _Trainer, env: DistEnv) -> None:
+    """Score the held-out encoders, log them and let the anti-gaming monitor speak."""
+    held = trainer.heldout_scores()
+    warning = trainer.monitor.update(held, trainer.controller.excess())
+    trainer.log({"nimg": trainer.nimg, "step": trainer.step, "heldout_excess": held, "monitor": warning})
+    if warning and env.is_main:
+        warnings.warn(warning, RuntimeWarning)
+
+
+def _save_samples(trainer: _Trainer, config: TrainConfig) -> None:
+    images, _ = trainer._generate(config.num_samples, config.seed + 104729)
+    grid = make_grid(images.float(), nrow=max(1, math.ceil(math.sqrt(len(images)))))
+    save_png(trainer.run_dir / "samples" / f"samples-{trainer.nimg:012d}.png", grid)
+
+
+def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int | None) -> dict[str, Any]:
+    resumed = _open_run(trainer, config, env)
     iv = config.intervals
     start_nimg = trainer.nimg
     limit = iv.total_nimg if session_nimg is None else min(iv.total_nimg, start_nimg + session_nimg)
     bar = None
     if config.progress and env.is_main:
-
         bar = tqdm(total=iv.total_nimg, initial=trainer.nimg, unit="img", dynamic_ncols=True,
                    desc=f"train {trainer.run_dir.name}")
-    window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": trainer.nimg}
+    window = _new_window(trainer.nimg)
     last: dict[str, Any] = {}
     warned_satisfied = False
     while trainer.nimg < limit:
@@ -384,60 +452,24 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
             objective = last.get("objective")
             bar.set_postfix(objective="–" if objective is None else f"{objective:.4g}", status=last["status"])
         if last["status"] == "nonfinite":
-            if env.is_main:
-                warnings.warn(
-                    f"non-finite value at nimg={now} ({', '.join(last.get('where', []))}): step skipped",
-                    RuntimeWarning,
-                )
-            trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip",
-                         "loss": last["loss"], "where": last.get("where", [])})
-            if trainer.consecutive_skips >= config.max_consecutive_skips:
-                # The parameters are those of the last finite step (skips never update them),
-                # so the latest checkpoint is a sound place to resume from after a fix.
-                raise NonFiniteTrainingError(
-                    f"training stopped at nimg={now}: {trainer.consecutive_skips} consecutive steps "
-                    f"were non-finite (last in {', '.join(last.get('where', [])) or 'the loss'}); "
-                    "lower the learning rate, check the generator, or raise max_consecutive_skips"
-                )
+            _check_skip(trainer, config, env, last)
         else:
             window["loss"] += last["loss"]
             window["steps"] += 1
         if last["status"] == "satisfied" and not warned_satisfied and env.is_main:
             warned_satisfied = True  # once per call: a run may legitimately end at its floors
-            warnings.warn(
-                f"every training encoder is at or below its real floor at nimg={now}: no update. "
-                "If the samples are still poor, the floors are too high (a validation set too "
-                "small, or measured at another batch size): rebuild them with more validation "
-                "images (repmatch references --val)",
-                RuntimeWarning,
-            )
+            _warn_satisfied(now)
         if _crossed(before, now, iv.log_every_nimg):
-            elapsed = time.perf_counter() - window["t0"]
-            excess = trainer.controller.excess() if trainer.controller.smoothed is not None else {}
-            trainer.log({
-                "nimg": now, "step": trainer.step, "lr": trainer.lr, "status": last["status"],
-                # No finite step in the window: no mean loss (null), not a misleading 0.
-                "loss": window["loss"] / window["steps"] if window["steps"] else None,
-                "grad_norm": last["grad_norm"],
-                "score": last.get("score", {}), "excess": excess, "weight": last.get("weight", {}),
-                "objective": last.get("objective"),
-                "skipped": trainer.skipped, "img_per_s": (now - window["nimg0"]) / max(elapsed, 1e-9),
-            })
-            window = {"loss": 0.0, "steps": 0, "t0": time.perf_counter(), "nimg0": now}
+            _log_window(trainer, window, last)
+            window = _new_window(now)
         if trainer.task.heldout_distances and _crossed(before, now, iv.heldout_every_nimg):
-            held = trainer.heldout_scores()
-            warning = trainer.monitor.update(held, trainer.controller.excess())
-            trainer.log({"nimg": now, "step": trainer.step, "heldout_excess": held, "monitor": warning})
-            if warning and env.is_main:
-                warnings.warn(warning, RuntimeWarning)
+            _score_heldout(trainer, env)
         if env.is_main and _crossed(before, now, iv.sample_every_nimg):
-            images, _ = trainer._generate(config.num_samples, config.seed + 104729)
-            grid = make_grid(images.float(), nrow=max(1, math.ceil(math.sqrt(len(images)))))
-            save_png(run_dir / "samples" / f"samples-{now:012d}.png", grid)
+            _save_samples(trainer, config)
         if _crossed(before, now, iv.checkpoint_every_nimg) or now >= limit:
             state = trainer.state_dict()  # collective under torch.distributed: every rank calls it
             if env.is_main:
-                save_checkpoint(run_dir, now, state, iv.keep_checkpoints)
+                save_checkpoint(trainer.run_dir, now, state, iv.keep_checkpoints)
     if bar is not None:
         bar.close()
     if trainer.tb is not None:

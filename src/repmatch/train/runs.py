@@ -15,7 +15,9 @@ from ..references.conditions import ClassCondition, TextCondition
 from ..references.directory import References
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig
-from .task import TaskBuilder
+from ..references.conditions import ClassCondition, TextCondition
+from ..references.directory import References
+from .general import GeneralTask
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +41,6 @@ def load_run_generator(
     run_dir: str | os.PathLike[str],
     *,
     checkpoint: str | os.PathLike[str] | None = None,
-    builder: TaskBuilder | None = None,
     ema: bool = True,
     device: torch.device | str = "cpu",
 ) -> RunGenerator:
@@ -47,7 +48,8 @@ def load_run_generator(
 
     Weights: ``checkpoint`` or the run's newest checkpoint, its EMA when the run kept one (and
     ``ema``). The generator is rebuilt from ``config.json``: the general task's
-    ``generator`` fields, or, for an application's task, its ``builder``.
+    ``generator`` fields, or, for another task, its ``build`` (found by the task's name in
+    :data:`repmatch.train.TASKS`).
     """
     run = Path(run_dir)
     config_path = run / "config.json"
@@ -59,23 +61,22 @@ def load_run_generator(
         raise FileNotFoundError(f"checkpoint: no checkpoint {'at ' + str(path) if path else 'in ' + str(run)}")
     device = torch.device(device)
     num_classes, conditions, captions = 0, None, None
-    if builder is not None:
-        task = builder(config, device)
-        generator = task.generator
-        # An application's pool is class-conditional: its one-hot embedding is that wide.
-        num_classes = 0 if task.conditions is None else int(task.conditions.embeddings.shape[1])
-    elif config.task == "general" and config.generator is not None and config.references is not None:
+    spec = config.task
+    if isinstance(spec, GeneralTask):
         generator = build_generator(
-            config.generator, kwargs=config.generator_kwargs, noise_shape=config.noise_shape,
-            sampler_steps=config.sampler_steps,
+            spec.generator, kwargs=spec.generator_kwargs, noise_shape=spec.noise_shape,
+            sampler_steps=spec.sampler_steps,
         )
-        refs = References.open(config.references)
+        refs = References.open(spec.references)
         if isinstance(refs.condition, ClassCondition):
             num_classes = refs.condition.num_classes
         elif isinstance(refs.condition, TextCondition):
             conditions, captions = refs.conditions(), refs.captions()
     else:
-        raise ValueError(f"the run's task {config.task!r} needs its task builder to rebuild the generator")
+        task = spec.build(config, device)
+        generator = task.generator
+        # An application's pool is class-conditional: its one-hot embedding is that wide.
+        num_classes = 0 if task.conditions is None else int(task.conditions.embeddings.shape[1])
     state = load_checkpoint(path)
     weights = state["ema"] if ema and state.get("ema") is not None else state["generator"]
     generator.load_state_dict(weights)

@@ -1,9 +1,10 @@
 """What a training run optimises: generator, training encoders, references, floors.
 
 :func:`repmatch.train.train` receives a :class:`TrainTask` (or a builder
-``(config, device) -> TrainTask``, which it calls on the right device after seeding), like
-EDM2's injected loss: the loop knows no dataset, encoder or task name. The task also owns the
-features the distances see, including the joint image–condition features of eq. 4::
+``(config, device) -> TrainTask``, :data:`repmatch.train.TaskBuilder`, which it calls on the
+right device after seeding), like EDM2's injected loss: the loop knows no dataset, encoder or
+task name. The task also owns the features the distances see, including the joint
+image–condition features of eq. 4::
 
     Φ(x, c) = φ(x) ⊕ β·τ(c)      when joint_beta = β is set, else φ(x)
 """
@@ -17,10 +18,6 @@ import torch
 from torch import nn
 
 from ..represent.joint import ConditionPool, joint_features
-from .config import TrainConfig
-
-#: ``(config, device) -> TrainTask``: builds a task for one process (see :func:`train`).
-TaskBuilder = Callable[[TrainConfig, torch.device], "TrainTask"]
 
 Encode = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 DistanceFn = Callable[[torch.Tensor], torch.Tensor]

@@ -3,6 +3,7 @@ the run-directory layout and the encoder battery (with the recipe's overrides)."
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,9 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ...validate import check_choice
 from ...represent import EncoderBattery, inference_encoder
-from ...train import ControllerConfig, IntervalConfig, JointConfig, OptimConfig, TrainConfig
 from ...references import ClassCondition
 from .encoders import FMNIST_ENCODERS, FmnistTrainConfig
 from .recipe import FmnistRecipe
@@ -26,6 +25,11 @@ class Layout:
     """Where every stage writes inside the job's output directory ``root``."""
 
     root: Path
+
+    @property
+    def recipe(self) -> Path:
+        """The job's recipe (``FmnistRecipe.to_dict``), saved by its first run."""
+        return self.root / "config.json"
 
     @classmethod
     def of(cls, root: str | os.PathLike[str]) -> Layout:
@@ -91,6 +95,16 @@ class Layout:
         return self.root / "stages"
 
 
+def load_recipe(layout: Layout) -> FmnistRecipe:
+    """The recipe the job in ``layout`` saved when it first ran (``OUT/config.json``)."""
+    if not layout.recipe.is_file():
+        raise FileNotFoundError(
+            f"pipeline_dir: {str(layout.root)!r} has no recipe ({layout.recipe.name}); run "
+            "`repmatch fmnist --out` there first"
+        )
+    return FmnistRecipe.from_dict(json.loads(layout.recipe.read_text()))
+
+
 def fmnist_encoder_recipe(recipe: FmnistRecipe) -> dict:
     """The ``FmnistTrainConfig`` recipe (spec ``options``) of the in-project encoders."""
 
@@ -148,40 +162,3 @@ def resolve_device(recipe: FmnistRecipe) -> torch.device:
     if recipe.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(recipe.device)
-
-
-def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainConfig:
-    """The :class:`repmatch.train.TrainConfig` of one iRDM arm (``post`` or ``scratch``)."""
-
-    check_choice("arm", arm, ("post", "scratch"))
-    a = getattr(recipe, arm)
-    heldout_every = (
-        min(10 * a.log_every_nimg, a.total_nimg)
-        if recipe.monitor_heldout and recipe.heldout_encoders
-        else None
-    )
-    return TrainConfig(
-        task="fmnist",
-        task_options={"arm": arm, "pipeline_dir": str(layout.root), "recipe": recipe.to_dict()},
-        run_dir=str(layout.arm(arm)),
-        seed=recipe.seed,
-        batch_size=a.batch_size,
-        chunk_size=a.chunk_size,
-        device=recipe.device,
-        optim=OptimConfig(lr=a.lr, grad_clip_norm=1.0),
-        controller=ControllerConfig(budget=a.budget),
-        intervals=IntervalConfig(
-            total_nimg=a.total_nimg,
-            log_every_nimg=a.log_every_nimg,
-            checkpoint_every_nimg=max(a.total_nimg // 4, a.batch_size),
-            sample_every_nimg=max(a.total_nimg // 4, a.batch_size),
-            heldout_every_nimg=heldout_every,
-        ),
-        ema_halflife_nimg=a.ema_halflife_nimg,
-        joint=JointConfig(
-            beta=recipe.beta, bandwidth_scale=recipe.bandwidth_scale
-        ),
-        progress=False,
-        num_samples=100,
-        heldout_num_samples=min(recipe.eval_samples, 2048),
-    )

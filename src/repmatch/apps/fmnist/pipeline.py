@@ -61,7 +61,6 @@ from .parts import (
     FMNIST_NUM_CLASSES,
     IMAGE_SHAPE,
     Layout,
-    arm_train_config,
     class_condition,
     make_battery,
     resolve_device,
@@ -77,7 +76,7 @@ from .scoring import (
     real_draws,
 )
 from .stages import REQUIRES, STAGES
-from .task import fmnist_task
+from .task import arm_train_config, fmnist_task
 from .teacher import TeacherConfig, load_teacher, train_teacher
 
 # The four models of the results table (paper Table 1 / §4.2 comparison).
@@ -547,7 +546,7 @@ def run_pipeline(
         check_choice("stage", s, STAGES)
     layout = Layout.of(out)
     layout.root.mkdir(parents=True, exist_ok=True)
-    recipe_path = layout.root / "config.json"
+    recipe_path = layout.recipe
     if recipe_path.exists():
         saved = json.loads(recipe_path.read_text())
         try:  # a recipe saved before a field existed holds that field's default

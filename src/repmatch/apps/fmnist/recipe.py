@@ -4,9 +4,10 @@ A :class:`FmnistRecipe` fixes every stage: the encoder battery (training and hel
 encoders, input-resolution overrides), the in-project encoders' and the teacher's training,
 the reference/validation subsets, the Nyström references, both iRDM arms and the evaluation.
 
-Presets: ``fmnist-tiny`` (the main job: under 10 minutes on an idle 2-core CPU), ``fmnist-cpu`` (a
-2-core CPU in under an hour: a teacher that draws recognisable Fashion-MNIST, N = 1024, 2000
-samples per set), ``fmnist`` (the full recipe for one GPU).
+Presets: ``fmnist-tiny`` (the main job, sized for a 2-core CPU), ``fmnist-cpu`` (a larger
+2-core CPU run: a teacher that draws recognisable Fashion-MNIST, N = 1024, 2000 samples per
+set), ``fmnist`` (the full recipe for one GPU). The measurements behind their choices are in
+docs/fmnist_results.md ("Preset choices").
 """
 
 from __future__ import annotations
@@ -16,32 +17,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ...train import ControllerConfig, IntervalConfig, LoopConfig, OptimConfig
 from ...validate import check_choice, check_positive, check_scales
 
 
-@dataclass(frozen=True, kw_only=True)
-class ArmConfig:
-    """One iRDM arm: global batch N, gradient-cache chunk, images seen, learning rate.
-
-    ``lr`` is used as is (``OptimConfig(lr=...)``, a constant rate): these runs are far from the paper's
-    N = 5120 reference point.
-    """
-
-    batch_size: int
-    chunk_size: int
-    total_nimg: int
-    lr: float
-    log_every_nimg: int
-    ema_halflife_nimg: int | None = None
-    budget: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "chunk_size", "total_nimg", "log_every_nimg"):
-            check_positive(f"arm.{name}", getattr(self, name), integer=True)
-        check_positive("arm.lr", self.lr)
-        check_positive("arm.budget", self.budget)
-        if self.ema_halflife_nimg is not None:
-            check_positive("arm.ema_halflife_nimg", self.ema_halflife_nimg, integer=True)
+def arm_loop(
+    *,
+    batch_size: int,
+    chunk_size: int,
+    total_nimg: int,
+    lr: float,
+    log_every_nimg: int,
+    ema_halflife_nimg: int | None = None,
+    monitor: bool = False,
+    heldout_num_samples: int = 1024,
+) -> LoopConfig:
+    """The loop settings of one iRDM arm as the job runs them: global batch N, gradient-cache
+    chunk, images seen, a constant learning rate (``OptimConfig(lr=...)``: these runs are far
+    from the paper's N = 5120 reference point), controller budget 1, a checkpoint and a sample
+    grid of 100 every quarter of the run, and with ``monitor`` the held-out encoders scored
+    every 10 logging intervals on ``heldout_num_samples`` images."""
+    every_quarter = max(total_nimg // 4, batch_size)
+    return LoopConfig(
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        optim=OptimConfig(lr=lr, grad_clip_norm=1.0),
+        controller=ControllerConfig(budget=1.0),
+        intervals=IntervalConfig(
+            total_nimg=total_nimg,
+            log_every_nimg=log_every_nimg,
+            checkpoint_every_nimg=every_quarter,
+            sample_every_nimg=every_quarter,
+            heldout_every_nimg=min(10 * log_every_nimg, total_nimg) if monitor else None,
+        ),
+        ema_halflife_nimg=ema_halflife_nimg,
+        num_samples=100,
+        heldout_num_samples=heldout_num_samples,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,22 +79,19 @@ class FmnistRecipe:
         beta, bandwidth_scale: joint features ``φ(x) ⊕ β·onehot(c)`` (eq. 4) and the joint
             kernel's bandwidth = scale × median (a list: a multi-scale kernel). Two classes'
             one-hot codes are ``√2·β`` apart, so β must be comparable to the features' typical
-            distance (median ≈ 30 for ``fmnist_classifier``, ≈ 9 for ``efficientnet_lite0`` at
-            32 px) for the kernel to see the class: at β = 1 the from-scratch arm learned the
-            marginal with its classes scrambled (1.8% class agreement), at β = 30 it reaches
-            90%. The bandwidths (0.25, 1.0) pair the paper's two single scales, its
-            text-conditioned 0.25 (App. E.1) and its class-conditional median (§4.1); alone,
-            0.25 left ``efficientnet_lite0`` worse than the untrained start and 1.0 collapsed
-            within-class diversity (docs/fmnist_results.md).
-        post, scratch: the two iRDM arms (post-training the teacher into one step; a fresh
-            ``ConvGenerator``).
+            distance for the kernel to see the class. The bandwidths (0.25, 1.0) pair the
+            paper's two single scales, its text-conditioned 0.25 (App. E.1) and its
+            class-conditional median (§4.1); docs/fmnist_results.md has the runs behind both.
+        post, scratch: the loop settings (:class:`repmatch.train.LoopConfig`, see
+            :func:`arm_loop`) of the two iRDM arms (post-training the teacher into one step; a
+            fresh ``ConvGenerator``). An arm whose ``intervals.heldout_every_nimg`` is set scores
+            the held-out encoders during training (:attr:`monitor_heldout`).
         scratch_width: ``ConvGenerator`` width.
-        monitor_heldout: also build held-out references and score them during training.
         cross_checks: MMD/FD cross-check panels of ``repmatch eval``.
         inference_backend: how encoders run where no gradient is needed (features, floors,
             references, evaluation, the held-out monitor) on a CPU device: ``torch`` (as in
             training) or ``onnxruntime`` (``open_nsfw``'s ONNX graph in onnxruntime: the same
-            fingerprint, features equal within float32 rounding, ~5× the images/s; other
+            fingerprint, features equal within float32 rounding, faster on a CPU; other
             encoders unchanged). Training batteries always run in torch.
         diversity_encoder: the encoder whose features give each model's within-class diversity
             (``repmatch.metrics.within_class_diversity`` against real test images); by default
@@ -113,10 +122,9 @@ class FmnistRecipe:
     kmeans_iters: int = 10
     beta: float = 30.0
     bandwidth_scale: float | tuple[float, ...] = (0.25, 1.0)
-    post: ArmConfig
-    scratch: ArmConfig
+    post: LoopConfig
+    scratch: LoopConfig
     scratch_width: int = 32
-    monitor_heldout: bool = False
     cross_checks: tuple[str, ...] = ()
     inference_backend: Literal["torch", "onnxruntime"] = "torch"
     diversity_encoder: str | None = "fmnist_autoencoder"
@@ -172,10 +180,18 @@ class FmnistRecipe:
                 f"{list(self.encoders)}; name one of them, or null to leave diversity out"
             )
         for arm in ("post", "scratch"):
-            if not isinstance(getattr(self, arm), ArmConfig):
+            if not isinstance(getattr(self, arm), LoopConfig):
                 raise TypeError(
-                    f"{arm} must be an ArmConfig, got {type(getattr(self, arm)).__name__}"
+                    f"{arm} must be a LoopConfig, got {type(getattr(self, arm)).__name__}"
                 )
+
+    @property
+    def monitor_heldout(self) -> bool:
+        """Whether an arm scores the held-out encoders during training (the job then builds
+        their references too)."""
+        return bool(self.heldout_encoders) and any(
+            arm.intervals.heldout_every_nimg is not None for arm in (self.post, self.scratch)
+        )
 
     @property
     def encoders(self) -> tuple[str, ...]:
@@ -190,7 +206,7 @@ class FmnistRecipe:
         kwargs = dict(data)
         for arm in ("post", "scratch"):
             if isinstance(kwargs.get(arm), Mapping):
-                kwargs[arm] = ArmConfig(**kwargs[arm])
+                kwargs[arm] = LoopConfig.from_dict(kwargs[arm])
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> FmnistRecipe:
@@ -201,17 +217,11 @@ def fmnist_tiny() -> FmnistRecipe:
     """A 2-core CPU in minutes: subsets, a small teacher, the ImageNet CNN at 64 px.
 
     ``efficientnet_lite0`` trains at 64 px, not 32: at 32 px its last blocks see a 1×1 map and
-    leave the fine structure that the held-out 224-px ``open_nsfw`` judges unconstrained (one
-    run at 32 px: the one-step models' held-out mean 4.47 and 4.76 against the teacher's 4.09;
-    at 48 px 4.84 and 4.84; at 64 px 4.03 and 3.45). 64 px costs 2–3× the encoder's 32-px time.
-
-    200 post-training and 80 from-scratch steps keep the job under 10 minutes on an idle 2-core
-    CPU (two threads); 240 and 120 steps took 11 min, and 80 steps from scratch need the higher
-    rate (held-out mean 3.52 at 3e-3 against 4.25 at 2e-3, one run each on the same teacher).
-
-    ``open_nsfw`` cannot shrink below ~200 px (its pool5 is a fixed 7×7 average), so on a CPU it
-    is the dominant cost; it stays in the held-out set at its native 224 px on small sets, run
-    by onnxruntime wherever no gradient is needed.
+    leave unconstrained the fine structure that the held-out 224-px ``open_nsfw`` judges. The
+    step counts (200 post-training, 80 from scratch at the higher rate) fit the main job's time
+    budget. ``open_nsfw`` cannot shrink below ~200 px (its pool5 is a fixed 7×7 average), so on
+    a CPU it is the dominant cost; it stays in the held-out set at its native 224 px on small
+    sets, run by onnxruntime wherever no gradient is needed.
     """
     return FmnistRecipe(
         name="fmnist-tiny",
@@ -229,12 +239,13 @@ def fmnist_tiny() -> FmnistRecipe:
         eval_samples=500,
         num_projections=256,
         num_landmarks=256,
-        post=ArmConfig(
+        post=arm_loop(
             batch_size=128, chunk_size=128, total_nimg=128 * 200, lr=5e-4, log_every_nimg=128 * 4,
-            ema_halflife_nimg=128 * 16,
+            ema_halflife_nimg=128 * 16, heldout_num_samples=500,
         ),
-        scratch=ArmConfig(
-            batch_size=128, chunk_size=128, total_nimg=128 * 80, lr=3e-3, log_every_nimg=128 * 4
+        scratch=arm_loop(
+            batch_size=128, chunk_size=128, total_nimg=128 * 80, lr=3e-3, log_every_nimg=128 * 4,
+            heldout_num_samples=500,
         ),
         inference_backend="onnxruntime",
         device="cpu",
@@ -243,15 +254,14 @@ def fmnist_tiny() -> FmnistRecipe:
 
 
 def fmnist_cpu() -> FmnistRecipe:
-    """A 2-core CPU in under an hour, the basis of the committed CPU table.
+    """A larger 2-core CPU run, the basis of the committed CPU table.
 
     The ``cpu`` U-Net teacher (0.6M parameters, 3000 steps of 64) draws recognisable
     Fashion-MNIST in 4 steps; both iRDM arms run at N = 1024 through gradient caching;
     evaluation scores 2000 samples per set with 1024 projections against 2000 train and 2000
     test rows, and a second, disjoint 2000-row test draw gives each column's noise level.
-    ``efficientnet_lite0`` stays at 32 px here: with the main job's 64-px view, one run alone on
-    the 2-core machine (two threads) post-trained at 58 img/s, about 35 min for 120 steps after
-    a 25-min teacher: some 75 min in all.
+    ``efficientnet_lite0`` stays at 32 px here: the main job's 64-px view would more than
+    double the run's time.
     """
     return FmnistRecipe(
         name="fmnist-cpu",
@@ -269,12 +279,13 @@ def fmnist_cpu() -> FmnistRecipe:
         eval_samples=2000,
         num_projections=1024,
         num_landmarks=1024,
-        post=ArmConfig(
+        post=arm_loop(
             batch_size=1024, chunk_size=256, total_nimg=1024 * 120, lr=5e-4,
-            log_every_nimg=1024 * 4, ema_halflife_nimg=1024 * 16,
+            log_every_nimg=1024 * 4, ema_halflife_nimg=1024 * 16, heldout_num_samples=2000,
         ),
-        scratch=ArmConfig(
-            batch_size=1024, chunk_size=512, total_nimg=1024 * 40, lr=4e-3, log_every_nimg=1024 * 4
+        scratch=arm_loop(
+            batch_size=1024, chunk_size=512, total_nimg=1024 * 40, lr=4e-3, log_every_nimg=1024 * 4,
+            heldout_num_samples=2000,
         ),
         inference_backend="onnxruntime",
         device="cpu",
@@ -291,24 +302,27 @@ def fmnist() -> FmnistRecipe:
         teacher_batch_size=128,
         eval_samples=10000,
         num_landmarks=4096,
-        post=ArmConfig(
+        post=arm_loop(
             batch_size=4096,
             chunk_size=512,
             total_nimg=4096 * 800,
             lr=2e-5,
             log_every_nimg=4096 * 10,
             ema_halflife_nimg=4096 * 50,
+            monitor=True,
+            heldout_num_samples=2048,
         ),
-        scratch=ArmConfig(
+        scratch=arm_loop(
             batch_size=4096,
             chunk_size=512,
             total_nimg=4096 * 2000,
             lr=2e-4,
             log_every_nimg=4096 * 10,
             ema_halflife_nimg=4096 * 50,
+            monitor=True,
+            heldout_num_samples=2048,
         ),
         scratch_width=128,
-        monitor_heldout=True,
         cross_checks=("mmd", "fd"),
         device="cuda",
         autocast_bf16=True,

@@ -48,7 +48,7 @@ from ...evaluation import FLOORS_FILE, load_floors
 from ...features import FeatureStore
 from .parts import make_battery
 from .pipeline import run_pipeline
-from .recipe import ArmConfig, FmnistRecipe, get_recipe
+from .recipe import FmnistRecipe, arm_loop, get_recipe
 from .scoring import noise_level, real_draws
 from .study_arms import ARM_DISTANCES, ArmSpec, StudyBase, read_stats
 
@@ -141,7 +141,8 @@ def arm_names(study: str, batch_sizes: Sequence[int]) -> tuple[str, ...]:
 
 def smoke_recipe() -> FmnistRecipe:
     """The base of ``--quick``: every stage at smoke size (seconds on a CPU)."""
-    arm = ArmConfig(batch_size=16, chunk_size=16, total_nimg=32, lr=1e-3, log_every_nimg=16)
+    arm = arm_loop(batch_size=16, chunk_size=16, total_nimg=32, lr=1e-3, log_every_nimg=16,
+                   heldout_num_samples=100)
     return FmnistRecipe(
         name="fmnist-smoke", heldout_encoders=("fmnist_autoencoder",),
         input_sizes={"efficientnet_lite0": 32}, encoder_epochs=1, encoder_train_rows=256,

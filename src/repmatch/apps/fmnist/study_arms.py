@@ -25,14 +25,13 @@ and within-class diversity (:mod:`.scoring`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 
@@ -56,7 +55,6 @@ from ...represent import ConditionPool, ImageEncoder, joint_features, one_hot_em
 from ...train import (
     ControllerConfig,
     IntervalConfig,
-    JointConfig,
     OptimConfig,
     TrainConfig,
     TrainTask,
@@ -71,6 +69,7 @@ from .parts import (
     IMAGE_SHAPE,
     Layout,
     class_condition,
+    load_recipe,
     make_battery,
     resolve_device,
 )
@@ -122,19 +121,53 @@ class ArmSpec:
         return math.ceil(self.total_nimg / self.batch_size)
 
 
-def arm_config(spec: ArmSpec, recipe: FmnistRecipe, run_dir: Path, progress: bool) -> TrainConfig:
-    """The :class:`repmatch.train.TrainConfig` of one arm (controller budget as the job's)."""
+@dataclass(frozen=True, kw_only=True)
+class StudyArmTask:
+    """The task section of a study arm's run (``task.name = "fmnist-study"``): the arm's design
+    choices (:class:`ArmSpec`'s, less the loop settings ``TrainConfig`` holds) and the base
+    job's directory ``base``, whose ``config.json`` holds the recipe. The study's output
+    directory is the run's ``run_dir/../..`` (``OUT/arms/<key>``)."""
+
+    name: ClassVar[str] = "fmnist-study"
+
+    base: str
+    train_encoders: tuple[str, ...]
+    distance: str = "mmd_nystrom"
+    joint: bool = True
+    monitor: bool = False
+    generator: Literal["post", "scratch"] = "post"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_encoders", tuple(self.train_encoders))
+        if self.distance not in ARM_DISTANCES:
+            raise ValueError(f"task.distance must be one of {list(ARM_DISTANCES)}, got {self.distance!r}")
+        check_choice("task.generator", self.generator, ("post", "scratch"))
+
+    @classmethod
+    def of(cls, spec: ArmSpec, base: str) -> StudyArmTask:
+        return cls(base=base, train_encoders=spec.train_encoders, distance=spec.distance, joint=spec.joint,
+                   monitor=spec.monitor, generator=spec.generator)
+
+    def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
+        recipe = load_recipe(Layout.of(self.base))
+        return StudyBase(recipe, self.base, Path(config.run_dir).parent.parent).task(self)(config, device)
+
+
+def arm_config(
+    spec: ArmSpec, task: StudyArmTask, recipe: FmnistRecipe, run_dir: Path, progress: bool
+) -> TrainConfig:
+    """The :class:`repmatch.train.TrainConfig` of one arm, ``task`` its section (controller
+    budget as the job's)."""
     log_every = spec.log_every_nimg or spec.batch_size
     return TrainConfig(
-        task="fmnist-study",
-        task_options={"arm": dataclasses.asdict(spec)},
+        task=task,
         run_dir=str(run_dir),
         seed=spec.seed,
         batch_size=spec.batch_size,
         chunk_size=spec.chunk_size,
         device=recipe.device,
         optim=OptimConfig(lr=spec.lr, grad_clip_norm=1.0),
-        controller=ControllerConfig(mode=spec.controller, budget=recipe.post.budget),
+        controller=ControllerConfig(mode=spec.controller, budget=recipe.post.controller.budget),
         intervals=IntervalConfig(
             total_nimg=spec.total_nimg,
             log_every_nimg=log_every,
@@ -142,7 +175,6 @@ def arm_config(spec: ArmSpec, recipe: FmnistRecipe, run_dir: Path, progress: boo
             sample_every_nimg=None,
             heldout_every_nimg=max(log_every, spec.total_nimg // 8) if spec.monitor else None,
         ),
-        joint=JointConfig(beta=recipe.beta, bandwidth_scale=recipe.bandwidth_scale) if spec.joint else None,
         progress=progress,
         num_samples=100,
         heldout_num_samples=min(recipe.eval_samples, 256),
@@ -220,8 +252,9 @@ class StudyBase:
         store = FeatureStore(self.layout.test_features)
         return {n: self._pool(n, store, joint).to(self.device) for n in names}
 
-    def task(self, spec: ArmSpec) -> Callable[[TrainConfig, torch.device], TrainTask]:
-        """The builder of ``spec``'s :class:`TrainTask` (called by ``train`` after seeding)."""
+    def task(self, spec: StudyArmTask) -> Callable[[TrainConfig, torch.device], TrainTask]:
+        """The builder of ``spec``'s :class:`TrainTask` (called by ``train`` after seeding; the
+        fitted distances draw from ``config.seed``)."""
 
         def build(config: TrainConfig, device: torch.device) -> TrainTask:
             recipe, layout, names = self.recipe, self.layout, spec.train_encoders
@@ -234,7 +267,7 @@ class StudyBase:
             elif spec.distance == "mmd_nystrom":
                 refs = self._built_references("marginal", names, store, joint=False)
             else:
-                refs = {n: self._fitted(spec.distance, n, store, spec.joint, spec.seed) for n in names}
+                refs = {n: self._fitted(spec.distance, n, store, spec.joint, config.seed) for n in names}
             held: Mapping[str, DistanceFn] = {}
             held_battery = None
             held_floors: dict[str, float] = {}
@@ -262,7 +295,8 @@ class StudyBase:
         """Train (or resume) ``spec`` under ``OUT/arms/<key>``; its summary and wall time."""
         run_dir = self.out / "arms" / spec.key
         t0 = time.perf_counter()
-        summary = train(arm_config(spec, self.recipe, run_dir, progress), self.task(spec))
+        task = StudyArmTask.of(spec, str(self.layout.root))
+        summary = train(arm_config(spec, task, self.recipe, run_dir, progress), self.task(task))
         return {"steps": summary["step"], "nimg": summary["nimg"], "skipped": summary["skipped"],
                 "train_seconds": time.perf_counter() - t0}
 

@@ -8,13 +8,18 @@ encoder, the real test split as the floor, and one of two generators:
   (``FewStepGenerator(load_teacher(..., trainable=True), 1, (1, 28, 28))``), post-trained;
 - ``arm="scratch"``: a freshly initialised :class:`repmatch.apps.fmnist.conv_generator.ConvGenerator`.
 
-``task_options``: ``{"arm": "post" | "scratch", "pipeline_dir": OUT, "recipe": FmnistRecipe dict}``.
+A run's ``task`` section is a :class:`FmnistArmTask`, ``{"name": "fmnist", "arm": ...,
+"pipeline_dir": OUT}``: the recipe is the job's own, saved in ``OUT/config.json``, so the run's
+``config.json`` repeats none of it; its loop settings are the recipe's arm
+(:func:`arm_train_config`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -29,14 +34,33 @@ from .parts import (
     FMNIST_NUM_CLASSES,
     IMAGE_SHAPE,
     Layout,
-    arm_train_config,
     joint_fingerprint,
+    load_recipe,
     make_battery,
 )
 from .recipe import FmnistRecipe, get_recipe
 from .teacher import load_teacher
 
-TASK_OPTIONS = ("arm", "pipeline_dir", "recipe")
+
+@dataclass(frozen=True, kw_only=True)
+class FmnistArmTask:
+    """One iRDM arm of the job whose earlier stages ran in ``pipeline_dir`` (``task.name =
+    "fmnist"``): ``arm`` is ``"post"`` or ``"scratch"``; the recipe is read from the job's
+    ``config.json`` when the task is built."""
+
+    name: ClassVar[str] = "fmnist"
+
+    arm: str
+    pipeline_dir: str
+
+    def __post_init__(self) -> None:
+        check_choice("task.arm", self.arm, ("post", "scratch"))
+        if not isinstance(self.pipeline_dir, str) or not self.pipeline_dir:
+            raise ValueError(f"task.pipeline_dir must be a non-empty path string, got {self.pipeline_dir!r}")
+
+    def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
+        layout = Layout.of(self.pipeline_dir)
+        return fmnist_task(load_recipe(layout), layout, self.arm)(config, device)
 
 
 def _references(
@@ -68,25 +92,8 @@ def fmnist_task(recipe: FmnistRecipe, layout: Layout, arm: str) -> TaskBuilder:
     return functools.partial(_build, recipe, layout, arm)
 
 
-def task_from_options(config: TrainConfig, device: torch.device) -> TrainTask:
-    """Builder for a saved arm config (``repmatch train --config <arm>/config.json``): its
-    ``task_options`` are ``{"arm", "pipeline_dir", "recipe"}``."""
-    opts = dict(config.task_options)
-    unknown = sorted(set(opts) - set(TASK_OPTIONS))
-    missing = sorted(set(TASK_OPTIONS) - set(opts))
-    if unknown or missing:
-        raise ValueError(
-            f"fmnist task_options must have exactly {list(TASK_OPTIONS)}; unknown {unknown}, missing {missing}"
-        )
-    arm = check_choice("task_options.arm", opts["arm"], ("post", "scratch"))
-    builder = fmnist_task(FmnistRecipe.from_dict(opts["recipe"]), Layout.of(opts["pipeline_dir"]), arm)
-    return builder(config, device)
-
-
 def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, device: torch.device) -> TrainTask:
-    if config.joint is None:
-        raise ValueError("the fmnist task needs joint=JointConfig(...) (eq. 4 features)")
-    beta = config.joint.beta
+    beta = recipe.beta
 
     battery = make_battery(recipe, recipe.train_encoders, layout, device=device, training=True)
     dists = _references(recipe, layout, battery, recipe.train_encoders, device)
@@ -106,7 +113,7 @@ def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, 
     held: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     held_battery = None
     held_floors: dict[str, float] = {}
-    if recipe.monitor_heldout and recipe.heldout_encoders:
+    if config.intervals.heldout_every_nimg is not None and recipe.heldout_encoders:
         held_battery = make_battery(recipe, recipe.heldout_encoders, layout, device=device)
         held = _references(recipe, layout, held_battery, recipe.heldout_encoders, device)
         held_val = _val_features(layout, recipe.heldout_encoders, beta, device)
@@ -121,6 +128,16 @@ def _build(recipe: FmnistRecipe, layout: Layout, arm: str, config: TrainConfig, 
         heldout_encode=held_battery,
         heldout_distances=held,
         heldout_floors=held_floors,
+    )
+
+
+def arm_train_config(recipe: FmnistRecipe, layout: Layout, arm: str) -> TrainConfig:
+    """The :class:`repmatch.train.TrainConfig` of one iRDM arm (``post`` or ``scratch``): the
+    recipe's loop settings of that arm, the task :class:`FmnistArmTask`."""
+    check_choice("arm", arm, ("post", "scratch"))
+    return TrainConfig.of(
+        getattr(recipe, arm), task=FmnistArmTask(arm=arm, pipeline_dir=str(layout.root)),
+        run_dir=str(layout.arm(arm)), seed=recipe.seed, device=recipe.device, progress=False,
     )
 
 

@@ -81,3 +81,23 @@ def test_the_public_api_contract_names_every_private_library_module() -> None:
         if any(p.startswith("_") for p in parts[1:]):
             private.add(".".join(parts))
     assert private == set(contract["forbidden_modules"])
+
+
+#: Functions allowed over :data:`MAX_FUNCTION_LINES`, each with its reason in docs/architecture.md.
+LONG_FUNCTION_EXCEPTIONS: frozenset[str] = frozenset()
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_in_src_is_over_80_lines() -> None:
+    """docs/architecture.md: a function does one step; longer ones are listed there with a reason."""
+    import ast
+
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                name = f"{path.relative_to(PACKAGE.parent).as_posix()}:{node.name}"
+                if lines > MAX_FUNCTION_LINES and name not in LONG_FUNCTION_EXCEPTIONS:
+                    long.append(f"{name} ({lines} lines)")
+    assert not long, long

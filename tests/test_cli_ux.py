@@ -9,6 +9,8 @@ sampling run for real on a tiny in-test encoder and 8x8 images.
 
 from __future__ import annotations
 
+import argparse
+
 import io
 import json
 import sys
@@ -460,17 +462,24 @@ def test_a_cuda_recipe_or_config_without_cuda_says_what_to_pass(
 @pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("-2", "-2"), ("two", "'two'")])
 def test_threads_below_one_names_the_flag(verb: str, value: str, shown: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # A study's options, the shared ones included, are parsed once its NAME is read.
+    words = [verb, "spiral"] if verb == "study" else [verb]
     with pytest.raises(SystemExit) as exc:
-        main([verb, "--threads", value, "--dry-run"])
+        main([*words, "--threads", value, "--dry-run"])
     assert exc.value.code == 2
     last = _lines(capsys.readouterr().err)[-1]
-    assert last == f"repmatch {verb}: error: argument --threads: must be 'auto' or an integer ≥ 1, got {shown}"
+    assert last == f"repmatch {' '.join(words)}: error: argument --threads: must be 'auto' or an integer ≥ 1, got {shown}"
 
 
 def test_every_verb_but_report_takes_threads() -> None:
     """A report computes nothing in torch; every other verb does."""
-    with_threads = {v for v, p in _subparsers().items() if _flag(p, "--threads") is not None}
-    assert with_threads == set(_subparsers()) - {"report"}
+    from repmatch.cli.study import add_study_options
+
+    parsers = dict(_subparsers())
+    parsers["study"] = argparse.ArgumentParser()
+    add_study_options(parsers["study"])  # what `repmatch study NAME` adds to every study
+    with_threads = {v for v, p in parsers.items() if _flag(p, "--threads") is not None}
+    assert with_threads == set(parsers) - {"report"}
 
 
 @pytest.mark.parametrize("verb", ["sample", "teacher", "references", "train", "fmnist"])

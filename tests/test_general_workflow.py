@@ -276,7 +276,9 @@ def test_text_joint_references_are_minilm_captions_against_brute_force(text_work
     assert captions[:2] == ["a red square", "a blue square"] and len(captions) == 24
     with torch.no_grad():
         direct = create("minilm_l6")(captions)
-    assert torch.equal(refs.conditions(), direct.float())
+    # Equal up to float32 rounding: the encoder's kernels may split the batch differently
+    # across threads between the two calls (a wrong or reordered caption is off by ~1e-1).
+    torch.testing.assert_close(refs.conditions(), direct.float(), rtol=0, atol=1e-6)
     store = FeatureStore(root / "feats/train")
     joint = torch.cat([store.read(ENCODER).double(), 3.0 * direct.double()], dim=1)
     (ref,) = load_references(root / "refs" / ENCODER)

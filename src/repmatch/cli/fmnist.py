@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..apps.fmnist.pipeline import run_pipeline
     from ..apps.fmnist.recipe import FmnistRecipe, get_recipe
-    from ..apps.fmnist.seeds import check_seeds, run_seeds
 
     if args.config:
         recipe = FmnistRecipe.from_dict(json.loads(Path(args.config).read_text()))
@@ -96,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = config_overrides(recipe, args)
     out = Path(args.out if args.out is not None else f"runs/{recipe.name}")
     if args.seeds is not None:
+        from ..apps.fmnist.seeds import check_seeds, run_seeds
+
         check_seeds(args.seeds)
         if args.stage or args.force:
             raise ValueError("--seeds runs the whole job and its seeds: drop --stage and --force")

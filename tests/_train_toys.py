@@ -1,5 +1,5 @@
 """Tiny independent pieces shared by the train tests: float64 brute-force MMD oracle, toy
-encoders (fixed linear feature maps) and an MLP generator with dropout."""
+encoders (fixed linear feature maps, registered or not) and an MLP generator with dropout."""
 
 from __future__ import annotations
 
@@ -21,6 +21,27 @@ class InjectedTask:
     def build(self, config, device):
         raise AssertionError("the tests pass their task to train() themselves")
 
+
+
+class PooledLinear(nn.Module):
+    """A fixed random linear map of the 4×4 average-pooled image: ``(N, 3, H, W) -> (N, dim)``."""
+
+    def __init__(self, dim: int, seed: int) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.randn(48, dim, generator=torch.Generator().manual_seed(seed)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
+
+
+def register_linear_encoder(name: str, dim: int, seed: int, *, checkpoint: str = "test",
+                            held_out: bool = False) -> None:
+    """Register ``name``: an 8-px in-project encoder whose backbone is ``PooledLinear(dim, seed)``."""
+    from repmatch.represent import EncoderSpec, register_encoder
+
+    spec = EncoderSpec(name=name, source="in-project", checkpoint=checkpoint, dim=dim, input_size=8,
+                       mean=(0.0,) * 3, std=(1.0,) * 3, held_out=held_out)
+    register_encoder(spec)(lambda spec, *, weights, pretrained: PooledLinear(dim, seed))
 
 def brute_mmd_loss(gen: torch.Tensor, ref: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """Eq. 3 with an exact attraction: (1/B²)Σ k(g_i,g_j) − (2/(B n))Σ k(g_i, r_t)."""

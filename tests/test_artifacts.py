@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
 from repmatch import io as rm_io
 from repmatch.compare import NystromReference
@@ -28,7 +27,6 @@ from repmatch.data import ImageFolder, NpzImages
 from repmatch.features import FeatureStore, extract_features
 from repmatch.features import extract as extract_mod
 from repmatch.metrics.fingerprints import FingerprintMismatchError, check_fingerprints
-from repmatch.represent import EncoderSpec, register_encoder
 from repmatch.references import (
     References,
     build_reference_dir,
@@ -36,22 +34,13 @@ from repmatch.references import (
     save_references,
 )
 from repmatch.references import build_directory as build_directory_mod
+from _train_toys import register_linear_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "artifacttest_lin"
 
 
-class _Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("w", torch.randn(48, 5, generator=torch.Generator().manual_seed(4)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
-
-
-register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=5, input_size=8,
-                             mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+register_linear_encoder(ENCODER, dim=5, seed=4)
 
 
 def _npz(path: Path, n: int = 60, seed: int = 0) -> NpzImages:

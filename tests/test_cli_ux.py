@@ -26,24 +26,14 @@ from torch import nn
 from repmatch.cli import build_parser, main
 from repmatch.data import NpzImages, open_dataset
 from repmatch.features import extract_features
-from repmatch.represent import EncoderSpec, register_encoder
+from _train_toys import register_linear_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "uxtest_lin"
 BAR = "%|"  # tqdm's bar: "  40%|████      | 4/10 [00:01<00:02, 3.1img/s]"
 
 
-class _Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("w", torch.randn(48, 4, generator=torch.Generator().manual_seed(5)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
-
-
-register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=4, input_size=8,
-                             mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+register_linear_encoder(ENCODER, dim=4, seed=5)
 
 
 def _npz(path: Path, seed: int, n: int = 64, labels: bool = False) -> str:

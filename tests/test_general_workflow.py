@@ -12,36 +12,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from repmatch import mmd_nystrom_loss
 from repmatch.cli import main
 from repmatch.compare import joint_bandwidths
 from repmatch.data import NpzImages
 from repmatch.features import FeatureStore, extract_features
-from repmatch.represent import EncoderSpec, register_encoder
 from repmatch.train import GeneralTask, IntervalConfig, OptimConfig, TrainConfig, train
 from repmatch.references import ClassCondition, References, load_references
+from _train_toys import register_linear_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "workflowtest_lin"
 
 
-class _Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("w", torch.randn(48, 5, generator=torch.Generator().manual_seed(3)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
-
-
-register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=5, input_size=8,
-                             mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+register_linear_encoder(ENCODER, dim=5, seed=3)
 
 HELD = "workflowtest_held"
-register_encoder(EncoderSpec(name=HELD, source="in-project", checkpoint="test-held", dim=5, input_size=8,
-                             mean=(0.0,) * 3, std=(1.0,) * 3, held_out=True))(lambda spec, *, weights, pretrained: _Linear())
+register_linear_encoder(HELD, dim=5, seed=3, checkpoint="test-held", held_out=True)
 
 VELOCITY = '''
 import torch

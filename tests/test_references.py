@@ -29,25 +29,16 @@ from repmatch.references import (
     training_floors,
 )
 from repmatch.references.floors import MAX_FLOOR_REL_STDERR, MIN_FLOOR_BATCHES
-from repmatch.represent import ConditionPool, EncoderSpec, joint_features, one_hot_embedding, register_encoder
+from repmatch.represent import ConditionPool, joint_features, one_hot_embedding
 from repmatch.train import TrainTask
+from _train_toys import register_linear_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENCODER = "referencestest_lin"
 SRC = Path(repmatch.__file__).resolve().parent
 
 
-class _Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("w", torch.randn(48, 3, generator=torch.Generator().manual_seed(7)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ self.w
-
-
-register_encoder(EncoderSpec(name=ENCODER, source="in-project", checkpoint="test", dim=3, input_size=8,
-                             mean=(0.0,) * 3, std=(1.0,) * 3))(lambda spec, *, weights, pretrained: _Linear())
+register_linear_encoder(ENCODER, dim=3, seed=7)
 
 
 def _store(root: Path, n: int, seed: int) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ...compare import DEFAULT_NUM_LANDMARKS
 from ...train import ControllerConfig, IntervalConfig, LoopConfig, OptimConfig
 from ...validate import check_choice, check_positive, check_scales
 
@@ -118,7 +119,7 @@ class FmnistRecipe:
     val_rows: int | None = None
     eval_samples: int = 10000
     num_projections: int = 1024
-    num_landmarks: int = 4096
+    num_landmarks: int = DEFAULT_NUM_LANDMARKS
     kmeans_iters: int = 10
     beta: float = 30.0
     bandwidth_scale: float | tuple[float, ...] = (0.25, 1.0)

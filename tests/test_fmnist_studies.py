@@ -176,7 +176,7 @@ def test_gaming_arms_are_monitored_on_the_held_out_encoders(runs) -> None:
     assert set(results["arms"]) == {"single", "battery"}
     for arm, entry in results["arms"].items():
         cell = entry["seeds"]["0"]
-        assert cell["spec"]["train_encoders"] == (["fmnist_classifier"] if arm == "single"
+        assert cell["spec"]["task"]["train_encoders"] == (["fmnist_classifier"] if arm == "single"
                                                   else ["fmnist_classifier", "efficientnet_lite0"])
         checks = [s for s in _stats(run / "arms" / f"{arm}-seed0") if "heldout_excess" in s]
         assert len(checks) == len(cell["monitor"]["nimg"]) >= 1

@@ -50,7 +50,7 @@ from .parts import make_battery
 from .pipeline import run_pipeline
 from .recipe import FmnistRecipe, arm_loop, get_recipe
 from .scoring import noise_level, real_draws
-from .study_arms import ARM_DISTANCES, ArmSpec, StudyBase, read_stats
+from .study_arms import ARM_DISTANCES, ArmSpec, StudyArmTask, StudyBase, read_stats, study_loop
 
 STUDIES: tuple[str, ...] = (
     "fmnist-batch", "fmnist-distances", "fmnist-controller", "fmnist-gaming", "fmnist-joint"
@@ -214,6 +214,7 @@ def arm_spec(config: FmnistStudyConfig, arm: str, seed: int) -> ArmSpec:
     """The :class:`ArmSpec` of ``arm`` at ``seed``."""
     recipe = config.recipe
     n = config.batch_sizes[0]
+    controller = "gated"
     kw: dict[str, Any] = {"train_encoders": recipe.train_encoders}
     if config.name == "fmnist-batch":
         n = int(arm.removeprefix("N="))
@@ -221,18 +222,19 @@ def arm_spec(config: FmnistStudyConfig, arm: str, seed: int) -> ArmSpec:
     elif config.name == "fmnist-distances":
         # Uniform weights: one encoder, and no floor gating, which would stop an arm whose loss
         # is not zero on real data (drifting's field loss) before it trains.
-        kw = {"train_encoders": (config.encoder,), "distance": arm, "controller": "uniform"}
+        kw, controller = {"train_encoders": (config.encoder,), "distance": arm}, "uniform"
     elif config.name == "fmnist-controller":
-        kw["controller"] = arm
+        controller = arm
     elif config.name == "fmnist-gaming":
         kw = {"train_encoders": (config.encoder,) if arm == "single" else recipe.train_encoders,
               "monitor": True}
     else:
         kw["joint"] = arm == "joint"
-    key = f"{arm.replace('=', '')}-seed{seed}"
-    return ArmSpec(key=key, seed=seed, generator=config.generator, batch_size=n,
-                   total_nimg=config.budget_nimg, lr=config.lr_at(n), chunk_size=min(n, config.chunk_size),
-                   log_every_nimg=max(n, config.budget_nimg // 32), **kw)
+    task = StudyArmTask(base=str(Path(config.base)), generator=config.generator, **kw)
+    loop = study_loop(recipe, batch_size=n, total_nimg=config.budget_nimg, lr=config.lr_at(n),
+                      chunk_size=min(n, config.chunk_size), log_every_nimg=max(n, config.budget_nimg // 32),
+                      controller=controller, monitor=task.monitor)
+    return ArmSpec(key=f"{arm.replace('=', '')}-seed{seed}", seed=seed, loop=loop, task=task)
 
 
 # ---------------------------------------------------------------------------- running
@@ -311,14 +313,14 @@ def run_study(
     cells = [(arm, seed) for arm in config.arms for seed in config.seeds]
     for arm, seed in bar(cells, desc=name, unit="arm", enabled=progress):
         spec = arm_spec(config, arm, seed)
-        log(f"[{name}] {arm}, seed {seed}: N = {spec.batch_size}, {spec.steps} steps, lr {spec.lr:.3g}")
+        log(f"[{name}] {arm}, seed {seed}: N = {spec.loop.batch_size}, {spec.steps} steps, lr {spec.loop.lr:.3g}")
         trained = study.train_arm(spec)
         score = study.score(spec.key, study.load_arm(spec), seed, draws, mmd=mmd, grid=seed == config.seeds[0])
         stats = read_stats(root / "arms" / spec.key)
         cell = {"spec": dataclasses.asdict(spec), **trained, "scores": _summary_metrics(config, score),
                 "curve": [{k: s[k] for k in ("nimg", "score", "excess", "weight") if k in s}
                           for s in stats if "score" in s]}
-        if spec.monitor:
+        if spec.task.monitor:
             cell["monitor"] = _monitor_events(stats)
         results["arms"].setdefault(arm, {"seeds": {}})["seeds"][str(seed)] = cell
     for arm, entry in results["arms"].items():
@@ -411,9 +413,9 @@ def study_table(config: FmnistStudyConfig, results: dict[str, Any]) -> str:
     for arm in _arm_order(config, results):
         entry = results["arms"][arm]
         s = entry["summary"]
-        spec = next(iter(entry["seeds"].values()))["spec"]
-        label = f"{arm} ({spec['total_nimg'] // spec['batch_size']} steps, lr {spec['lr']:.2g})" \
-            if config.name == "fmnist-batch" else arm
+        loop = next(iter(entry["seeds"].values()))["spec"]["loop"]
+        steps = loop["intervals"]["total_nimg"] // loop["batch_size"]
+        label = f"{arm} ({steps} steps, lr {loop['optim']['lr']:.2g})" if config.name == "fmnist-batch" else arm
         rows.append(f"| {label} | " + " | ".join(_fmt(s.get(k)) for _, k in cols)
                     + f" | {entry['train_seconds']['mean']:.0f} |\n")
     noise = results["noise"]

@@ -55,6 +55,7 @@ from ...represent import ConditionPool, ImageEncoder, joint_features, one_hot_em
 from ...train import (
     ControllerConfig,
     IntervalConfig,
+    LoopConfig,
     OptimConfig,
     TrainConfig,
     TrainTask,
@@ -62,7 +63,6 @@ from ...train import (
     load_checkpoint,
     train,
 )
-from ...train.controller import CONTROLLER_MODES
 from .conv_generator import ConvGenerator, ConvGeneratorConfig
 from .parts import (
     FMNIST_NUM_CLASSES,
@@ -86,47 +86,11 @@ DistanceFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ArmSpec:
-    """What one arm trains: the design choice it varies and its budget.
-
-    ``total_nimg`` images at batch ``batch_size`` (gradient caching over chunks of
-    ``chunk_size``), Adam at ``lr`` with gradient clipping at 1; no EMA, so every arm is read
-    from the weights its last step left.
-    """
-
-    key: str
-    seed: int
-    train_encoders: tuple[str, ...]
-    batch_size: int
-    total_nimg: int
-    lr: float
-    chunk_size: int | None = None
-    distance: str = "mmd_nystrom"
-    controller: Literal["gated", "uniform"] = "gated"
-    joint: bool = True
-    monitor: bool = False
-    generator: Literal["post", "scratch"] = "post"
-    log_every_nimg: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.distance not in ARM_DISTANCES:
-            raise ValueError(f"distance must be one of {list(ARM_DISTANCES)}, got {self.distance!r}")
-        check_choice("controller", self.controller, CONTROLLER_MODES)
-        check_choice("generator", self.generator, ("post", "scratch"))
-        if not self.train_encoders:
-            raise ValueError("train_encoders must name at least one encoder")
-
-    @property
-    def steps(self) -> int:
-        return math.ceil(self.total_nimg / self.batch_size)
-
-
-@dataclass(frozen=True, kw_only=True)
 class StudyArmTask:
-    """The task section of a study arm's run (``task.name = "fmnist-study"``): the arm's design
-    choices (:class:`ArmSpec`'s, less the loop settings ``TrainConfig`` holds) and the base
-    job's directory ``base``, whose ``config.json`` holds the recipe. The study's output
-    directory is the run's ``run_dir/../..`` (``OUT/arms/<key>``)."""
+    """The task section of a study arm's run (``task.name = "fmnist-study"``): the design
+    choices of the module doc and the base job's directory ``base``, whose ``config.json``
+    holds the recipe. The study's output directory is the run's ``run_dir/../..``
+    (``OUT/arms/<key>``)."""
 
     name: ClassVar[str] = "fmnist-study"
 
@@ -139,43 +103,53 @@ class StudyArmTask:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_encoders", tuple(self.train_encoders))
+        if not self.train_encoders:
+            raise ValueError("task.train_encoders must name at least one encoder")
         if self.distance not in ARM_DISTANCES:
             raise ValueError(f"task.distance must be one of {list(ARM_DISTANCES)}, got {self.distance!r}")
         check_choice("task.generator", self.generator, ("post", "scratch"))
-
-    @classmethod
-    def of(cls, spec: ArmSpec, base: str) -> StudyArmTask:
-        return cls(base=base, train_encoders=spec.train_encoders, distance=spec.distance, joint=spec.joint,
-                   monitor=spec.monitor, generator=spec.generator)
 
     def build(self, config: TrainConfig, device: torch.device) -> TrainTask:
         recipe = load_recipe(Layout.of(self.base))
         return StudyBase(recipe, self.base, Path(config.run_dir).parent.parent).task(self)(config, device)
 
 
-def arm_config(
-    spec: ArmSpec, task: StudyArmTask, recipe: FmnistRecipe, run_dir: Path, progress: bool
-) -> TrainConfig:
-    """The :class:`repmatch.train.TrainConfig` of one arm, ``task`` its section (controller
-    budget as the job's)."""
-    log_every = spec.log_every_nimg or spec.batch_size
-    return TrainConfig(
-        task=task,
-        run_dir=str(run_dir),
-        seed=spec.seed,
-        batch_size=spec.batch_size,
-        chunk_size=spec.chunk_size,
-        device=recipe.device,
-        optim=OptimConfig(lr=spec.lr, grad_clip_norm=1.0),
-        controller=ControllerConfig(mode=spec.controller, budget=recipe.post.controller.budget),
+@dataclass(frozen=True, kw_only=True)
+class ArmSpec:
+    """One arm: its name ``key``, its ``seed``, how it trains (``loop``, see
+    :func:`study_loop`) and what it trains (``task``)."""
+
+    key: str
+    seed: int
+    loop: LoopConfig
+    task: StudyArmTask
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(self.loop.intervals.total_nimg / self.loop.batch_size)
+
+
+def study_loop(recipe: FmnistRecipe, *, batch_size: int, total_nimg: int, lr: float, chunk_size: int,
+               log_every_nimg: int, controller: str = "gated", monitor: bool = False) -> LoopConfig:
+    """An arm's loop: ``total_nimg`` images at batch ``batch_size`` (gradient caching over
+    chunks of ``chunk_size``), Adam at the constant ``lr`` with gradient clipping at 1, the
+    ``controller`` mode at the job's budget, no EMA (every arm is read from the weights its last
+    step left), one checkpoint at the end, held-out scoring every eighth of the run when
+    ``monitor``."""
+    return LoopConfig(
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        optim=OptimConfig(lr=lr, grad_clip_norm=1.0),
+        # ControllerConfig refuses a mode outside CONTROLLER_MODES by name.
+        controller=ControllerConfig(mode=cast(Literal["gated", "uniform"], controller),
+                                    budget=recipe.post.controller.budget),
         intervals=IntervalConfig(
-            total_nimg=spec.total_nimg,
-            log_every_nimg=log_every,
-            checkpoint_every_nimg=spec.total_nimg,
+            total_nimg=total_nimg,
+            log_every_nimg=log_every_nimg,
+            checkpoint_every_nimg=total_nimg,
             sample_every_nimg=None,
-            heldout_every_nimg=max(log_every, spec.total_nimg // 8) if spec.monitor else None,
+            heldout_every_nimg=max(log_every_nimg, total_nimg // 8) if monitor else None,
         ),
-        progress=progress,
         num_samples=100,
         heldout_num_samples=min(recipe.eval_samples, 256),
         monitor_patience=2,
@@ -295,8 +269,9 @@ class StudyBase:
         """Train (or resume) ``spec`` under ``OUT/arms/<key>``; its summary and wall time."""
         run_dir = self.out / "arms" / spec.key
         t0 = time.perf_counter()
-        task = StudyArmTask.of(spec, str(self.layout.root))
-        summary = train(arm_config(spec, task, self.recipe, run_dir, progress), self.task(task))
+        config = TrainConfig.of(spec.loop, task=spec.task, run_dir=str(run_dir), seed=spec.seed,
+                                device=self.recipe.device, progress=progress)
+        summary = train(config, self.task(spec.task))
         return {"steps": summary["step"], "nimg": summary["nimg"], "skipped": summary["skipped"],
                 "train_seconds": time.perf_counter() - t0}
 
@@ -316,7 +291,7 @@ class StudyBase:
 
     def load_arm(self, spec: ArmSpec) -> torch.nn.Module:
         """The trained one-step generator of ``spec`` (eval mode)."""
-        model = self._generator(spec.generator)
+        model = self._generator(spec.task.generator)
         path = latest_checkpoint(self.out / "arms" / spec.key)
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {self.out / 'arms' / spec.key}: train the arm first")

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from ..progress import is_main_process, progress_enabled
@@ -92,25 +91,24 @@ def print_outputs(*pairs: tuple[str, Any]) -> None:
             print(f"{label}: {path}")
 
 
-def check_device(value: str | None, *, flag: str = "--device", label: str | None = None,
-                 also: Sequence[str] = (), hint: str = "") -> None:
+def check_device(value: str | None, *, label: str | None = None, hint: str = "") -> None:
     """Refuse a device this machine cannot run on, in a message that starts with ``label``
     (default ``"--device VALUE"``) and lists what is accepted here, then ``hint``.
 
-    ``None``, ``"cpu"`` and the names in ``also`` (e.g. ``auto``) always pass."""
-    if value is None or value == "cpu" or value in also:
+    ``None``, ``"cpu"`` and :data:`AUTO` always pass."""
+    if value is None or value in ("cpu", AUTO):
         return
     import torch
 
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     mps = getattr(torch.backends, "mps", None)
-    accepted = ["cpu", *also]
+    accepted = ["cpu", AUTO]
     if cuda:
         accepted += ["cuda", *(f"cuda:{i}" for i in range(cuda))]
     if mps is not None and mps.is_available():
         accepted.append("mps")
     where = f"(accepted: {', '.join(accepted)}){hint}"
-    label = label or f"{flag} {value}"
+    label = label or f"--device {value}"
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError):
@@ -121,14 +119,6 @@ def check_device(value: str | None, *, flag: str = "--device", label: str | None
         raise ValueError(f"{label}: this machine has {cuda} CUDA device(s) {where}")
     if device.type == "mps" and "mps" not in accepted:
         raise ValueError(f"{label}: MPS is not available on this machine {where}")
-
-
-def add_seed(parser: Any, *, default: int | str, seeds: str, dest: str = "seed") -> None:
-    """``--seed N`` (see the module docstring); ``seeds`` says what it seeds; ``default`` an
-    integer, or the words naming the config value it overrides (then None)."""
-    parser.add_argument("--seed", type=nonnegative_int, dest=dest, metavar="N",
-                        default=default if isinstance(default, int) else None,
-                        help=f"seeds {seeds} (default: {default})")
 
 
 def add_common(parser: argparse.ArgumentParser, *, device: str | None = None,
@@ -154,7 +144,9 @@ def add_common(parser: argparse.ArgumentParser, *, device: str | None = None,
                        help="torch CPU threads; auto: as many as CPUs idle at start (default: "
                        "torch's, i.e. OMP_NUM_THREADS or one per core)")
     if seed is not None:
-        add_seed(g, default=seed_default, seeds=seed)
+        g.add_argument("--seed", type=nonnegative_int, metavar="N",
+                       default=seed_default if isinstance(seed_default, int) else None,
+                       help=f"seeds {seed} (default: {seed_default})")
     g.add_argument("--dry-run", action="store_true",
                    help=f"print {dry_run} as JSON and exit; writes and runs nothing")
     g.add_argument("--no-progress", action="store_true",
@@ -198,7 +190,7 @@ def prepare(args: argparse.Namespace) -> None:
         return
     device = getattr(args, "device", None)
     if device is not None:
-        check_device(device, also=(AUTO,))
+        check_device(device)
     set_threads(getattr(args, "threads", None))
 
 

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return print_json({"out": str(out), "recipe": recipe.to_dict()})
     if not args.device:  # the flag is checked before the verb runs
         source = args.config or f"--preset {args.preset}"
-        check_device(recipe.device, label=f"{source} runs on {recipe.device}", also=("auto",),
+        check_device(recipe.device, label=f"{source} runs on {recipe.device}",
                      hint="; pass --device cpu or --device auto")
     run_pipeline(recipe, out, stages=args.stage, force=args.force, progress=show_progress(args))
     results = out / "results.md"

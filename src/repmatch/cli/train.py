@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
     source = args.config or f"--preset {args.preset}"
-    check_device(config.device, label=f"device {config.device} (in {source})", also=("auto",),
+    check_device(config.device, label=f"device {config.device} (in {source})",
                  hint='; set "device" to "auto" or "cpu"')
     from ..train import latest_checkpoint, train
 

@@ -18,12 +18,11 @@ parsers (``repmatch --help``) imports no study: ``repmatch study NAME --help`` l
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..studies import STUDIES
-from ._args import add_common, path_arg, print_outputs, show_progress
+from ._args import add_common, path_arg, print_json, print_outputs, show_progress
 
 
 def csv_values(kind: type) -> Any:
@@ -47,7 +46,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
                    help="comma-separated batch sizes (default: the study's, in its description)")
     p.add_argument("--iterations", type=int, default=None,
                    help="training steps per arm (at the study's reference batch size)")
-    add_common(p, dry_run="the resolved configuration")
+    add_common(p)
 
 
 class _ParseStudy(argparse.Action):
@@ -57,7 +56,7 @@ class _ParseStudy(argparse.Action):
                  values: Any, option_string: str | None = None) -> None:
         name, *rest = values
         try:
-            study = STUDIES.get(name, key="study")
+            study = STUDIES.get(name)
         except (ValueError, TypeError, ImportError) as err:
             parser.error(str(err))
         own = argparse.ArgumentParser(prog=f"{parser.prog} {name}", description=study.help)
@@ -91,8 +90,7 @@ def _print_results(paths: Mapping[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.dry_run:
-        print(json.dumps(dict(args.study.resolve(args)), indent=2))
-        return 0
+        return print_json(dict(args.study.resolve(args)))
     return _print_results(args.study.run(args, progress=show_progress(args)))
 
 

@@ -15,8 +15,6 @@ from ..references.conditions import ClassCondition, TextCondition
 from ..references.directory import References
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig
-from ..references.conditions import ClassCondition, TextCondition
-from ..references.directory import References
 from .general import GeneralTask
 
 

@@ -351,11 +351,12 @@ def train(
         return _run(trainer, config, env, session_nimg)
 
 
-def _open_run(trainer: _Trainer, config: TrainConfig, env: DistEnv) -> bool:
+def _open_run(trainer: _Trainer) -> bool:
     """Resume from the newest checkpoint (whether one was found), save ``config.json`` and open
     the TensorBoard writer."""
+    config = trainer.config
     resumed = trainer.resume()
-    if env.is_main:
+    if trainer.env.is_main:
         atomic_write_json(trainer.run_dir / "config.json", config.to_dict())
         if config.tensorboard:
             try:
@@ -366,15 +367,15 @@ def _open_run(trainer: _Trainer, config: TrainConfig, env: DistEnv) -> bool:
     return resumed
 
 
-def _check_skip(trainer: _Trainer, config: TrainConfig, env: DistEnv, last: dict[str, Any]) -> None:
+def _check_skip(trainer: _Trainer, last: dict[str, Any]) -> None:
     """Warn about and log a skipped non-finite step; stop after ``max_consecutive_skips``."""
     now = trainer.nimg
     where = last.get("where", [])
-    if env.is_main:
+    if trainer.env.is_main:
         warnings.warn(f"non-finite value at nimg={now} ({', '.join(where)}): step skipped", RuntimeWarning)
     trainer.log({"nimg": now, "step": trainer.step, "event": "nonfinite_skip", "loss": last["loss"],
                  "where": where})
-    if trainer.consecutive_skips >= config.max_consecutive_skips:
+    if trainer.consecutive_skips >= trainer.config.max_consecutive_skips:
         # The parameters are those of the last finite step (skips never update them),
         # so the latest checkpoint is a sound place to resume from after a fix.
         raise NonFiniteTrainingError(
@@ -415,23 +416,23 @@ def _log_window(trainer: _Trainer, window: dict[str, Any], last: dict[str, Any])
     })
 
 
-def _score_heldout(trainer: _Trainer, env: DistEnv) -> None:
+def _score_heldout(trainer: _Trainer) -> None:
     """Score the held-out encoders, log them and let the anti-gaming monitor speak."""
     held = trainer.heldout_scores()
     warning = trainer.monitor.update(held, trainer.controller.excess())
     trainer.log({"nimg": trainer.nimg, "step": trainer.step, "heldout_excess": held, "monitor": warning})
-    if warning and env.is_main:
+    if warning and trainer.env.is_main:
         warnings.warn(warning, RuntimeWarning)
 
 
-def _save_samples(trainer: _Trainer, config: TrainConfig) -> None:
-    images, _ = trainer._generate(config.num_samples, config.seed + 104729)
+def _save_samples(trainer: _Trainer) -> None:
+    images, _ = trainer._generate(trainer.config.num_samples, trainer.config.seed + 104729)
     grid = make_grid(images.float(), nrow=max(1, math.ceil(math.sqrt(len(images)))))
     save_png(trainer.run_dir / "samples" / f"samples-{trainer.nimg:012d}.png", grid)
 
 
 def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int | None) -> dict[str, Any]:
-    resumed = _open_run(trainer, config, env)
+    resumed = _open_run(trainer)
     iv = config.intervals
     start_nimg = trainer.nimg
     limit = iv.total_nimg if session_nimg is None else min(iv.total_nimg, start_nimg + session_nimg)
@@ -452,7 +453,7 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
             objective = last.get("objective")
             bar.set_postfix(objective="–" if objective is None else f"{objective:.4g}", status=last["status"])
         if last["status"] == "nonfinite":
-            _check_skip(trainer, config, env, last)
+            _check_skip(trainer, last)
         else:
             window["loss"] += last["loss"]
             window["steps"] += 1
@@ -463,9 +464,9 @@ def _run(trainer: _Trainer, config: TrainConfig, env: DistEnv, session_nimg: int
             _log_window(trainer, window, last)
             window = _new_window(now)
         if trainer.task.heldout_distances and _crossed(before, now, iv.heldout_every_nimg):
-            _score_heldout(trainer, env)
+            _score_heldout(trainer)
         if env.is_main and _crossed(before, now, iv.sample_every_nimg):
-            _save_samples(trainer, config)
+            _save_samples(trainer)
         if _crossed(before, now, iv.checkpoint_every_nimg) or now >= limit:
             state = trainer.state_dict()  # collective under torch.distributed: every rank calls it
             if env.is_main:

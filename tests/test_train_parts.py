@@ -108,6 +108,13 @@ def test_a_flat_config_of_the_previous_format_is_refused_in_one_line():
         TrainConfig.from_dict(old)
     with pytest.raises(ValueError, match="format changed"):
         TrainConfig.from_dict({**old, "task": {"name": "toy"}, "task_options": {}})
+    # Any one field the flat format held beside the loop's marks it (a hand-written file may
+    # hold only a few of them), not an "unknown key" error.
+    section = {"run_dir": "x", "batch_size": 8, "intervals": {"total_nimg": 8}, "task": {"name": "toy"}}
+    for key in ("generator", "generator_kwargs", "noise_shape", "init_checkpoint", "sampler_steps",
+                "references", "train_encoders", "heldout_encoders", "encoder_weights", "joint"):
+        with pytest.raises(ValueError, match="earlier flat format"):
+            TrainConfig.from_dict({**section, key: None})
 
 
 def test_train_without_a_task_object_builds_the_config_task(tmp_path):

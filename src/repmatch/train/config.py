@@ -252,11 +252,18 @@ def _task_from_dict(data: Mapping[str, Any]) -> TaskConfig:
     return _from_plain(cls, fields, f"task ({name})")
 
 
+#: The top-level keys of the earlier flat format that left it: ``task_options``, ``joint`` and
+#: the general task's fields (now :class:`repmatch.train.GeneralTask`'s, in the task section).
+_FLAT_KEYS = (
+    "task_options", "joint", "generator", "generator_kwargs", "noise_shape", "init_checkpoint",
+    "sampler_steps", "references", "train_encoders", "heldout_encoders", "encoder_weights",
+)
+
+
 def _check_format(data: Mapping[str, Any]) -> None:
     """Refuse a config written before the task became a section (``"task"`` a name, with
     ``task_options`` or the general task's fields beside it), in one line."""
-    flat = ("task_options", "generator", "references", "train_encoders", "heldout_encoders", "joint")
-    if isinstance(data.get("task"), str) or any(k in data for k in flat):
+    if isinstance(data.get("task"), str) or any(k in data for k in _FLAT_KEYS):
         raise ValueError(
             "config: this config has the earlier flat format (the task's fields beside the loop's); the "
             "format changed: the task's fields now live in a \"task\" section ({\"name\": ..., ...}, "

@@ -189,6 +189,7 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
 _OPAQUE = ("generator_kwargs", "encoder_weights")
 
 D = TypeVar("D")
+L = TypeVar("L", bound="LoopConfig")
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -329,7 +330,8 @@ class LoopConfig:
         """Build from nested plain data (:meth:`to_dict`); unknown keys are errors."""
         return _from_plain(LoopConfig, data, "loop")
 
-    def replace(self, **changes: Any) -> LoopConfig:
+    def replace(self: L, **changes: Any) -> L:
+        """A copy with ``changes`` (validated again); a :class:`TrainConfig` stays one."""
         return dataclasses.replace(self, **changes)
 
 
@@ -398,6 +400,3 @@ class TrainConfig(LoopConfig):
         _check_format(saved)
         old, new = _flatten(saved), _flatten(self.to_dict())
         return sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k not in RESUMABLE_FIELDS)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)

@@ -94,6 +94,10 @@ class Layout:
     def stages(self) -> Path:
         return self.root / "stages"
 
+    def marker(self, stage: str) -> Path:
+        """``stage``'s marker, written when it finishes: ``{"seconds", "info"}``."""
+        return self.stages / f"{stage}.json"
+
 
 def load_recipe(layout: Layout) -> FmnistRecipe:
     """The recipe the job in ``layout`` saved when it first ran (``OUT/config.json``)."""

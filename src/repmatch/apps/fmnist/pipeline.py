@@ -484,9 +484,9 @@ def write_results_md(recipe: FmnistRecipe, layout: Layout) -> Path:
     results_path = layout.root / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     timings = {
-        s: json.loads((layout.stages / f"{s}.json").read_text())["seconds"]
+        s: json.loads(layout.marker(s).read_text())["seconds"]
         for s in STAGES
-        if (layout.stages / f"{s}.json").exists()
+        if layout.marker(s).exists()
     }
     text = f"# {recipe.name}: SW_r,k (eq. 5), {recipe.eval_samples} samples per set\n\n"
     text += results_table(recipe, results) if results else "(no evaluation yet)\n"
@@ -565,13 +565,13 @@ def run_pipeline(
     for stage in STAGES:
         if stages is not None and stage not in stages:
             continue
-        marker = layout.stages / f"{stage}.json"
+        marker = layout.marker(stage)
         if marker.exists() and stage not in force:
             log(
                 f"[{stage}] done before ({json.loads(marker.read_text())['seconds']:.0f} s), skipped"
             )
             continue
-        missing = [r for r in REQUIRES[stage] if not (layout.stages / f"{r}.json").exists()]
+        missing = [r for r in REQUIRES[stage] if not layout.marker(r).exists()]
         if missing:
             raise ValueError(
                 f"stage {stage!r} needs the output of stage(s) {', '.join(missing)}, not yet run in "

@@ -54,15 +54,15 @@ def seed_dir(out: str | Path, seed: int, recipe: FmnistRecipe) -> Path:
 def _share_stages(base: Layout, layout: Layout, recipe: FmnistRecipe) -> None:
     """Copy the shared stages' outputs and markers of ``base`` into ``layout`` (once: the
     recipe, written last, marks a finished copy)."""
-    if (layout.root / "config.json").exists():
+    if layout.recipe.exists():
         return
     layout.stages.mkdir(parents=True, exist_ok=True)
     for part in (base.encoders, base.teacher, base.features, base.references):
         if part.exists():
             shutil.copytree(part, layout.root / part.name, symlinks=True, dirs_exist_ok=True)
     for stage in SHARED_STAGES:
-        shutil.copy2(base.stages / f"{stage}.json", layout.stages / f"{stage}.json")
-    atomic_write_json(layout.root / "config.json", recipe.to_dict())
+        shutil.copy2(base.marker(stage), layout.marker(stage))
+    atomic_write_json(layout.recipe, recipe.to_dict())
 
 
 def run_seed(
@@ -75,7 +75,7 @@ def run_seed(
 ) -> Path:
     """Rerun the arms of the finished job in ``out`` with ``seed`` in :func:`seed_dir`."""
     base = Layout.of(out)
-    missing = [s for s in SHARED_STAGES if not (base.stages / f"{s}.json").exists()]
+    missing = [s for s in SHARED_STAGES if not base.marker(s).exists()]
     if missing:
         raise ValueError(f"{base.root} has not run stage(s) {', '.join(missing)}: run the job first")
     seeded = recipe.replace(seed=seed)

@@ -46,8 +46,6 @@ __all__ = [
     "run_study",
 ]
 
-STUDIES: tuple[str, ...] = ("spiral", "spiral-batch", "spiral-distances")
-
 #: What ``--quick`` changes in every study's cells: few iterations, in-process, small scorers.
 _QUICK_NEUTRAL: dict[str, Any] = {"neutral_projections": 64, "neutral_features": 256}
 
@@ -129,10 +127,15 @@ def run_study(
         return _write_distances(arms, sizes, scores, meta, src_config, Path(out))
     results = run_spiral_seeds(config, run_seeds, progress=progress)
     meta = {"seeds": list(run_seeds), "iterations": config.iterations, "wall_time_s": results[0].wall_time_s}
-    cfg = config.to_dict()
-    cfg.pop("seed")
     return _write_distances(list(config.arms), list(config.batch_sizes), scores_from_results(results),
-                            meta, {**cfg, "seeds": list(run_seeds)}, Path(out))
+                            meta, _grid_dict(config, run_seeds), Path(out))
+
+
+def _grid_dict(config: SpiralConfig, seeds: Sequence[int]) -> dict[str, Any]:
+    """A grid's configuration as printed and saved: the seeds it runs in place of its ``seed``."""
+    resolved = config.to_dict()
+    resolved.pop("seed")
+    return {**resolved, "seeds": list(seeds)}
 
 
 @dataclass(frozen=True)
@@ -156,12 +159,10 @@ class SpiralStudy:
                 "workers": args.workers}
 
     def resolve(self, args: argparse.Namespace) -> dict[str, Any]:
-        resolved: dict[str, Any] = resolve_config(
-            self.name, quick=args.quick, seeds=args.seeds, **self._overrides(args)).to_dict()
-        if "seed" in resolved:  # a spiral grid: the seeds it runs replace the one seed field
-            resolved.pop("seed")
-            resolved["seeds"] = list(args.seeds or default_seeds(self.name, args.quick))
-        return resolved
+        config = resolve_config(self.name, quick=args.quick, seeds=args.seeds, **self._overrides(args))
+        if isinstance(config, BatchAxisConfig):
+            return config.to_dict()
+        return _grid_dict(config, args.seeds or default_seeds(self.name, args.quick))
 
     def run(self, args: argparse.Namespace, *, progress: bool) -> dict[str, Path]:
         return run_study(self.name, args.out, quick=args.quick, seeds=args.seeds, progress=progress,
@@ -179,6 +180,8 @@ SPIRAL_BATCH = SpiralStudy(
 SPIRAL_DISTANCES = SpiralStudy(
     "spiral-distances", "The spiral distance ranking (paper Table 4): the grid's arms at batch "
     "sizes 32,128 ranked by two neutral distances, SW_r and MMD_r (default: seeds 0,1,2).")
+#: The studies' names (each object's ``name``, as pyproject.toml's entry points register it).
+STUDIES: tuple[str, ...] = tuple(study.name for study in (SPIRAL, SPIRAL_BATCH, SPIRAL_DISTANCES))
 
 
 # ------------------------------------------------------------------------------ spiral-batch

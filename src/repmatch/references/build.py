@@ -63,7 +63,7 @@ def build_references(
         )
     if encoder is None:
         raise ValueError("encoder must name the store's features when pool is a FeatureStore")
-    rows = _store_rows(pool, encoder, _store_labels(pool, labels, condition), condition)
+    rows = _store_rows(pool, encoder, store_labels(pool, labels, condition), condition)
     n = len(pool)
 
     def chunks() -> Iterator[torch.Tensor]:
@@ -95,7 +95,7 @@ def _join_tensor(pool: torch.Tensor, labels: torch.Tensor | None, condition: Con
     return condition.join(pool, labels)
 
 
-def _store_labels(store: FeatureStore, labels: torch.Tensor | None, condition: Condition | None) -> torch.Tensor | None:
+def store_labels(store: FeatureStore, labels: torch.Tensor | None, condition: Condition | None) -> torch.Tensor | None:
     """Each store row's condition: ``labels``, or for class conditioning the store's own."""
     if condition is not None and labels is None:
         if not isinstance(condition, ClassCondition):

@@ -22,7 +22,7 @@ from ..features import FeatureStore
 from ..io import atomic_directory, check_replaceable
 from ..progress import bar
 from ..validate import check_positive
-from .build import build_references, check_scales_tuple
+from .build import build_references, check_scales_tuple, store_labels
 from .conditions import ClassCondition, Condition
 from .directory import References
 from .floors import FloorEstimate, training_floors, warn_floors
@@ -63,6 +63,7 @@ def build_reference_dir(
     check_positive("floor_batch_size", floor_batch_size, integer=True)
     check_replaceable(out, MANIFEST)  # before the work, not after
     store, names, val_store = _open_stores(train, val, encoders)
+    conditions = store_labels(store, conditions, condition)  # class labels default to the store's
     build = functools.partial(
         build_references, store, condition=condition, labels=conditions, num_landmarks=num_landmarks,
         bandwidth_scale=bandwidth_scale, seed=seed, kmeans_iters=kmeans_iters, chunk_rows=chunk_rows,
@@ -74,7 +75,7 @@ def build_reference_dir(
     distances: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     for name in names:
         steps.set_postfix_str(name)
-        built[name], entries[name] = _build_encoder(build, store, name, condition)
+        built[name], entries[name] = _build_encoder(build, store, name)
         distances[name] = reference_distance(built[name], entries[name]["fingerprint"])
         steps.update()
     estimate = None
@@ -90,8 +91,6 @@ def build_reference_dir(
         "num_landmarks": num_landmarks, "bandwidth_scale": list(check_scales_tuple(bandwidth_scale)),
         "seed": seed, "kmeans_iters": kmeans_iters,
     }
-    if isinstance(condition, ClassCondition) and conditions is None:
-        conditions = store.labels
     _write_directory(Path(out), built, entries=entries, condition=condition, labels=conditions,
                      floors=estimate, settings=settings, captions=captions)
     return References.open(out)
@@ -120,13 +119,14 @@ def _open_stores(
 
 
 def _build_encoder(
-    build: BuildFn, store: FeatureStore, name: str, condition: Condition | None
+    build: BuildFn, store: FeatureStore, name: str
 ) -> tuple[tuple[NystromReference, ...], dict[str, Any]]:
-    """``name``'s references and its manifest entry."""
+    """``name``'s references and its manifest entry (the fingerprint is the references' own:
+    the joint space's when they are conditional)."""
     image_fingerprint = store.fingerprints[name]
     refs = build(encoder=name, fingerprint=image_fingerprint)
     entry = {
-        "fingerprint": image_fingerprint if condition is None else condition.fingerprint(image_fingerprint),
+        "fingerprint": refs[0].fingerprint,
         "image_fingerprint": image_fingerprint,
         "scales": len(refs), "bandwidths": [r.bandwidth for r in refs],
         "pool": refs[0].pool_size, "landmarks": refs[0].num_landmarks,

@@ -86,8 +86,8 @@ MODELS = ("teacher_4step", "start_1step", "irdm_post_1step", "irdm_scratch_1step
 Stage = Callable[[FmnistRecipe, Layout, torch.device, bool], dict[str, Any]]
 
 
-def _eval_config(recipe: FmnistRecipe, device: torch.device) -> Any:
-
+def eval_config(recipe: FmnistRecipe, device: torch.device) -> EvalConfig:
+    """The job's evaluation settings (the recipe's projections, seed and set sizes on ``device``)."""
     return EvalConfig(
         num_samples=recipe.eval_samples,
         num_projections=recipe.num_projections,
@@ -158,7 +158,7 @@ def stage_floors(
     recipe: FmnistRecipe, layout: Layout, device: torch.device, progress: bool = False
 ) -> dict[str, Any]:
 
-    config = _eval_config(recipe, device)
+    config = eval_config(recipe, device)
     names = list(recipe.encoders)
     cache = layout.features / "cache"
     kw: dict[str, Any] = {"cache_dir": cache, "progress": progress}
@@ -315,7 +315,7 @@ def _panel_of(
     }
 
 
-def _classifier_of(battery: EncoderBattery) -> ImageEncoder | None:
+def classifier_of(battery: EncoderBattery) -> ImageEncoder | None:
     """The battery's ``fmnist_classifier`` (class agreement needs its head), or ``None``."""
     # cast: nn.ModuleDict types its values as nn.Module; a battery holds ImageEncoders.
     if "fmnist_classifier" in battery.encoders:
@@ -323,7 +323,7 @@ def _classifier_of(battery: EncoderBattery) -> ImageEncoder | None:
     return None
 
 
-def _sample_scores(
+def sample_scores(
     store: FeatureStore,
     classifier: ImageEncoder | None,
     recipe: FmnistRecipe,
@@ -347,7 +347,7 @@ def _sample_scores(
 def _real_scores(
     classifier: ImageEncoder | None, recipe: FmnistRecipe, layout: Layout, draws: RealDraws
 ) -> dict[str, Any]:
-    """The real test images' reference row of :func:`_sample_scores`."""
+    """The real test images' reference row of :func:`sample_scores`."""
     real: dict[str, Any] = {}
     if classifier is not None:
         # The real reference value: the classifier on the floors' test rows (stored features).
@@ -385,8 +385,8 @@ def stage_eval(
     the results with ``throughput`` (images scored per second, rows extracted now)."""
     t0 = time.perf_counter()
     battery = make_battery(recipe, recipe.encoders, layout, device=device)
-    config = _eval_config(recipe, device)
-    classifier = _classifier_of(battery)  # a recipe without it skips class agreement
+    config = eval_config(recipe, device)
+    classifier = classifier_of(battery)  # a recipe without it skips class agreement
     panels = _Panels()
     for name in MODELS:
         _panel_of(name, panels, recipe, layout, battery, config, device, progress)
@@ -397,7 +397,7 @@ def stage_eval(
     )
     results = panels.results
     for name in MODELS:
-        scores = _sample_scores(panels.stores[name], classifier, recipe, draws, n)
+        scores = sample_scores(panels.stores[name], classifier, recipe, draws, n)
         # Beside the SW panel in the model's eval.json, where `repmatch report` shows them.
         eval_json = layout.eval / name / "eval.json"
         atomic_write_json(eval_json, {**json.loads(eval_json.read_text()), **scores})

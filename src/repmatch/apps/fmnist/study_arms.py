@@ -25,6 +25,7 @@ and within-class diversity (:mod:`.scoring`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -40,7 +41,7 @@ from ...validate import check_choice
 from ...compare import distances as distance_registry
 from ...compare import median_bandwidth
 from ...data import open_dataset
-from ...evaluation import EvalConfig, evaluate
+from ...evaluation import evaluate
 from ...features import FeatureStore, extract_features
 from ...generators import FewStepGenerator, write_sample_grid, write_samples_npz
 from ...references import (
@@ -51,7 +52,7 @@ from ...references import (
     save_references,
     training_floors,
 )
-from ...represent import ConditionPool, ImageEncoder, joint_features, one_hot_embedding
+from ...represent import ConditionPool, joint_features, one_hot_embedding
 from ...train import (
     ControllerConfig,
     IntervalConfig,
@@ -73,8 +74,9 @@ from .parts import (
     make_battery,
     resolve_device,
 )
+from .pipeline import classifier_of, eval_config, sample_scores
 from .recipe import FmnistRecipe
-from .scoring import RealDraws, class_agreement, diversity
+from .scoring import RealDraws
 from .teacher import load_teacher
 
 #: Training distances an arm may use: the library's six and drifting with an affinity floor.
@@ -315,11 +317,7 @@ class StudyBase:
         store = extract_features(open_dataset(str(samples)), battery, where / "features",
                                  batch_size=recipe.feature_batch_size, device=self.device,
                                  progress=False)
-        config = EvalConfig(num_samples=recipe.eval_samples, num_projections=recipe.num_projections,
-                            seed=recipe.seed, cross_checks=("mmd",) if mmd else (),
-                            cross_check_samples=recipe.eval_samples,
-                            device=None if self.device.type == "cpu" else str(self.device),
-                            batch_size=recipe.feature_batch_size)
+        config = dataclasses.replace(eval_config(recipe, self.device), cross_checks=("mmd",) if mmd else ())
         out = evaluate(str(store.root), str(layout.train_features), str(layout.test_features),
                        encoders=list(recipe.encoders), out_dir=where, config=config,
                        held_out=list(recipe.heldout_encoders))
@@ -329,13 +327,7 @@ class StudyBase:
         }
         if mmd:
             result["mmd_per_encoder"] = out["mmd"]["per_encoder"]
-        if "fmnist_classifier" in battery.encoders:
-            classifier = cast(ImageEncoder, battery.encoders["fmnist_classifier"])
-            result["class_agreement"] = class_agreement(
-                classifier, store.read("fmnist_classifier"), store.labels)
-        if recipe.diversity_encoder is not None:
-            result["diversity"] = diversity(recipe.diversity_encoder, store, draws,
-                                            num_samples=recipe.eval_samples, seed=recipe.seed)
+        result.update(sample_scores(store, classifier_of(battery), recipe, draws, recipe.eval_samples))
         atomic_write_json(where / "scores.json", result)
         return result
 

@@ -26,7 +26,7 @@ import os
 import sys
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
@@ -128,9 +128,6 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
 
     def load_plugins(self) -> None:
         """Import the library's ``modules`` and read the entry points of :attr:`group`, once:

@@ -190,3 +190,27 @@ def test_every_num_landmarks_default_is_the_one_constant():
     refs_parser = build_parser()._subparsers._group_actions[0].choices["references"]
     (action,) = [a for a in refs_parser._actions if a.dest == "num_landmarks"]
     assert f"default {DEFAULT_NUM_LANDMARKS}," in action.help
+
+
+def test_multiscale_info_records_the_rank_kept_the_sample_and_each_stage():
+    """``info["rank"]`` is the number of ``K_mm`` eigenvalues above ``rcond · λ_max`` (numpy's
+    eigvalsh of the kernel matrix on the stored landmarks as the oracle); ``kmeans_sample`` is
+    the sample size actually drawn; each stage of the build is timed."""
+    import numpy as np
+
+    pool = _mixture(300, 4, 7)
+    rcond = 1e-6
+    refs = NystromReference.build_multiscale(
+        pool, num_landmarks=40, bandwidths=(0.5, 30.0), rcond=rcond, kmeans_sample=200, kmeans_iters=3
+    )
+    ranks = []
+    for ref in refs:
+        lm = ref.landmarks.double().numpy()
+        d2 = ((lm[:, None, :] - lm[None, :, :]) ** 2).sum(-1)
+        evals = np.linalg.eigvalsh(np.exp(-d2 / (2 * ref.bandwidth**2)))
+        ranks.append(int((evals > rcond * evals[-1]).sum()))
+        assert ref.info["rank"] == ranks[-1]
+        assert ref.info["kmeans_sample"] == 200 and ref.info["rcond"] == rcond
+        assert list(ref.info["timings_s"]) == ["sample", "kmeans", "factorize", "embed", "solve"]
+        assert all(t >= 0.0 for t in ref.info["timings_s"].values())
+    assert ranks[1] < ranks[0] == 40  # a wide kernel's K_mm is numerically low-rank

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -115,6 +116,20 @@ def test_a_flat_config_of_the_previous_format_is_refused_in_one_line():
                 "references", "train_encoders", "heldout_encoders", "encoder_weights", "joint"):
         with pytest.raises(ValueError, match="earlier flat format"):
             TrainConfig.from_dict({**section, key: None})
+
+
+def test_resume_compares_an_optional_section_switched_on_or_off():
+    """A section on one side and ``null`` on the other (the toy task's ``joint``) is a change:
+    resuming an unconditional run as a conditional one is refused, not silently accepted."""
+    from repmatch.apps.toy import toy
+
+    plain, joint = toy(run_dir="x"), toy_conditional(run_dir="x")
+    assert joint.changed_fields(plain.to_dict()) == ["task.joint"]
+    assert plain.changed_fields(joint.to_dict()) == ["task.joint"]
+    assert joint.changed_fields(joint.to_dict()) == []
+    assert joint.changed_fields({**joint.to_dict(), "run_dir": "y"}) == []  # resumable
+    other = joint.replace(task=dataclasses.replace(joint.task, joint=dataclasses.replace(joint.task.joint, beta=2.0)))
+    assert other.changed_fields(joint.to_dict()) == ["task.joint.beta"]
 
 
 def test_train_without_a_task_object_builds_the_config_task(tmp_path):

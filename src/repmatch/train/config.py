@@ -192,10 +192,16 @@ D = TypeVar("D")
 L = TypeVar("L", bound="LoopConfig")
 
 
+#: What :func:`_flatten` records at a section's own key, so that a section on one side and a
+#: value (``null``) on the other, an optional dataclass switched on or off, differ.
+_SECTION = object()
+
+
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, Mapping) and key not in _OPAQUE:
+            out[f"{prefix}{key}"] = _SECTION
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value

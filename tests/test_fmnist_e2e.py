@@ -500,6 +500,10 @@ def test_seeds_rerun_the_arms_on_the_shared_stages_and_summarise(run, tmp_path, 
     results = [json.loads((d / "results.json").read_text()) for d in (out, seeded)]
     # Another seed: other arm weights, sample noise and projections, so other ratios.
     assert results[0]["irdm_post_1step"]["per_encoder"] != results[1]["irdm_post_1step"]["per_encoder"]
+    # The job's floors were drawn on its own projections: the seed's evaluation draws its own.
+    evaluated = json.loads((seeded / "eval" / "teacher_4step" / "eval.json").read_text())
+    assert "seed is 0 in the floors file but 1 here" in evaluated["floors"]
+    assert (seeded / "eval" / "teacher_4step" / "floors.json").is_file()
 
     summary = json.loads((out / "seeds.json").read_text())
     assert summary["seeds"] == [0, 1] and set(summary["models"]) == set(MODELS)

@@ -4,7 +4,9 @@
 (:func:`run_seeds`), for every other listed seed ``k``, reruns the arms in ``OUT-seed<k>``: the encoders, teacher,
 features, floors and references of ``OUT`` are shared (copied once), and what changes with the
 seed is the arms' weight init and noise stream, the sample noise and the SW projections. The
-spread over seeds is therefore the spread of the one-step arms given one teacher.
+spread over seeds is therefore the spread of the one-step arms given one teacher. The copied
+floors were drawn on ``OUT``'s projections, so they do not serve another seed: each model's
+evaluation computes its floors on the seed's projections (``OUT-seed<k>/eval/<model>/floors.json``).
 
 Written to ``OUT``: ``seeds.json`` (per model and column the mean, the sample standard
 deviation ``sd = sqrt(Σ (x_i - mean)² / (n - 1))`` and each seed's value) and ``seeds.md``

@@ -81,7 +81,9 @@ def test_docstring_cross_references_resolve() -> None:
     import re
     from pathlib import Path
 
-    role = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):`~?(repmatch(?:\.\w+)*)`")
+    # Everything up to the closing backtick, so a malformed target (``f()``, a typo'd dot) is
+    # reported as stale rather than silently left unscanned.
+    role = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):`~?(repmatch\b[^`]*)`")
     src = Path(repmatch.__file__).parent
     refs = [
         (match.group(1), f"{path.relative_to(src)}:{text.count(chr(10), 0, match.start()) + 1}")

@@ -22,7 +22,6 @@ class InjectedTask:
         raise AssertionError("the tests pass their task to train() themselves")
 
 
-
 class PooledLinear(nn.Module):
     """A fixed random linear map of the 4×4 average-pooled image: ``(N, 3, H, W) -> (N, dim)``."""
 
@@ -42,6 +41,7 @@ def register_linear_encoder(name: str, dim: int, seed: int, *, checkpoint: str =
     spec = EncoderSpec(name=name, source="in-project", checkpoint=checkpoint, dim=dim, input_size=8,
                        mean=(0.0,) * 3, std=(1.0,) * 3, held_out=held_out)
     register_encoder(spec)(lambda spec, *, weights, pretrained: PooledLinear(dim, seed))
+
 
 def brute_mmd_loss(gen: torch.Tensor, ref: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """Eq. 3 with an exact attraction: (1/B²)Σ k(g_i,g_j) − (2/(B n))Σ k(g_i, r_t)."""

@@ -15,7 +15,15 @@ import os
 import time
 from collections.abc import Sequence
 
-__all__ = ["cpu_threads_for_now", "idle_cpus"]
+__all__ = ["cpu_threads_for_now", "idle_cpus", "usable_cpus"]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS has one, else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
 
 
 def idle_cpus(before: Sequence[int], after: Sequence[int], cpus: int) -> float:
@@ -40,7 +48,7 @@ def cpu_threads_for_now(window_s: float = 0.5) -> tuple[int, float | None]:
     """``(threads, idle)``: as many threads as CPUs idle over ``window_s`` seconds (rounded, at
     least 1, at most this process's CPUs) and that idle count; all of this process's CPUs where
     ``/proc/stat`` is missing (``idle`` None)."""
-    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    mine = usable_cpus()
     try:
         before, cpus = _proc_stat()
         time.sleep(window_s)

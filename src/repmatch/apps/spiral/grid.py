@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...threads import usable_cpus
 from ...validate import check_choice, check_positive
 from ...compare import distances
 from ...compare.kernels import median_bandwidth
@@ -78,14 +79,6 @@ ARMS: tuple[str, ...] = (
 #: noise, bank draws), so within a seed the floor is the only difference between the two cells.
 _STREAM_ARM = {"frechet": 0, "sliced_wasserstein": 1, "drifting": 2, "drifting_floor": 2,
                "mmd_rff": 3, "mmd_exact": 4, "mmd_nystrom": 5}
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on: its affinity mask where the OS has one, else all."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity mask
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -99,8 +99,9 @@ def test_paper_panels_match_table5() -> None:
 def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let a test register specs/adapters without leaking them into other tests."""
     _registry.ENCODERS.load_plugins()
-    for reg in (_registry.ENCODERS, _registry._SPEC_BUILDERS, _registry.ADAPTERS, _registry.PANELS):
+    for reg in (_registry.ENCODERS, _registry.ADAPTERS, _registry.PANELS):
         monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+    monkeypatch.setattr(_registry, "_SPEC_BUILDERS", dict(_registry._SPEC_BUILDERS))
 
 
 def test_a_broken_encoder_plugin_breaks_only_its_own_names(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,10 +7,10 @@ store it and refuse features whose fingerprint differs.
 
 How a spec becomes a module:
 
-The specs, the per-spec builders, the adapters and the panels are :class:`repmatch.registry.Registry`
-instances (:data:`ENCODERS`, :data:`ADAPTERS`, :data:`PANELS`); installed packages add encoders
-through the entry-point group :data:`PLUGIN_GROUP` (``repmatch.encoders``), and a package whose
-module fails to import is warned about by name without breaking the other encoders.
+The specs, the adapters and the panels are :class:`repmatch.registry.Registry` instances
+(:data:`ENCODERS`, :data:`ADAPTERS`, :data:`PANELS`); installed packages add encoders through
+the entry-point group :data:`PLUGIN_GROUP` (``repmatch.encoders``), and a package whose module
+fails to import is warned about by name without breaking the other encoders.
 
 * ``register_adapter(source, builder)`` says how to build every spec of one ``source``
   (``"timm"``, ``"onnx"``, ...); adapters import their library lazily.
@@ -63,8 +63,9 @@ ENCODERS: Registry[EncoderSpec] = Registry(
     "encoder", group=PLUGIN_GROUP, check=_check_spec,
     modules=tuple(f"{__package__}.{m}" for m in ("adapters", "paper", "offline")),
 )
-#: Encoder name -> the builder of that one spec (in-project encoders).
-_SPEC_BUILDERS: Registry[Builder] = Registry("encoder builder", group="")
+#: Encoder name -> the builder of that one spec (in-project encoders; filled by
+#: ``@register_encoder``, read by :func:`create` alone).
+_SPEC_BUILDERS: dict[str, Builder] = {}
 #: Spec source (``"timm"``, ``"onnx"``, ...) -> the builder of every spec of that source.
 ADAPTERS: Registry[Builder] = Registry("encoder adapter", group="")
 #: Panel name -> encoder names.
@@ -119,7 +120,7 @@ def register_encoder(
     def decorate(builder: Builder) -> Builder:
         if not callable(builder):
             raise TypeError(f"builder must be callable, got {type(builder).__name__}")
-        _SPEC_BUILDERS.register(spec.name, builder, overwrite=True)
+        _SPEC_BUILDERS[spec.name] = builder
         return builder
 
     return decorate
@@ -212,7 +213,7 @@ def find_weights(spec: EncoderSpec, weights: str | os.PathLike[str] | None) -> P
 
 def _builder_for(spec: EncoderSpec) -> Builder:
     if spec.name in _SPEC_BUILDERS:
-        return _SPEC_BUILDERS.get(spec.name)
+        return _SPEC_BUILDERS[spec.name]
     if spec.source in ADAPTERS:
         return ADAPTERS.get(spec.source)
     hint = _ADAPTER_HINTS.get(spec.source, "")

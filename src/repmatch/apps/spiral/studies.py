@@ -77,8 +77,7 @@ def resolve_config(
             sweep = {"batch_sizes": (8, 32, 128), "reference_batch": 32, "reference_iterations": 20,
                      **sweep}
         cell = with_overrides(base, workers=overrides.get("workers"))
-        default_seeds = (0,) if quick else (0, 1, 2)
-        return BatchAxisConfig(base=cell, seeds=tuple(seeds) if seeds else default_seeds, **sweep)
+        return BatchAxisConfig(base=cell, seeds=tuple(seeds) if seeds else default_seeds(name, quick), **sweep)
     if name == "spiral-distances" and overrides.get("batch_sizes") is None:
         base = replace(base, batch_sizes=(32, 128))
     return with_overrides(base, **overrides)

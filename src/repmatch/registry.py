@@ -27,7 +27,7 @@ import sys
 import types
 import warnings
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -79,26 +79,16 @@ class Registry(Generic[T]):
         #: ``{plugin name: error}`` of the entry points that failed to load.
         self.plugin_errors: dict[str, str] = {}
 
-    @overload
-    def register(self, name: str) -> Callable[[T], T]: ...
-    @overload
-    def register(self, name: str, obj: T, *, overwrite: bool = False) -> T: ...
-
-    def register(self, name: str, obj: Any = None, *, overwrite: bool = False) -> Any:
-        """Bind ``name`` to ``obj`` (or, without ``obj``, a decorator that does). Binding a
-        taken name to an equal object is a no-op; to another object it raises ``ValueError``
-        unless ``overwrite``."""
+    def register(self, name: str, obj: T, *, overwrite: bool = False) -> T:
+        """Bind ``name`` to ``obj`` and return ``obj``. Binding a taken name to an equal object is
+        a no-op; to another object it raises ``ValueError`` unless ``overwrite``."""
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"{self.kind} name must be a non-empty string without ':', got {name!r}")
-
-        def bind(value: T) -> T:
-            old = self._entries.get(name)
-            if old is not None and old is not value and old != value and not overwrite:
-                raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
-            self._entries[name] = value
-            return value
-
-        return bind if obj is None else bind(obj)
+        old = self._entries.get(name)
+        if old is not None and old is not obj and old != obj and not overwrite:
+            raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
+        self._entries[name] = obj
+        return obj
 
     def get(self, name: str, *, key: str | None = None) -> T:
         """The object registered as ``name``, or the one ``"module:attribute"`` names; ``key``

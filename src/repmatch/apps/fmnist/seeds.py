@@ -2,11 +2,10 @@
 
 ``repmatch fmnist --seeds 0,1,2`` runs the job in ``OUT`` with the recipe's own seed, then
 (:func:`run_seeds`), for every other listed seed ``k``, reruns the arms in ``OUT-seed<k>``: the encoders, teacher,
-features, floors and references of ``OUT`` are shared (copied once), and what changes with the
-seed is the arms' weight init and noise stream, the sample noise and the SW projections. The
-spread over seeds is therefore the spread of the one-step arms given one teacher. The copied
-floors were drawn on ``OUT``'s projections, so they do not serve another seed: each model's
-evaluation computes its floors on the seed's projections (``OUT-seed<k>/eval/<model>/floors.json``).
+features and references of ``OUT`` are shared (copied once), and what changes with the seed is
+the arms' weight init and noise stream, the sample noise and the SW projections. The spread over
+seeds is therefore the spread of the one-step arms given one teacher. The real floors depend on
+the projections, so each seed measures its own once (its ``floors`` stage), for all its models.
 
 Written to ``OUT``: ``seeds.json`` (per model and column the mean, the sample standard
 deviation ``sd = sqrt(Σ (x_i - mean)² / (n - 1))`` and each seed's value) and ``seeds.md``
@@ -29,9 +28,9 @@ from .recipe import FmnistRecipe
 
 #: The stages a seed run shares with the job in ``OUT`` (their outputs do not depend on the
 #: arms' seed for this purpose: one teacher, one set of references).
-SHARED_STAGES = ("encoders", "teacher", "features", "floors", "references")
-#: The stages each seed reruns.
-SEED_STAGES = ("post", "scratch", "samples", "eval")
+SHARED_STAGES = ("encoders", "teacher", "features", "references")
+#: The stages each seed reruns (the SW floors are drawn on the seed's projections).
+SEED_STAGES = ("floors", "post", "scratch", "samples", "eval")
 #: The summary's columns: keys of a model's row in ``results.json`` (SW_r,k, held-out mean,
 #: class agreement, diversity).
 COLUMNS = ("mean", "held_out_mean", "class_agreement", "diversity")

@@ -611,27 +611,6 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (1, "")
 
 
-def test_help_is_fast_and_imports_no_torch() -> None:
-    """`repmatch --help` builds every verb's parser without torch: under 0.3 s of CPU time,
-    interpreter start included (the best of three runs, a shared machine's noise aside)."""
-    import resource
-    import subprocess
-
-    def cpu_seconds() -> float:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
-
-    code = "import sys; from repmatch.cli import build_parser; print(build_parser().format_help()); " \
-           "print('torch' in sys.modules)"
-    times = []
-    for _ in range(3):
-        t0 = cpu_seconds()
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-        times.append(cpu_seconds() - t0)
-        assert out.stdout.splitlines()[-1] == "False" and "fmnist-encoders" in out.stdout
-    assert min(times) < 0.3, times
-
-
 def test_nonfinite_training_error_is_a_floating_point_error() -> None:
     from repmatch.train import NonFiniteTrainingError
 
